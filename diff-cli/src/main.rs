@@ -1,0 +1,150 @@
+//! `pgbranchdiff PARENT CHILD`: parses arguments, runs the diff from
+//! `diff-core`, prints the report. Exit codes as diff(1): 0 identical,
+//! 1 differences, 2 trouble.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+use diff_core::{render, ConnConfig, KeyOverride, Options, ReportBuilder, SideName};
+
+mod progress;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// What changed between a PostgreSQL database and a branch of it: rows
+/// inserted, updated and deleted in every table, and schema changes.
+#[derive(Parser, Debug)]
+#[command(name = "pgbranchdiff", version, about, after_help = "Exit status: 0 identical, 1 differences found, 2 trouble.")]
+struct Args {
+    /// Parent database: postgresql:// URL, key=value string or database name.
+    parent: String,
+    /// Child (branch) database, same forms.
+    child: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Only tables matching GLOB (`schema.table` or `table`); repeatable.
+    #[arg(long = "table", short = 't', value_name = "GLOB")]
+    tables: Vec<String>,
+    /// Skip tables matching GLOB; repeatable.
+    #[arg(long = "exclude-table", short = 'T', value_name = "GLOB")]
+    exclude_tables: Vec<String>,
+    /// Only tables in schema NAME; repeatable.
+    #[arg(long = "schema", short = 'n', value_name = "NAME")]
+    schemas: Vec<String>,
+    /// Leave columns out of the comparison (`table.col`, `schema.table.col`, `*.updated_at`); repeatable or comma-separated.
+    #[arg(long = "exclude-columns", value_name = "PATTERN", value_delimiter = ',')]
+    exclude_columns: Vec<String>,
+    /// Row identity for a table: `schema.table=col1,col2`; repeatable.
+    #[arg(long = "key", value_name = "TABLE=COLUMNS")]
+    keys: Vec<String>,
+    /// Changed rows shown per table (text: default 20; json: all unless given).
+    #[arg(long, value_name = "N")]
+    max_rows: Option<usize>,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Connections per side; tables are compared this many at a time.
+    #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Compare the schema only.
+    #[arg(long, conflicts_with = "data_only")]
+    schema_only: bool,
+    /// Compare rows only.
+    #[arg(long)]
+    data_only: bool,
+    /// No progress on stderr.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Colour in text output (`auto`: on a terminal, unless NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(run(args)) {
+        Ok(true) => ExitCode::from(1),
+        Ok(false) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    eprintln!("pgbranchdiff: error: {}", msg.join(": "));
+    ExitCode::from(2)
+}
+
+fn options(args: &Args) -> Result<Options> {
+    let keys = args.keys.iter().map(|k| k.parse::<KeyOverride>()).collect::<Result<Vec<_>, _>>()?;
+    let max_rows = match args.format {
+        Format::Text => None,
+        Format::Json => args.max_rows,
+    };
+    Ok(Options {
+        tables: args.tables.clone(),
+        exclude_tables: args.exclude_tables.clone(),
+        schemas: args.schemas.clone(),
+        exclude_columns: args.exclude_columns.iter().filter(|c| !c.is_empty()).cloned().collect(),
+        keys,
+        jobs: args.jobs as usize,
+        data: !args.schema_only,
+        schema: !args.data_only,
+        // Text shows max_rows per table; keep one more so "N more" stays exact via counts.
+        max_rows_per_table: max_rows.or(if args.format == Format::Text { Some(args.max_rows.unwrap_or(20)) } else { None }),
+    })
+}
+
+/// Returns whether differences were found.
+async fn run(args: Args) -> Result<bool> {
+    let parent = ConnConfig::parse(SideName::Parent, &args.parent)?;
+    let child = ConnConfig::parse(SideName::Child, &args.child)?;
+    let opts = options(&args)?;
+    let mut stream = diff_core::start(&parent, &child, &opts).await?;
+    let mut progress = progress::Progress::new(!args.quiet && std::io::stderr().is_terminal());
+    let mut builder = ReportBuilder::new(opts.max_rows_per_table);
+    while let Some(event) = stream.next().await {
+        let event = event?;
+        progress.observe(&event);
+        builder.push(event);
+    }
+    progress.finish();
+    let report = builder.finish().context("the diff ended without a report")?;
+    let color = match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => args.output.is_none() && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    let rendered = match args.format {
+        Format::Json => render::json(&report),
+        Format::Text => render::text(&report, &render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) }),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = out.write_all(rendered.as_bytes()).and_then(|_| out.flush());
+        }
+    }
+    Ok(report.has_differences())
+}

@@ -1,0 +1,239 @@
+//! A real PostgreSQL cluster for the tests: initdb + pg_ctl from the system's
+//! binaries (or `PGBRANCHDIFF_PG_BIN`) in a temporary directory, a unix socket
+//! and a TLS-enabled loopback port; run as the `postgres` user when we are
+//! root. `PGBRANCHDIFF_TEST_SERVER="host=… port=… user=…"` points the tests at
+//! an existing server instead (a superuser; TLS tests then need it to offer TLS).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+pub struct Cluster {
+    /// `host=… port=… user=…` without dbname.
+    pub base: String,
+    /// Loopback TCP port with TLS, when the harness started the server.
+    pub tls: Option<Tls>,
+    pub version_num: i32,
+    stop: Option<(PathBuf, PathBuf)>,
+}
+
+pub struct Tls {
+    pub port: u16,
+    pub root_cert: PathBuf,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+pub fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        let c = match std::env::var("PGBRANCHDIFF_TEST_SERVER") {
+            Ok(base) if !base.is_empty() => Cluster { base, tls: None, version_num: 0, stop: None },
+            _ => start(),
+        };
+        let mut client = postgres::Client::connect(&format!("{} dbname=postgres", c.base), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("test server not reachable ({}): {e}", c.base));
+        let v: String = client.query_one("SHOW server_version_num", &[]).unwrap().get(0);
+        Cluster { version_num: v.parse().unwrap(), ..c }
+    })
+}
+
+fn bindir() -> PathBuf {
+    if let Ok(d) = std::env::var("PGBRANCHDIFF_PG_BIN") {
+        return PathBuf::from(d);
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let d = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if d.join("initdb").exists() {
+            return d;
+        }
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| rd.flatten().map(|e| e.path().join("bin")).filter(|p| p.join("initdb").exists()).collect())
+        .unwrap_or_default();
+    dirs.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()));
+    dirs.pop().expect("no PostgreSQL server binaries: install postgresql or set PGBRANCHDIFF_PG_BIN")
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a server binary, as `postgres` when we are root.
+fn run_pg(bin: &Path, args: &[&str]) -> Output {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let out = cmd.args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    assert!(out.status.success(), "{} {:?} failed: {}{}", bin.display(), args, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+extern "C" fn stop_at_exit() {
+    if let Some(Cluster { stop: Some((bin, dir)), .. }) = CLUSTER.get() {
+        let _ = Command::new(if is_root() { "runuser" } else { "sh" })
+            .args(if is_root() { vec!["-u", "postgres", "--"] } else { vec!["-c", "exec \"$0\" \"$@\""] })
+            .arg(bin.join("pg_ctl"))
+            .args(["-D", dir.join("data").to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+fn start() -> Cluster {
+    let bin = bindir();
+    // /tmp, not the build directory: the postgres user must reach it, and socket paths are short.
+    let dir = tempfile::Builder::new().prefix("pgbd-test-").tempdir_in("/tmp").unwrap().keep();
+    let chown = |p: &Path| {
+        if is_root() {
+            Command::new("chown").args(["-R", "postgres:postgres"]).arg(p).status().unwrap();
+        }
+    };
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    chown(&dir);
+    let data = dir.join("data");
+    run_pg(&bin.join("initdb"), &["-D", data.to_str().unwrap(), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"]);
+    let tls = make_cert(&dir);
+    chown(&dir);
+    let port = free_port();
+    let sock = dir.to_str().unwrap();
+    let opts = format!(
+        "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off \
+         -c max_connections=200 -c shared_buffers=256MB {}",
+        if tls { format!("-c ssl=on -c ssl_cert_file={sock}/server.crt -c ssl_key_file={sock}/server.key") } else { String::new() }
+    );
+    run_pg(&bin.join("pg_ctl"), &["-D", data.to_str().unwrap(), "-l", dir.join("log").to_str().unwrap(), "-w", "-o", &opts, "start"]);
+    let cluster = Cluster {
+        base: format!("host={sock} port={port} user=postgres"),
+        tls: tls.then(|| Tls { port, root_cert: dir.join("server.crt") }),
+        version_num: 0,
+        stop: Some((bin, dir)),
+    };
+    unsafe { libc::atexit(stop_at_exit) };
+    cluster
+}
+
+/// A self-signed certificate for `localhost`, when the openssl command exists.
+fn make_cert(dir: &Path) -> bool {
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+        .arg("-keyout")
+        .arg(dir.join("server.key"))
+        .arg("-out")
+        .arg(dir.join("server.crt"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        std::fs::set_permissions(dir.join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(dir.join("server.crt"), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    }
+    ok
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A parent database and a TEMPLATE branch of it.
+pub struct Pair {
+    pub parent: String,
+    pub child: String,
+}
+
+pub fn conn(db: &str) -> String {
+    format!("{} dbname={db}", cluster().base)
+}
+
+pub fn connect(db: &str) -> postgres::Client {
+    postgres::Client::connect(&conn(db), postgres::NoTls).unwrap_or_else(|e| panic!("connect {db}: {e}"))
+}
+
+pub fn exec(db: &str, sql: &str) {
+    connect(db).batch_execute(sql).unwrap_or_else(|e| {
+        let msg = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string());
+        panic!("on {db}: {msg}\n{sql}")
+    });
+}
+
+fn fresh_name(tag: &str) -> String {
+    let tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    format!("t_{}_{}_{}", tag.to_lowercase(), std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Builds a parent from `setup`, branches it with `CREATE DATABASE … TEMPLATE`,
+/// then applies `change` to the branch.
+pub fn branch(tag: &str, setup: &str, change: &str) -> Pair {
+    let parent = fresh_name(tag);
+    let child = format!("{parent}_b");
+    exec("postgres", &format!("CREATE DATABASE {parent}"));
+    if !setup.is_empty() {
+        exec(&parent, setup);
+    }
+    // The template must have no other connections: the client above is gone.
+    exec("postgres", &format!("CREATE DATABASE {child} TEMPLATE {parent}"));
+    if !change.is_empty() {
+        exec(&child, change);
+    }
+    Pair { parent, child }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgbranchdiff"));
+    cmd.args(args).env("NO_COLOR", "1");
+    for var in ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSSLMODE", "PGPASSFILE"] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `pgbranchdiff --format json PARENT CHILD extra…`, expecting exit 0 or 1.
+pub fn diff_json(pair: &Pair, extra: &[&str]) -> (i32, serde_json::Value) {
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    let mut args = vec!["--format", "json", "--quiet", p.as_str(), c.as_str()];
+    args.extend_from_slice(extra);
+    let run = cli(&args, &[]);
+    assert!(run.code == 0 || run.code == 1, "exit {}: {}", run.code, run.stderr);
+    (run.code, run.json())
+}
+
+/// The JSON table entry `schema.name`.
+pub fn table<'a>(doc: &'a serde_json::Value, qualified: &str) -> &'a serde_json::Value {
+    doc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["name"].as_str().unwrap()) == qualified)
+        .unwrap_or_else(|| panic!("no table {qualified} in {doc:#}"))
+}
+
+/// (inserted, updated, deleted) of a table.
+pub fn counts(doc: &serde_json::Value, qualified: &str) -> (u64, u64, u64) {
+    let c = &table(doc, qualified)["counts"];
+    (c["inserted"].as_u64().unwrap(), c["updated"].as_u64().unwrap(), c["deleted"].as_u64().unwrap())
+}

@@ -1,0 +1,9 @@
+//! All integration tests, in one test binary (one cluster for all of them).
+
+mod harness;
+
+mod cli;
+mod keys;
+mod library;
+mod shapes;
+mod types;

@@ -1,0 +1,161 @@
+//! Orchestration: open both sides (one snapshot each), read and pair the
+//! catalogs, then diff tables in parallel — `jobs` connections per side, the
+//! largest tables first — and stream events to the caller.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::{pin_mut, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::catalog;
+use crate::conn::ConnConfig;
+use crate::error::{Error, Result};
+use crate::merge::{self, SideLabel};
+use crate::options::Options;
+use crate::plan::{self, TablePlan};
+use crate::report::{Endpoint, Event, Report, ReportBuilder, TableInfo, TableSummary};
+use crate::schema;
+use crate::snapshot::Side;
+
+/// Rows per batch handed from the network to the merge thread: large enough
+/// to amortise channel hand-offs, small enough to keep memory flat.
+const BATCH_ROWS: usize = 2048;
+const BATCH_BYTES: usize = 1 << 20;
+/// Batches in flight per side and table.
+const CHANNEL_DEPTH: usize = 4;
+
+/// A running diff: events arrive in the order they are found. Dropping it
+/// stops the diff.
+pub struct ChangeStream {
+    rx: mpsc::Receiver<Result<Event>>,
+}
+
+impl ChangeStream {
+    /// The next event; `None` once the diff is complete. After an error no more events follow.
+    pub async fn next(&mut self) -> Option<Result<Event>> {
+        self.rx.recv().await
+    }
+}
+
+/// Starts a diff. Connection, catalog and option errors are returned here,
+/// before any event; errors while reading rows arrive through the stream.
+pub async fn start(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> Result<ChangeStream> {
+    let jobs = opts.jobs.max(1);
+    // Both sides connect at once; when both fail, the parent's error is the one reported.
+    let (p, c) = tokio::join!(Side::open(parent, jobs), Side::open(child, jobs));
+    let (p, c) = (p?, c?);
+    let (pcat, ccat) = tokio::try_join!(catalog::read(&p), catalog::read(&c))?;
+    let same_lineage = p.system_identifier.is_some() && p.system_identifier == c.system_identifier;
+    let plan = plan::build(&pcat, &ccat, opts, same_lineage)?;
+    let (tx, rx) = mpsc::channel(1024);
+    let opts = opts.clone();
+    tokio::spawn(async move {
+        let tx2 = tx.clone();
+        if let Err(e) = drive(Arc::new(p), Arc::new(c), plan, opts, tx).await {
+            let _ = tx2.send(Err(e)).await;
+        }
+    });
+    Ok(ChangeStream { rx })
+}
+
+/// Runs a whole diff and returns the report. Rows beyond
+/// `opts.max_rows_per_table` are counted but not kept.
+pub async fn run(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> Result<Report> {
+    let mut stream = start(parent, child, opts).await?;
+    let mut builder = ReportBuilder::new(opts.max_rows_per_table);
+    while let Some(event) = stream.next().await {
+        builder.push(event?);
+    }
+    builder.finish().ok_or(Error::Cancelled)
+}
+
+async fn send(tx: &mpsc::Sender<Result<Event>>, e: Event) -> Result<()> {
+    tx.send(Ok(e)).await.map_err(|_| Error::Cancelled)
+}
+
+async fn drive(p: Arc<Side>, c: Arc<Side>, plan: plan::Plan, opts: Options, tx: mpsc::Sender<Result<Event>>) -> Result<()> {
+    let endpoint = |s: &Side| Endpoint { endpoint: s.endpoint.clone(), server_version: s.server_version };
+    let tables = if opts.data { plan.tables.iter().map(TableInfo::from_plan).collect() } else { vec![] };
+    send(&tx, Event::Started { parent: endpoint(&p), child: endpoint(&c), tables }).await?;
+    if opts.schema {
+        for change in schema::from_unmatched(&plan.unmatched) {
+            send(&tx, Event::Schema(change)).await?;
+        }
+    }
+    if !opts.data {
+        return Ok(());
+    }
+    let mut queue: Vec<TablePlan> = plan.tables;
+    queue.sort_by_key(|t| std::cmp::Reverse(t.bytes));
+    let queue = Arc::new(Mutex::new(VecDeque::from(queue)));
+    let workers = (0..p.connections()).map(|w| {
+        let (p, c, queue, tx) = (p.clone(), c.clone(), queue.clone(), tx.clone());
+        async move {
+            loop {
+                let Some(table) = queue.lock().expect("queue lock").pop_front() else { return Ok(()) };
+                let summary = diff_table(Arc::new(table.clone()), &p, &c, w, tx.clone()).await?;
+                send(&tx, Event::TableDone { table: table.id, summary }).await?;
+            }
+        }
+    });
+    futures_util::future::try_join_all(workers).await?;
+    Ok(())
+}
+
+async fn diff_table(
+    plan: Arc<TablePlan>,
+    p: &Side,
+    c: &Side,
+    conn: usize,
+    tx: mpsc::Sender<Result<Event>>,
+) -> Result<TableSummary> {
+    let (ptx, prx) = mpsc::channel(CHANNEL_DEPTH);
+    let (ctx, crx) = mpsc::channel(CHANNEL_DEPTH);
+    let label = |s: &Side| SideLabel { name: s.name, endpoint: s.endpoint.clone() };
+    let (pl, cl) = (label(p), label(c));
+    let mplan = plan.clone();
+    let merger = tokio::task::spawn_blocking(move || {
+        merge::run(&mplan, (prx, pl), (crx, cl), |e| tx.blocking_send(Ok(e)).map_err(|_| Error::Cancelled))
+    });
+    let context = format!("reading table {}", plan.qualified());
+    tokio::join!(pump(p, conn, &plan.parent_sql, &context, ptx), pump(c, conn, &plan.child_sql, &context, ctx));
+    merger.await.map_err(|e| Error::Options(format!("internal error in the merge of {}: {e}", plan.qualified())))?
+}
+
+/// Streams one COPY into batches. Errors go to the merge, which reports them.
+async fn pump(side: &Side, conn: usize, sql: &str, context: &str, tx: mpsc::Sender<Result<Vec<Bytes>>>) {
+    let stream = match side.client(conn).copy_out(sql).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send(Err(side.query_error(context, &e))).await;
+            return;
+        }
+    };
+    pin_mut!(stream);
+    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut bytes = 0usize;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(msg) => {
+                bytes += msg.len();
+                batch.push(msg);
+                if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
+                    bytes = 0;
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+                    if tx.send(Ok(full)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(side.query_error(context, &e))).await;
+                return;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(Ok(batch)).await;
+    }
+}

@@ -1,0 +1,43 @@
+//! # diff-core
+//!
+//! What changed between a PostgreSQL database and a branch of it: rows
+//! inserted, updated and deleted in every table, and catalog changes, read
+//! from one consistent snapshot per side without writing anything.
+//!
+//! ```no_run
+//! # async fn demo() -> diff_core::Result<()> {
+//! use diff_core::{ConnConfig, Options, SideName};
+//! let parent = ConnConfig::parse(SideName::Parent, "postgresql://app@prod/shop")?;
+//! let child = ConnConfig::parse(SideName::Child, "postgresql://app@branch/shop")?;
+//! let report = diff_core::run(&parent, &child, &Options::default()).await?;
+//! println!("{}", diff_core::render::json(&report));
+//! # Ok(()) }
+//! ```
+//!
+//! Data flows `conn` → `snapshot` → `catalog` → `plan` → (`copy` → `merge`,
+//! per table, in parallel) → `report` events → `render`. See
+//! `docs/architecture.md`.
+
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod conn;
+pub mod copy;
+pub mod engine;
+pub mod error;
+pub mod filter;
+pub mod merge;
+pub mod options;
+pub mod plan;
+pub mod render;
+pub mod report;
+pub mod schema;
+pub mod snapshot;
+pub mod value;
+
+pub use conn::{ConnConfig, SslMode};
+pub use engine::{run, start, ChangeStream};
+pub use error::{Error, Result, SideName};
+pub use options::{KeyOverride, Options};
+pub use report::{Counts, Event, Op, Report, ReportBuilder, RowChange, TableInfo, TableReport};
+pub use value::Value;

@@ -1,0 +1,206 @@
+//! The ordered merge of one table: two streams of rows in key order, one
+//! pass, memory bounded by a few batches. Runs on a blocking thread, never on
+//! the async workers.
+
+use std::cmp::Ordering;
+
+use bytes::Bytes;
+use tokio::sync::mpsc::Receiver;
+
+use crate::copy::{Batch, Decoder};
+use crate::error::{Error, Result, SideName};
+use crate::plan::TablePlan;
+use crate::report::{Counts, Event, Op, RowChange, SideStats, TableSummary};
+use crate::value::{compare_opt, decode, equal_opt, Value};
+
+/// Messages from one side's COPY, in batches, or the error that ended it.
+pub type Feed = Receiver<Result<Vec<Bytes>>>;
+
+/// Identifies the side in protocol errors.
+#[derive(Clone)]
+pub struct SideLabel {
+    /// Parent or child.
+    pub name: SideName,
+    /// `user@host:port/db`.
+    pub endpoint: String,
+}
+
+struct Cursor<'a> {
+    feed: Feed,
+    decoder: Decoder,
+    batch: Batch,
+    pos: usize,
+    stats: SideStats,
+    exhausted: bool,
+    label: SideLabel,
+    plan: &'a TablePlan,
+    /// Key of the last row of the previous batch, to check order across batches.
+    last_key: Option<Vec<Option<Vec<u8>>>>,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(feed: Feed, label: SideLabel, plan: &'a TablePlan) -> Self {
+        let ncols = plan.columns.len().max(1);
+        Cursor {
+            feed,
+            decoder: Decoder::new(ncols),
+            batch: Batch::default(),
+            pos: 0,
+            stats: SideStats::default(),
+            exhausted: false,
+            label,
+            plan,
+            last_key: None,
+        }
+    }
+
+    fn protocol(&self, message: String) -> Error {
+        Error::Protocol {
+            side: self.label.name,
+            endpoint: self.label.endpoint.clone(),
+            table: self.plan.qualified(),
+            message,
+        }
+    }
+
+    /// Makes sure a current row exists; false at the end of the stream.
+    fn ready(&mut self) -> Result<bool> {
+        while self.pos >= self.batch.len() {
+            if self.exhausted {
+                return Ok(false);
+            }
+            if !self.batch.is_empty() {
+                let last = self.batch.len() - 1;
+                self.last_key = Some((0..self.plan.nkey).map(|i| self.batch.field(last, i).map(<[u8]>::to_vec)).collect());
+            }
+            match self.feed.blocking_recv() {
+                Some(Ok(msgs)) => {
+                    self.stats.bytes += msgs.iter().map(|m| m.len() as u64).sum::<u64>();
+                    self.batch = self.decoder.decode(msgs).map_err(|m| self.protocol(m))?;
+                    self.pos = 0;
+                    self.stats.rows += self.batch.len() as u64;
+                    self.check_batch_order()?;
+                }
+                Some(Err(e)) => return Err(e),
+                None if self.decoder.finished => self.exhausted = true,
+                None => return Err(self.protocol("the COPY stream ended before its trailer".into())),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The merge is only correct if the server's order is the one we compare
+    /// with; a violation (an unexpected collation or type) is an error, not a wrong diff.
+    fn check_batch_order(&self) -> Result<()> {
+        let b = &self.batch;
+        if let (Some(last), false) = (&self.last_key, b.is_empty()) {
+            if key_order(self.plan, |i| last[i].as_deref(), |i| b.field(0, i)) == Ordering::Greater {
+                return Err(self.out_of_order());
+            }
+        }
+        for row in 1..b.len() {
+            if key_order(self.plan, |i| b.field(row - 1, i), |i| b.field(row, i)) == Ordering::Greater {
+                return Err(self.out_of_order());
+            }
+        }
+        Ok(())
+    }
+
+    fn out_of_order(&self) -> Error {
+        self.protocol(format!(
+            "rows arrived out of key order ({}); choose another key with --key",
+            self.plan.key_names().join(", ")
+        ))
+    }
+
+    fn field(&self, col: usize) -> Option<&[u8]> {
+        self.batch.field(self.pos, col)
+    }
+
+    fn values(&self) -> Vec<Value> {
+        self.plan.columns.iter().enumerate().map(|(i, c)| decode(c.kind, c.literal, self.field(i))).collect()
+    }
+}
+
+/// Diffs one table. `emit` receives every row change and progress; an error
+/// from it (the consumer went away) stops the merge.
+pub fn run(
+    plan: &TablePlan,
+    parent: (Feed, SideLabel),
+    child: (Feed, SideLabel),
+    mut emit: impl FnMut(Event) -> Result<()>,
+) -> Result<TableSummary> {
+    let started = std::time::Instant::now();
+    let mut p = Cursor::new(parent.0, parent.1, plan);
+    let mut c = Cursor::new(child.0, child.1, plan);
+    let mut counts = Counts::default();
+    let nkey = plan.nkey;
+    let mut compared: u64 = 0;
+    loop {
+        let (hp, hc) = (p.ready()?, c.ready()?);
+        let ord = match (hp, hc) {
+            (false, false) => break,
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            (true, true) => compare_keys(&p, &c),
+        };
+        let change = match ord {
+            Ordering::Less => {
+                let before = p.values();
+                p.pos += 1;
+                Some(RowChange { op: Op::Delete, key: before[..nkey].to_vec(), changed: vec![], before: Some(before), after: None })
+            }
+            Ordering::Greater => {
+                let after = c.values();
+                c.pos += 1;
+                Some(RowChange { op: Op::Insert, key: after[..nkey].to_vec(), changed: vec![], before: None, after: Some(after) })
+            }
+            Ordering::Equal => {
+                let change = changed_columns(&p, &c, nkey).map(|changed| {
+                    let (before, after) = (p.values(), c.values());
+                    RowChange { op: Op::Update, key: after[..nkey].to_vec(), changed, before: Some(before), after: Some(after) }
+                });
+                p.pos += 1;
+                c.pos += 1;
+                change
+            }
+        };
+        if let Some(change) = change {
+            counts.add(change.op);
+            emit(Event::Row { table: plan.id, change })?;
+        }
+        compared += 1;
+        if compared % 65_536 == 0 {
+            emit(Event::Progress { table: plan.id, rows: p.stats.rows })?;
+        }
+    }
+    Ok(TableSummary { counts, parent: p.stats, child: c.stats, millis: started.elapsed().as_millis() as u64 })
+}
+
+#[inline]
+fn compare_keys(p: &Cursor, c: &Cursor) -> Ordering {
+    key_order(p.plan, |i| p.field(i), |i| c.field(i))
+}
+
+#[inline]
+fn key_order<'x>(
+    plan: &TablePlan,
+    a: impl Fn(usize) -> Option<&'x [u8]>,
+    b: impl Fn(usize) -> Option<&'x [u8]>,
+) -> Ordering {
+    for (i, col) in plan.columns[..plan.nkey].iter().enumerate() {
+        match compare_opt(col.kind, a(i), b(i)) {
+            Ordering::Equal => continue,
+            o => return o,
+        }
+    }
+    Ordering::Equal
+}
+
+/// `None` when the rows are equal; else the indexes of the columns that differ.
+#[inline]
+fn changed_columns(p: &Cursor, c: &Cursor, nkey: usize) -> Option<Vec<usize>> {
+    let cols = &p.plan.columns;
+    let first = (nkey..cols.len()).find(|&i| !equal_opt(cols[i].kind, p.field(i), c.field(i)))?;
+    Some((first..cols.len()).filter(|&i| !equal_opt(cols[i].kind, p.field(i), c.field(i))).collect())
+}

@@ -1,0 +1,65 @@
+//! What a caller can ask of a diff.
+
+use crate::error::{Error, Result};
+
+/// `--key 'schema.table=col1,col2'`: a user-chosen row identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOverride {
+    /// Table pattern (`schema.table` or `table`, globs allowed).
+    pub table: String,
+    /// Key columns, in order.
+    pub columns: Vec<String>,
+}
+
+impl std::str::FromStr for KeyOverride {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (table, cols) = s
+            .split_once('=')
+            .ok_or_else(|| Error::Options(format!("--key {s}: expected TABLE=COLUMN[,COLUMN…]")))?;
+        let columns: Vec<String> = cols.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
+        if table.trim().is_empty() || columns.is_empty() {
+            return Err(Error::Options(format!("--key {s}: expected TABLE=COLUMN[,COLUMN…]")));
+        }
+        Ok(KeyOverride { table: table.trim().to_string(), columns })
+    }
+}
+
+/// Options of a diff run. `Default` compares everything.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Only tables matching one of these globs (`schema.table` or `table`).
+    pub tables: Vec<String>,
+    /// Never tables matching these globs.
+    pub exclude_tables: Vec<String>,
+    /// Only these schemas.
+    pub schemas: Vec<String>,
+    /// Columns left out of the comparison (`table.col`, `schema.table.col`, `col`; globs).
+    pub exclude_columns: Vec<String>,
+    /// Key overrides.
+    pub keys: Vec<KeyOverride>,
+    /// Connections per side (tables are diffed this many at a time).
+    pub jobs: usize,
+    /// Compare rows.
+    pub data: bool,
+    /// Compare the schema.
+    pub schema: bool,
+    /// How many changed rows per table a collected [`crate::Report`] keeps (counts stay exact).
+    pub max_rows_per_table: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tables: vec![],
+            exclude_tables: vec![],
+            schemas: vec![],
+            exclude_columns: vec![],
+            keys: vec![],
+            jobs: 2,
+            data: true,
+            schema: true,
+            max_rows_per_table: None,
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! Pairs the two catalogs: which tables are compared, under which key, which
+//! columns (matched by name, or by attnum across a rename), in which common
+//! order, and the COPY query each side runs.
+
+use std::collections::HashSet;
+
+use crate::catalog::{Catalog, Column, Table};
+use crate::error::{Error, Result};
+use crate::filter::{column_matches, table_matches};
+use crate::options::Options;
+use crate::value::{classify, common_kind, Kind};
+
+/// Where a table's row identity comes from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "source", content = "name")]
+pub enum KeySource {
+    /// The primary key.
+    PrimaryKey,
+    /// A unique index over NOT NULL columns (its name).
+    UniqueIndex(String),
+    /// `--key` given by the user.
+    Override,
+    /// No key: every column; rows are a multiset.
+    WholeRow,
+}
+
+/// One compared column.
+#[derive(Debug, Clone)]
+pub struct ColumnPlan {
+    /// Name on the child side (the current name).
+    pub name: String,
+    /// Name on the parent side (differs after a rename).
+    pub parent_name: String,
+    /// How values are compared.
+    pub kind: Kind,
+    /// Selected as text although the type is not character data.
+    pub literal: bool,
+    /// Parent type (`format_type`).
+    pub parent_type: String,
+    /// Child type.
+    pub child_type: String,
+}
+
+/// One table compared on both sides.
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    /// Index in [`Plan::tables`].
+    pub id: usize,
+    /// Schema on the child side.
+    pub schema: String,
+    /// Name on the child side.
+    pub name: String,
+    /// `schema.name` on the parent side (differs after a rename).
+    pub parent_qualified: String,
+    /// Where the key comes from.
+    pub key_source: KeySource,
+    /// Key columns come first in `columns`; this many of them.
+    pub nkey: usize,
+    /// Compared columns in the order both COPY queries produce them.
+    pub columns: Vec<ColumnPlan>,
+    /// COPY statement for the parent.
+    pub parent_sql: String,
+    /// COPY statement for the child.
+    pub child_sql: String,
+    /// Size on disk of the larger side, for scheduling.
+    pub bytes: i64,
+}
+
+impl TablePlan {
+    /// `schema.name` (child side).
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// Key column names.
+    pub fn key_names(&self) -> Vec<String> {
+        self.columns[..self.nkey].iter().map(|c| c.name.clone()).collect()
+    }
+}
+
+/// A pair of tables or columns that exist on one side only, or were renamed.
+/// Fields hold the tables and columns as read from each side's catalog.
+#[allow(missing_docs)]
+#[derive(Debug, Clone)]
+pub enum Unmatched {
+    /// Table only in the parent.
+    TableDropped(Table),
+    /// Table only in the child.
+    TableAdded(Table),
+    /// Same table (same OID), new name.
+    TableRenamed { parent: Table, child: Table },
+    /// Column only in the parent table.
+    ColumnDropped { table: String, column: Column },
+    /// Column only in the child table.
+    ColumnAdded { table: String, column: Column },
+    /// Same column (same attnum), new name.
+    ColumnRenamed { table: String, parent: Column, child: Column },
+    /// Same column, different type.
+    ColumnRetyped { table: String, parent: Column, child: Column },
+}
+
+/// What will be compared.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Tables on both sides, in report order (schema, name).
+    pub tables: Vec<TablePlan>,
+    /// What could not be paired, for the schema report.
+    pub unmatched: Vec<Unmatched>,
+}
+
+/// `"name"` with embedded quotes doubled.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Builds the plan. `same_lineage`: both databases come from one cluster's
+/// copy (same system identifier), so OIDs and attnums identify objects across
+/// a rename.
+pub fn build(parent: &Catalog, child: &Catalog, opts: &Options, same_lineage: bool) -> Result<Plan> {
+    check_filters(parent, child, opts)?;
+    let selected = |t: &Table| selected(opts, t);
+    let mut plan = Plan::default();
+    let mut used_child: HashSet<u32> = HashSet::new();
+    let mut pairs: Vec<(&Table, &Table)> = vec![];
+    let mut unpaired_parent = vec![];
+    for p in &parent.tables {
+        match child.table(&p.schema, &p.name) {
+            Some(c) if !same_lineage || c.oid == p.oid || !child.tables.iter().any(|x| x.oid == p.oid) => {
+                used_child.insert(c.oid);
+                pairs.push((p, c));
+            }
+            _ => unpaired_parent.push(p),
+        }
+    }
+    for p in unpaired_parent {
+        let renamed = same_lineage
+            .then(|| child.tables.iter().find(|c| c.oid == p.oid && !used_child.contains(&c.oid)))
+            .flatten()
+            .filter(|c| c.columns.iter().any(|cc| p.columns.iter().any(|pc| pc.attnum == cc.attnum && pc.type_oid == cc.type_oid)));
+        match renamed {
+            Some(c) => {
+                used_child.insert(c.oid);
+                if selected(p) || selected(c) {
+                    plan.unmatched.push(Unmatched::TableRenamed { parent: p.clone(), child: c.clone() });
+                }
+                pairs.push((p, c));
+            }
+            None if selected(p) => plan.unmatched.push(Unmatched::TableDropped(p.clone())),
+            None => {}
+        }
+    }
+    for c in &child.tables {
+        if !used_child.contains(&c.oid) && selected(c) {
+            plan.unmatched.push(Unmatched::TableAdded(c.clone()));
+        }
+    }
+    pairs.retain(|(p, c)| selected(p) || selected(c));
+    pairs.sort_by(|a, b| (&a.1.schema, &a.1.name).cmp(&(&b.1.schema, &b.1.name)));
+    for (p, c) in pairs {
+        let id = plan.tables.len();
+        let (tp, mut un) = table_plan(id, p, c, opts, same_lineage && p.oid == c.oid)?;
+        plan.unmatched.append(&mut un);
+        plan.tables.push(tp);
+    }
+    Ok(plan)
+}
+
+fn selected(opts: &Options, t: &Table) -> bool {
+    (opts.schemas.is_empty() || opts.schemas.contains(&t.schema))
+        && (opts.tables.is_empty() || opts.tables.iter().any(|g| table_matches(g, &t.schema, &t.name)))
+        && !opts.exclude_tables.iter().any(|g| table_matches(g, &t.schema, &t.name))
+}
+
+/// A filter that selects nothing is almost always a typo: refuse it.
+fn check_filters(parent: &Catalog, child: &Catalog, opts: &Options) -> Result<()> {
+    let all = || parent.tables.iter().chain(child.tables.iter());
+    for s in &opts.schemas {
+        if !all().any(|t| &t.schema == s) {
+            return Err(Error::Options(format!("--schema {s}: no table in schema \"{s}\" on either side")));
+        }
+    }
+    for (flag, globs) in [("--table", &opts.tables), ("--exclude-table", &opts.exclude_tables)] {
+        for g in globs {
+            if !all().any(|t| table_matches(g, &t.schema, &t.name)) {
+                return Err(Error::Options(format!("{flag} {g}: matches no table on either side")));
+            }
+        }
+    }
+    for g in &opts.exclude_columns {
+        let hit = all().any(|t| t.columns.iter().any(|c| column_matches(g, &t.schema, &t.name, &c.name)));
+        if !hit {
+            return Err(Error::Options(format!("--exclude-columns {g}: matches no column on either side")));
+        }
+    }
+    for k in &opts.keys {
+        if !all().any(|t| table_matches(&k.table, &t.schema, &t.name)) {
+            return Err(Error::Options(format!("--key {}: matches no table on either side", k.table)));
+        }
+    }
+    Ok(())
+}
+
+/// Pairs columns: by attnum when the table kept its identity (so renames are
+/// seen), else by name.
+fn pair_columns<'a>(p: &'a Table, c: &'a Table, by_attnum: bool) -> Vec<(&'a Column, &'a Column)> {
+    c.columns
+        .iter()
+        .filter_map(|cc| {
+            let pc = if by_attnum {
+                p.columns.iter().find(|pc| pc.attnum == cc.attnum)
+            } else {
+                p.column(&cc.name)
+            };
+            pc.map(|pc| (pc, cc))
+        })
+        .collect()
+}
+
+fn table_plan(id: usize, p: &Table, c: &Table, opts: &Options, by_attnum: bool) -> Result<(TablePlan, Vec<Unmatched>)> {
+    let qualified = c.qualified();
+    let mut unmatched = vec![];
+    let pairs = pair_columns(p, c, by_attnum);
+    for pc in &p.columns {
+        if !pairs.iter().any(|(x, _)| x.attnum == pc.attnum) {
+            unmatched.push(Unmatched::ColumnDropped { table: qualified.clone(), column: pc.clone() });
+        }
+    }
+    for cc in &c.columns {
+        if !pairs.iter().any(|(_, y)| y.attnum == cc.attnum) {
+            unmatched.push(Unmatched::ColumnAdded { table: qualified.clone(), column: cc.clone() });
+        }
+    }
+    for (pc, cc) in &pairs {
+        if pc.name != cc.name {
+            unmatched.push(Unmatched::ColumnRenamed { table: qualified.clone(), parent: (*pc).clone(), child: (*cc).clone() });
+        }
+        if pc.type_name != cc.type_name {
+            unmatched.push(Unmatched::ColumnRetyped { table: qualified.clone(), parent: (*pc).clone(), child: (*cc).clone() });
+        }
+    }
+    let excluded = |col: &Column| opts.exclude_columns.iter().any(|g| column_matches(g, &c.schema, &c.name, &col.name));
+    let (key_source, key_names) = choose_key(p, c, &pairs, opts)?;
+    let mut columns = vec![];
+    let mut nkey = 0;
+    for name in &key_names {
+        let (pc, cc) = pairs.iter().find(|(_, cc)| &cc.name == name).expect("key column is paired");
+        if excluded(cc) && key_source != KeySource::WholeRow {
+            return Err(Error::Options(format!("--exclude-columns: {qualified}.{name} is part of the key")));
+        }
+        columns.push(column_plan(pc, cc, true));
+        nkey += 1;
+    }
+    for (pc, cc) in &pairs {
+        if !key_names.contains(&cc.name) && !excluded(cc) {
+            columns.push(column_plan(pc, cc, key_source == KeySource::WholeRow));
+        }
+    }
+    if key_source == KeySource::WholeRow {
+        columns.retain(|col| !excluded_name(opts, c, &col.name));
+        nkey = columns.len();
+    }
+    let parent_sql = copy_sql(p, &columns, nkey, true);
+    let child_sql = copy_sql(c, &columns, nkey, false);
+    let plan = TablePlan {
+        id,
+        schema: c.schema.clone(),
+        name: c.name.clone(),
+        parent_qualified: p.qualified(),
+        key_source,
+        nkey,
+        columns,
+        parent_sql,
+        child_sql,
+        bytes: p.bytes.max(c.bytes),
+    };
+    Ok((plan, unmatched))
+}
+
+fn excluded_name(opts: &Options, t: &Table, col: &str) -> bool {
+    opts.exclude_columns.iter().any(|g| column_matches(g, &t.schema, &t.name, col))
+}
+
+fn choose_key(p: &Table, c: &Table, pairs: &[(&Column, &Column)], opts: &Options) -> Result<(KeySource, Vec<String>)> {
+    // Keys are named in child terms; a parent key is translated through the pairing.
+    let to_child = |names: &[String]| -> Option<Vec<String>> {
+        names.iter().map(|n| pairs.iter().find(|(pc, _)| &pc.name == n).map(|(_, cc)| cc.name.clone())).collect()
+    };
+    let in_child = |names: &[String]| -> Option<Vec<String>> {
+        names.iter().all(|n| pairs.iter().any(|(_, cc)| &cc.name == n)).then(|| names.to_vec())
+    };
+    if let Some(k) = opts.keys.iter().rev().find(|k| table_matches(&k.table, &c.schema, &c.name)) {
+        return match in_child(&k.columns) {
+            Some(cols) if !cols.is_empty() => Ok((KeySource::Override, cols)),
+            _ => Err(Error::Options(format!(
+                "--key {}={}: every key column must exist in {} on both sides",
+                k.table,
+                k.columns.join(","),
+                c.qualified()
+            ))),
+        };
+    }
+    if let Some(cols) = p.primary_key.as_deref().and_then(to_child) {
+        return Ok((KeySource::PrimaryKey, cols));
+    }
+    if let Some(cols) = c.primary_key.as_deref().and_then(in_child) {
+        return Ok((KeySource::PrimaryKey, cols));
+    }
+    for (name, cols) in &p.unique_not_null {
+        if let Some(cols) = to_child(cols) {
+            return Ok((KeySource::UniqueIndex(name.clone()), cols));
+        }
+    }
+    for (name, cols) in &c.unique_not_null {
+        if let Some(cols) = in_child(cols) {
+            return Ok((KeySource::UniqueIndex(name.clone()), cols));
+        }
+    }
+    Ok((KeySource::WholeRow, pairs.iter().map(|(_, cc)| cc.name.clone()).collect()))
+}
+
+fn column_plan(pc: &Column, cc: &Column, is_key: bool) -> ColumnPlan {
+    let (pk, ck) = (classify(pc.base_type_oid), classify(cc.base_type_oid));
+    let (mut kind, mut literal) = match (pk, ck) {
+        (Some(a), Some(b)) => match common_kind(a, b) {
+            Some((k, _)) => (k, false),
+            None if matches!((a, b), (Kind::Text | Kind::BpChar, Kind::Text | Kind::BpChar)) => (Kind::Text, false),
+            None => (Kind::Text, true),
+        },
+        _ => (Kind::Text, true),
+    };
+    // Keys must be ordered identically by the server and by us.
+    if is_key && !kind.orderable() {
+        kind = Kind::Text;
+        literal = true;
+    }
+    ColumnPlan {
+        name: cc.name.clone(),
+        parent_name: pc.name.clone(),
+        kind,
+        literal,
+        parent_type: pc.type_name.clone(),
+        child_type: cc.type_name.clone(),
+    }
+}
+
+/// The select expression of a column on one side.
+fn select_expr(col: &ColumnPlan, table_col: &Column) -> String {
+    let ident = quote_ident(&table_col.name);
+    let own = classify(table_col.base_type_oid);
+    let cast = match (col.kind, own) {
+        (_, _) if col.literal => Some("text"),
+        (Kind::Text, Some(Kind::BpChar)) => Some("text"),
+        (Kind::Text, Some(Kind::Jsonb | Kind::Json)) => Some("text"),
+        (k, Some(o)) if k == o => None,
+        (Kind::Int8, _) => Some("int8"),
+        (Kind::Numeric, _) => Some("numeric"),
+        (Kind::Float8, _) => Some("float8"),
+        _ => None,
+    };
+    match cast {
+        Some(t) => format!("{ident}::{t}"),
+        None => ident,
+    }
+}
+
+fn copy_sql(t: &Table, columns: &[ColumnPlan], nkey: usize, parent: bool) -> String {
+    let exprs: Vec<String> = columns
+        .iter()
+        .map(|col| {
+            let name = if parent { &col.parent_name } else { &col.name };
+            let tc = t.column(name).expect("planned column exists");
+            select_expr(col, tc)
+        })
+        .collect();
+    let order: Vec<String> = columns[..nkey]
+        .iter()
+        .zip(&exprs)
+        .map(|(col, e)| if col.kind.needs_c_collation() { format!("({e}) COLLATE \"C\"") } else { e.clone() })
+        .collect();
+    // ONLY: rows of inheritance children belong to those children, which are diffed on their own.
+    let only = if t.kind == 'p' { "" } else { "ONLY " };
+    let mut sql = format!(
+        "COPY (SELECT {} FROM {only}{}.{}",
+        if exprs.is_empty() { "NULL".to_string() } else { exprs.join(", ") },
+        quote_ident(&t.schema),
+        quote_ident(&t.name)
+    );
+    if !order.is_empty() {
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&order.join(", "));
+    }
+    sql.push_str(") TO STDOUT (FORMAT binary)");
+    sql
+}

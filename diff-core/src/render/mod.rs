@@ -1,0 +1,8 @@
+//! Renderers: turn a [`crate::Report`] into text for people or JSON for
+//! programs. They read the model; the model knows nothing of them.
+
+mod json;
+mod text;
+
+pub use json::{json, json_value, value_to_json};
+pub use text::{text, TextOptions};

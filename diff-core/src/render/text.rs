@@ -1,0 +1,329 @@
+//! Text for people: schema changes (dangerous first), a summary table, then
+//! each changed table's rows; updates show only the changed columns, long
+//! values as a compact inline diff.
+
+use std::fmt::Write as _;
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
+use similar::{ChangeTag, TextDiff};
+
+use crate::plan::KeySource;
+use crate::report::{Op, Report, RowChange, TableReport};
+use crate::schema::{ChangeOp, SchemaChange};
+use crate::value::Value;
+
+/// How text is rendered.
+#[derive(Debug, Clone)]
+pub struct TextOptions {
+    /// ANSI colours.
+    pub color: bool,
+    /// Changed rows shown per table (the rest are counted).
+    pub max_rows: usize,
+}
+
+impl Default for TextOptions {
+    fn default() -> Self {
+        TextOptions { color: false, max_rows: 20 }
+    }
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn green(&self, s: &str) -> String {
+        self.wrap("32", s)
+    }
+    fn red(&self, s: &str) -> String {
+        self.wrap("31", s)
+    }
+    fn yellow(&self, s: &str) -> String {
+        self.wrap("33", s)
+    }
+    fn bold(&self, s: &str) -> String {
+        self.wrap("1", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.wrap("2", s)
+    }
+}
+
+/// Renders the report as text.
+pub fn text(r: &Report, opts: &TextOptions) -> String {
+    let paint = Paint(opts.color);
+    let mut out = String::new();
+    let _ = writeln!(out, "parent: {}\nchild:  {}", r.parent.endpoint, r.child.endpoint);
+    if !r.schema_changes.is_empty() {
+        let _ = writeln!(out, "\n{}", paint.bold(&format!("Schema changes ({})", r.schema_changes.len())));
+        for c in &r.schema_changes {
+            out.push_str(&schema_line(c, &paint));
+        }
+    }
+    let changed: Vec<&TableReport> = r.tables.iter().filter(|t| t.summary.counts.any()).collect();
+    if !changed.is_empty() {
+        out.push('\n');
+        out.push_str(&summary_table(&changed, opts.color));
+        out.push('\n');
+        for t in &changed {
+            out.push_str(&table_rows(t, opts, &paint));
+        }
+    }
+    let totals = r.totals();
+    let _ = writeln!(
+        out,
+        "\n{} tables compared, {} with row changes: {} {} {}; {} schema changes{}",
+        r.tables.len(),
+        changed.len(),
+        paint.green(&format!("+{}", totals.inserted)),
+        paint.yellow(&format!("~{}", totals.updated)),
+        paint.red(&format!("-{}", totals.deleted)),
+        r.schema_changes.len(),
+        if r.has_differences() { "" } else { " (identical)" }
+    );
+    out
+}
+
+fn schema_line(c: &SchemaChange, paint: &Paint) -> String {
+    let op = match c.op {
+        ChangeOp::Added => paint.green("added  "),
+        ChangeOp::Dropped => paint.red("dropped"),
+        ChangeOp::Altered => paint.yellow("altered"),
+        ChangeOp::Renamed => paint.yellow("renamed"),
+    };
+    let mut details = vec![];
+    let keys: std::collections::BTreeSet<&String> = c.before.keys().chain(c.after.keys()).collect();
+    for k in keys {
+        match (c.before.get(k), c.after.get(k)) {
+            (Some(b), Some(a)) => details.push(format!("{k} {b} → {a}")),
+            (Some(b), None) => details.push(format!("{k} {b}")),
+            (None, Some(a)) => details.push(format!("{k} {a}")),
+            (None, None) => {}
+        }
+    }
+    let danger: Vec<&str> = c.danger.iter().map(|d| d.label()).collect();
+    let mut line = format!("  {op} {:<8} {}", c.kind, c.object);
+    if !details.is_empty() {
+        let _ = write!(line, "  ({})", details.join(", "));
+    }
+    if !danger.is_empty() {
+        let _ = write!(line, "  {}", paint.red(&format!("[{}]", danger.join(", "))));
+    }
+    if let Some(cause) = &c.cause {
+        let _ = write!(line, "  {}", paint.dim(&format!("because of {cause}")));
+    }
+    line.push('\n');
+    line
+}
+
+fn summary_table(tables: &[&TableReport], color: bool) -> String {
+    let mut t = Table::new();
+    t.load_preset_condensed(color);
+    t.set_content_arrangement(ContentArrangement::Disabled);
+    t.set_header(vec!["table", "key", "inserted", "updated", "deleted"]);
+    for tr in tables {
+        let c = tr.summary.counts;
+        t.add_row(vec![
+            Cell::new(tr.info.qualified()),
+            Cell::new(match tr.info.key_source {
+                KeySource::WholeRow => "(whole row)".to_string(),
+                _ => tr.info.key.join(", "),
+            }),
+            Cell::new(format!("+{}", c.inserted)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("~{}", c.updated)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("-{}", c.deleted)).set_alignment(CellAlignment::Right),
+        ]);
+    }
+    format!("{t}\n")
+}
+
+trait Preset {
+    fn load_preset_condensed(&mut self, color: bool);
+}
+
+impl Preset for Table {
+    fn load_preset_condensed(&mut self, color: bool) {
+        self.load_style(UTF8_FULL_CONDENSED);
+        if !color {
+            self.force_no_tty();
+        }
+    }
+}
+
+fn table_rows(t: &TableReport, opts: &TextOptions, paint: &Paint) -> String {
+    let c = t.summary.counts;
+    let mut out = format!(
+        "\n{}  {} {} {}\n",
+        paint.bold(&t.info.qualified()),
+        paint.green(&format!("+{}", c.inserted)),
+        paint.yellow(&format!("~{}", c.updated)),
+        paint.red(&format!("-{}", c.deleted))
+    );
+    for r in t.rows.iter().take(opts.max_rows) {
+        out.push_str(&row_line(t, r, paint));
+    }
+    let hidden = (t.rows.len().saturating_sub(opts.max_rows)) as u64 + t.omitted;
+    if hidden > 0 {
+        let _ = writeln!(out, "  {}", paint.dim(&format!("… {hidden} more changed rows (--max-rows)")));
+    }
+    out
+}
+
+fn row_line(t: &TableReport, r: &RowChange, paint: &Paint) -> String {
+    let key: Vec<String> = t.info.key.iter().zip(&r.key).map(|(k, v)| format!("{k}={}", show(v, 40))).collect();
+    let key = key.join(" ");
+    let cols = &t.info.columns;
+    let nkey = t.info.key.len();
+    match r.op {
+        Op::Insert | Op::Delete => {
+            let vals = if r.op == Op::Insert { r.after.as_ref() } else { r.before.as_ref() };
+            let rest: Vec<String> = vals
+                .map(|v| cols.iter().zip(v).skip(nkey).map(|(c, v)| format!("{c}={}", show(v, 60))).collect())
+                .unwrap_or_default();
+            let (sign, k) = if r.op == Op::Insert { (paint.green("+"), paint.green(&key)) } else { (paint.red("-"), paint.red(&key)) };
+            if rest.is_empty() {
+                format!("  {sign} {k}\n")
+            } else {
+                format!("  {sign} {k}  {}\n", paint.dim(&rest.join(", ")))
+            }
+        }
+        Op::Update => {
+            let mut s = format!("  {} {}\n", paint.yellow("~"), paint.yellow(&key));
+            let (b, a) = (r.before.as_deref().unwrap_or(&[]), r.after.as_deref().unwrap_or(&[]));
+            for &i in &r.changed {
+                let (old, new) = (b.get(i).unwrap_or(&Value::Null), a.get(i).unwrap_or(&Value::Null));
+                let _ = writeln!(s, "      {}: {}", cols[i], change(old, new, paint));
+            }
+            s
+        }
+    }
+}
+
+/// A value as shown in text: strings quoted, long ones shortened.
+fn show(v: &Value, max: usize) -> String {
+    let Some(text) = v.to_text() else { return "NULL".into() };
+    let quoted = matches!(v, Value::Text(_));
+    let n = text.chars().count();
+    let body = if n > max {
+        let head: String = text.chars().take(max).collect();
+        format!("{head}…({n} chars)")
+    } else {
+        text
+    };
+    if quoted {
+        format!("'{}'", body.replace('\'', "''"))
+    } else {
+        body
+    }
+}
+
+/// Context kept around the changed part of a long value.
+const CONTEXT: usize = 24;
+/// Beyond this, the changed middle is not diffed character by character.
+const INLINE_LIMIT: usize = 4000;
+
+fn change(old: &Value, new: &Value, paint: &Paint) -> String {
+    match (old.to_text(), new.to_text()) {
+        (Some(o), Some(n)) if o.chars().count() + n.chars().count() > 60 => inline_diff(&o, &n, paint),
+        _ => format!("{} → {}", paint.red(&show(old, 80)), paint.green(&show(new, 80))),
+    }
+}
+
+/// Long values: common prefix and suffix are skipped (a one-byte change in a
+/// 5 MB value costs one linear scan), the middle is diffed with `similar`.
+fn inline_diff(old: &str, new: &str, paint: &Paint) -> String {
+    let prefix = common_prefix(old, new);
+    let suffix = common_suffix(&old[prefix..], &new[prefix..]);
+    let (om, nm) = (&old[prefix..old.len() - suffix], &new[prefix..new.len() - suffix]);
+    let mut s = String::new();
+    let head = &old[..prefix];
+    let head_ctx = tail_chars(head, CONTEXT);
+    if head_ctx.len() < head.len() {
+        s.push_str(&paint.dim(&format!("…({} bytes same)…", head.len() - head_ctx.len())));
+    }
+    s.push_str(head_ctx);
+    if om.len() + nm.len() <= INLINE_LIMIT {
+        // Runs of one tag are marked once, not character by character.
+        let mut runs: Vec<(ChangeTag, String)> = vec![];
+        for ch in TextDiff::from_chars(om, nm).iter_all_changes() {
+            match runs.last_mut() {
+                Some((tag, text)) if *tag == ch.tag() => text.push_str(ch.value()),
+                _ => runs.push((ch.tag(), ch.value().to_string())),
+            }
+        }
+        for (tag, v) in runs {
+            match tag {
+                ChangeTag::Equal => s.push_str(&v),
+                ChangeTag::Delete => s.push_str(&mark(paint, &v, true)),
+                ChangeTag::Insert => s.push_str(&mark(paint, &v, false)),
+            }
+        }
+    } else {
+        s.push_str(&mark(paint, &format!("{}…({} bytes)", head_chars(om, 40), om.len()), true));
+        s.push_str(&mark(paint, &format!("{}…({} bytes)", head_chars(nm, 40), nm.len()), false));
+    }
+    let tail = &old[old.len() - suffix..];
+    let tail_ctx = head_chars(tail, CONTEXT);
+    s.push_str(tail_ctx);
+    if tail_ctx.len() < tail.len() {
+        s.push_str(&paint.dim(&format!("…({} bytes same)…", tail.len() - tail_ctx.len())));
+    }
+    s
+}
+
+fn mark(paint: &Paint, v: &str, deleted: bool) -> String {
+    match (paint.0, deleted) {
+        (true, true) => paint.wrap("31;4", v),
+        (true, false) => paint.wrap("32;4", v),
+        (false, true) => format!("[-{v}-]"),
+        (false, false) => format!("{{+{v}+}}"),
+    }
+}
+
+fn common_prefix(a: &str, b: &str) -> usize {
+    let n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    (0..=n).rev().find(|&i| a.is_char_boundary(i) && b.is_char_boundary(i)).unwrap_or(0)
+}
+
+fn common_suffix(a: &str, b: &str) -> usize {
+    let n = a.bytes().rev().zip(b.bytes().rev()).take_while(|(x, y)| x == y).count();
+    (0..=n).rev().find(|&i| a.is_char_boundary(a.len() - i) && b.is_char_boundary(b.len() - i)).unwrap_or(0)
+}
+
+fn head_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn tail_chars(s: &str, n: usize) -> &str {
+    let count = s.chars().count();
+    if count <= n {
+        return s;
+    }
+    match s.char_indices().nth(count - n) {
+        Some((i, _)) => &s[i..],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_byte_in_a_long_value() {
+        let old = "a".repeat(5_000_000) + "X" + &"b".repeat(1000);
+        let new = "a".repeat(5_000_000) + "Y" + &"b".repeat(1000);
+        let s = inline_diff(&old, &new, &Paint(false));
+        assert!(s.len() < 200, "{s}");
+        assert!(s.contains("[-X-]{+Y+}"), "{s}");
+        assert!(s.contains("(4999976 bytes same)"), "{s}");
+    }
+}

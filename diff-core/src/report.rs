@@ -1,0 +1,272 @@
+//! The diff model: events streamed while the diff runs, and the complete
+//! report they add up to. Renderers (`render`) and JSON output structs are
+//! separate from it.
+
+use crate::plan::{KeySource, TablePlan};
+use crate::value::Value;
+
+/// What happened to a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// Only in the child.
+    Insert,
+    /// Same key, other values.
+    Update,
+    /// Only in the parent.
+    Delete,
+}
+
+/// One changed row. Values are in the order of [`TableInfo::columns`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowChange {
+    /// Insert, update or delete.
+    pub op: Op,
+    /// Key values (the first `key.len()` columns).
+    pub key: Vec<Value>,
+    /// Indexes into [`TableInfo::columns`] of columns whose value changed (updates only).
+    pub changed: Vec<usize>,
+    /// The parent's row (updates and deletes).
+    pub before: Option<Vec<Value>>,
+    /// The child's row (inserts and updates).
+    pub after: Option<Vec<Value>>,
+}
+
+/// Row counts of a table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Rows only in the child.
+    pub inserted: u64,
+    /// Rows with the same key and other values.
+    pub updated: u64,
+    /// Rows only in the parent.
+    pub deleted: u64,
+}
+
+impl Counts {
+    /// Whether anything changed.
+    pub fn any(&self) -> bool {
+        self.inserted + self.updated + self.deleted > 0
+    }
+
+    /// Adds one change.
+    pub fn add(&mut self, op: Op) {
+        match op {
+            Op::Insert => self.inserted += 1,
+            Op::Update => self.updated += 1,
+            Op::Delete => self.deleted += 1,
+        }
+    }
+}
+
+/// What was read from one side for one table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SideStats {
+    /// Rows read.
+    pub rows: u64,
+    /// COPY bytes received.
+    pub bytes: u64,
+}
+
+/// Result of one table once it is done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableSummary {
+    /// Exact counts.
+    pub counts: Counts,
+    /// Parent reads.
+    pub parent: SideStats,
+    /// Child reads.
+    pub child: SideStats,
+    /// Wall time for the table.
+    pub millis: u64,
+}
+
+/// A compared table, as announced before its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Index used by [`Event::Row`] and friends.
+    pub id: usize,
+    /// Schema (child side).
+    pub schema: String,
+    /// Name (child side).
+    pub name: String,
+    /// `schema.name` in the parent, when it differs (renamed table).
+    pub parent_name: Option<String>,
+    /// Key column names.
+    pub key: Vec<String>,
+    /// Where the key comes from.
+    pub key_source: KeySource,
+    /// Compared columns (key first), child names.
+    pub columns: Vec<String>,
+}
+
+impl TableInfo {
+    pub(crate) fn from_plan(p: &TablePlan) -> TableInfo {
+        let qualified = p.qualified();
+        TableInfo {
+            id: p.id,
+            schema: p.schema.clone(),
+            name: p.name.clone(),
+            parent_name: (p.parent_qualified != qualified).then(|| p.parent_qualified.clone()),
+            key: p.key_names(),
+            key_source: p.key_source.clone(),
+            columns: p.columns.iter().map(|c| c.name.clone()).collect(),
+        }
+    }
+
+    /// `schema.name`.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// One database of the comparison.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Endpoint {
+    /// `user@host:port/dbname` (no password).
+    pub endpoint: String,
+    /// `server_version_num`.
+    pub server_version: i32,
+}
+
+/// Kind of a schema change.
+pub use crate::schema::{ChangeOp, Danger, SchemaChange};
+
+/// Something the diff found or did, in the order it happened.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// First event: what is compared.
+    Started {
+        /// Parent database.
+        parent: Endpoint,
+        /// Child database.
+        child: Endpoint,
+        /// Tables that will be compared.
+        tables: Vec<TableInfo>,
+    },
+    /// A catalog change.
+    Schema(SchemaChange),
+    /// A changed row.
+    Row {
+        /// Table id.
+        table: usize,
+        /// The change.
+        change: RowChange,
+    },
+    /// Rows compared so far in a table (sent every 65,536 rows).
+    Progress {
+        /// Table id.
+        table: usize,
+        /// Rows read from the parent so far.
+        rows: u64,
+    },
+    /// A table is finished.
+    TableDone {
+        /// Table id.
+        table: usize,
+        /// Counts and statistics.
+        summary: TableSummary,
+    },
+}
+
+/// A table's part of the report.
+#[derive(Debug, Clone)]
+pub struct TableReport {
+    /// What was compared.
+    pub info: TableInfo,
+    /// Counts and read statistics.
+    pub summary: TableSummary,
+    /// Changed rows, in key order (at most `max_rows_per_table`).
+    pub rows: Vec<RowChange>,
+    /// Changed rows counted but not kept.
+    pub omitted: u64,
+}
+
+/// The complete diff.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Parent database.
+    pub parent: Endpoint,
+    /// Child database.
+    pub child: Endpoint,
+    /// Every compared table, changed or not, in (schema, name) order.
+    pub tables: Vec<TableReport>,
+    /// Catalog changes.
+    pub schema_changes: Vec<SchemaChange>,
+    /// Wall time of the whole diff.
+    pub millis: u64,
+}
+
+impl Report {
+    /// Whether the databases differ in any compared way.
+    pub fn has_differences(&self) -> bool {
+        !self.schema_changes.is_empty() || self.tables.iter().any(|t| t.summary.counts.any())
+    }
+
+    /// Sum over tables.
+    pub fn totals(&self) -> Counts {
+        let mut c = Counts::default();
+        for t in &self.tables {
+            c.inserted += t.summary.counts.inserted;
+            c.updated += t.summary.counts.updated;
+            c.deleted += t.summary.counts.deleted;
+        }
+        c
+    }
+}
+
+/// Folds events into a [`Report`].
+pub struct ReportBuilder {
+    report: Option<Report>,
+    max_rows: Option<usize>,
+    started: std::time::Instant,
+}
+
+impl ReportBuilder {
+    /// Keeps at most `max_rows` changed rows per table.
+    pub fn new(max_rows: Option<usize>) -> ReportBuilder {
+        ReportBuilder { report: None, max_rows, started: std::time::Instant::now() }
+    }
+
+    /// Adds one event.
+    pub fn push(&mut self, event: Event) {
+        match event {
+            Event::Started { parent, child, tables } => {
+                let tables = tables
+                    .into_iter()
+                    .map(|info| TableReport { info, summary: TableSummary::default(), rows: vec![], omitted: 0 })
+                    .collect();
+                self.report = Some(Report { parent, child, tables, schema_changes: vec![], millis: 0 });
+            }
+            Event::Schema(change) => {
+                if let Some(r) = &mut self.report {
+                    r.schema_changes.push(change);
+                }
+            }
+            Event::Row { table, change } => {
+                if let Some(t) = self.report.as_mut().and_then(|r| r.tables.get_mut(table)) {
+                    if self.max_rows.is_none_or(|m| t.rows.len() < m) {
+                        t.rows.push(change);
+                    } else {
+                        t.omitted += 1;
+                    }
+                }
+            }
+            Event::Progress { .. } => {}
+            Event::TableDone { table, summary } => {
+                if let Some(t) = self.report.as_mut().and_then(|r| r.tables.get_mut(table)) {
+                    t.summary = summary;
+                }
+            }
+        }
+    }
+
+    /// The report (`None` if no `Started` event was seen).
+    pub fn finish(self) -> Option<Report> {
+        let millis = self.started.elapsed().as_millis() as u64;
+        self.report.map(|mut r| {
+            r.millis = millis;
+            r
+        })
+    }
+}

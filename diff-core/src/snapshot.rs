@@ -1,0 +1,91 @@
+//! One side of the diff: a set of connections that all read the same
+//! REPEATABLE READ, READ ONLY snapshot. The first connection exports its
+//! snapshot and the others import it, so parallel table reads agree with each
+//! other and with the catalog read.
+
+use futures_util::future::try_join_all;
+use tokio_postgres::Client;
+
+use crate::conn::ConnConfig;
+use crate::error::{pg_message, Error, Result, SideName};
+
+/// Session settings pinned on every connection: values read as text (dates,
+/// intervals, floats inside arrays, bytea, money) must print the same on both sides.
+const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+     SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; \
+     SET default_transaction_read_only = on; SET statement_timeout = 0; SET lock_timeout = '10s'";
+
+const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
+/// Connections to one database sharing one snapshot.
+pub struct Side {
+    /// Parent or child.
+    pub name: SideName,
+    /// `user@host:port/dbname`.
+    pub endpoint: String,
+    /// `server_version_num`, e.g. 150018.
+    pub server_version: i32,
+    /// The exported snapshot id (when more than one connection was asked for).
+    pub snapshot_id: Option<String>,
+    /// `pg_control_system().system_identifier`, when readable: equal on both
+    /// sides for databases of one cluster (or its physical copies).
+    pub system_identifier: Option<i64>,
+    clients: Vec<Client>,
+}
+
+impl Side {
+    /// Opens `n` (≥ 1) connections and puts them all in one snapshot.
+    pub async fn open(cfg: &ConnConfig, n: usize) -> Result<Side> {
+        let n = n.max(1);
+        let clients = try_join_all((0..n).map(|_| cfg.connect())).await?;
+        let mut side = Side {
+            name: cfg.side(),
+            endpoint: cfg.endpoint(),
+            server_version: 0,
+            snapshot_id: None,
+            system_identifier: None,
+            clients,
+        };
+        try_join_all(side.clients.iter().map(|c| c.batch_execute(SESSION_SETUP)))
+            .await
+            .map_err(|e| side.query_error("setting up the session", &e))?;
+        let first = &side.clients[0];
+        // Outside the transaction: a permission error here must not abort it.
+        side.system_identifier =
+            first.query_one("SELECT system_identifier FROM pg_control_system()", &[]).await.ok().map(|r| r.get(0));
+        first.batch_execute(BEGIN).await.map_err(|e| side.query_error("starting a read-only transaction", &e))?;
+        let row = first
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(|e| side.query_error("reading the server version", &e))?;
+        side.server_version = row.get(0);
+        if n > 1 {
+            let row = first
+                .query_one("SELECT pg_export_snapshot()", &[])
+                .await
+                .map_err(|e| side.query_error("exporting the snapshot", &e))?;
+            let id: String = row.get(0);
+            let import = format!("{BEGIN}; SET TRANSACTION SNAPSHOT '{}'", id.replace('\'', "''"));
+            try_join_all(side.clients[1..].iter().map(|c| c.batch_execute(&import)))
+                .await
+                .map_err(|e| side.query_error("importing the snapshot", &e))?;
+            side.snapshot_id = Some(id);
+        }
+        Ok(side)
+    }
+
+    /// Connection `i` (modulo the number open).
+    pub fn client(&self, i: usize) -> &Client {
+        &self.clients[i % self.clients.len()]
+    }
+
+    /// Number of connections.
+    pub fn connections(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// A query error on this side, one line.
+    pub fn query_error(&self, context: &str, e: &tokio_postgres::Error) -> Error {
+        Error::Query { side: self.name, endpoint: self.endpoint.clone(), context: context.to_string(), message: pg_message(e) }
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The built-in example: a throwaway local cluster, a parent database built from
+# testdata/shop.sql, a branch made with CREATE DATABASE … TEMPLATE,
+# testdata/migration.sql applied to the branch, the diff printed, and
+# everything removed again. Usage: testdata/demo.sh [pgbranchdiff options…]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+bindir=${PGBRANCHDIFF_PG_BIN:-}
+if [ -z "$bindir" ]; then
+  if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then bindir=$(pg_config --bindir)
+  else bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1); fi
+fi
+[ -x "$bindir/initdb" ] || { echo "demo: no PostgreSQL server binaries found (install postgresql or set PGBRANCHDIFF_PG_BIN)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/pgbranchdiff-demo.XXXXXX)
+chmod 755 "$work"
+as_pg=()
+if [ "$(id -u)" = 0 ]; then chown postgres "$work"; as_pg=(runuser -u postgres --); fi
+cleanup() { "${as_pg[@]}" "$bindir/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+"${as_pg[@]}" "$bindir/initdb" -D "$work/data" -U postgres -A trust --no-sync >/dev/null
+"${as_pg[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/log" -w \
+  -o "-k $work -c listen_addresses='' -c fsync=off -c full_page_writes=off" start >/dev/null
+psql=("${as_pg[@]}" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$work" -U postgres)
+"${psql[@]}" -d postgres -c "CREATE DATABASE shop"
+"${psql[@]}" -d shop -f "$here/shop.sql" >/dev/null
+"${psql[@]}" -d postgres -c "CREATE DATABASE shop_branch TEMPLATE shop"
+"${psql[@]}" -d shop_branch -f "$here/migration.sql" >/dev/null
+
+cargo build --quiet --release -p diff-cli --manifest-path "$root/Cargo.toml"
+set +e
+"$root/target/release/pgbranchdiff" "host=$work user=postgres dbname=shop" "host=$work user=postgres dbname=shop_branch" "$@"
+status=$?
+set -e
+echo "(exit status $status: 0 identical, 1 differences, 2 trouble)"
