@@ -28,7 +28,12 @@ enum Color {
 /// What changed between a PostgreSQL database and a branch of it: rows
 /// inserted, updated and deleted in every table, and schema changes.
 #[derive(Parser, Debug)]
-#[command(name = "pgbranchdiff", version, about, after_help = "Exit status: 0 identical, 1 differences found, 2 trouble.")]
+#[command(
+    name = "pgbranchdiff",
+    version,
+    about,
+    after_help = "Exit status: 0 identical, 1 differences found, 2 trouble."
+)]
 struct Args {
     /// Parent database: postgresql:// URL, key=value string or database name.
     parent: String,
@@ -110,7 +115,11 @@ fn options(args: &Args) -> Result<Options> {
         data: !args.schema_only,
         schema: !args.data_only,
         // Text shows max_rows per table; keep one more so "N more" stays exact via counts.
-        max_rows_per_table: max_rows.or(if args.format == Format::Text { Some(args.max_rows.unwrap_or(20)) } else { None }),
+        max_rows_per_table: max_rows.or(if args.format == Format::Text {
+            Some(args.max_rows.unwrap_or(20))
+        } else {
+            None
+        }),
     })
 }
 
@@ -132,7 +141,11 @@ async fn run(args: Args) -> Result<bool> {
     let color = match args.color {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => args.output.is_none() && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        Color::Auto => {
+            args.output.is_none()
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
     };
     let rendered = match args.format {
         Format::Json => render::json(&report),

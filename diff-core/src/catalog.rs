@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::snapshot::Side;
 use crate::error::Result;
+use crate::snapshot::Side;
 
 /// A user table (regular or partitioned; partitions are read through their root).
 #[derive(Debug, Clone)]

@@ -107,10 +107,8 @@ impl ConnConfig {
             }
         }
         if !self.params.contains_key("host") && !self.params.contains_key("hostaddr") {
-            let sock = ["/var/run/postgresql", "/tmp"]
-                .into_iter()
-                .find(|d| Path::new(d).is_dir())
-                .unwrap_or("localhost");
+            let sock =
+                ["/var/run/postgresql", "/tmp"].into_iter().find(|d| Path::new(d).is_dir()).unwrap_or("localhost");
             self.params.insert("host".into(), sock.into());
         }
         if !self.params.contains_key("user") {
@@ -174,7 +172,11 @@ impl ConnConfig {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => return Err(format!("sslmode \"{other}\" is not one of disable, prefer, require, verify-ca, verify-full")),
+            other => {
+                return Err(format!(
+                    "sslmode \"{other}\" is not one of disable, prefer, require, verify-ca, verify-full"
+                ))
+            }
         })
     }
 
@@ -262,7 +264,8 @@ impl ConnConfig {
         }
         b.danger_accept_invalid_certs(!verify_chain);
         b.danger_accept_invalid_hostnames(mode != SslMode::VerifyFull);
-        let connector = b.build().map_err(|e| Error::ConnString { side: self.side, message: format!("TLS setup failed: {e}") })?;
+        let connector =
+            b.build().map_err(|e| Error::ConnString { side: self.side, message: format!("TLS setup failed: {e}") })?;
         Ok(postgres_native_tls::MakeTlsConnector::new(connector))
     }
 
@@ -482,8 +485,14 @@ mod tests {
 
     #[test]
     fn environment_fills_gaps_only() {
-        let p = parse_with("dbname=shop", &[("PGHOST", "envhost"), ("PGDATABASE", "other"), ("PGUSER", "u"), ("PGPORT", "7")]);
-        assert_eq!((p["host"].as_str(), p["dbname"].as_str(), p["user"].as_str(), p["port"].as_str()), ("envhost", "shop", "u", "7"));
+        let p = parse_with(
+            "dbname=shop",
+            &[("PGHOST", "envhost"), ("PGDATABASE", "other"), ("PGUSER", "u"), ("PGPORT", "7")],
+        );
+        assert_eq!(
+            (p["host"].as_str(), p["dbname"].as_str(), p["user"].as_str(), p["port"].as_str()),
+            ("envhost", "shop", "u", "7")
+        );
     }
 
     #[test]
@@ -491,7 +500,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pgpass-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("pgpass");
-        std::fs::write(&file, "# comment\nother:*:*:*:nope\ndb.example.com:5432:shop:app:pa\\:ss\n*:*:*:app:fallback\n").unwrap();
+        std::fs::write(
+            &file,
+            "# comment\nother:*:*:*:nope\ndb.example.com:5432:shop:app:pa\\:ss\n*:*:*:app:fallback\n",
+        )
+        .unwrap();
         let p = parse_with("postgresql://app@db.example.com/shop", &[("PGPASSFILE", file.to_str().unwrap())]);
         assert_eq!(p["password"], "pa:ss");
         let p = parse_with("postgresql://app@elsewhere/shop", &[("PGPASSFILE", file.to_str().unwrap())]);

@@ -75,7 +75,13 @@ async fn send(tx: &mpsc::Sender<Result<Event>>, e: Event) -> Result<()> {
     tx.send(Ok(e)).await.map_err(|_| Error::Cancelled)
 }
 
-async fn drive(p: Arc<Side>, c: Arc<Side>, plan: plan::Plan, opts: Options, tx: mpsc::Sender<Result<Event>>) -> Result<()> {
+async fn drive(
+    p: Arc<Side>,
+    c: Arc<Side>,
+    plan: plan::Plan,
+    opts: Options,
+    tx: mpsc::Sender<Result<Event>>,
+) -> Result<()> {
     let endpoint = |s: &Side| Endpoint { endpoint: s.endpoint.clone(), server_version: s.server_version };
     let tables = if opts.data { plan.tables.iter().map(TableInfo::from_plan).collect() } else { vec![] };
     send(&tx, Event::Started { parent: endpoint(&p), child: endpoint(&c), tables }).await?;

@@ -71,7 +71,8 @@ impl<'a> Cursor<'a> {
             }
             if !self.batch.is_empty() {
                 let last = self.batch.len() - 1;
-                self.last_key = Some((0..self.plan.nkey).map(|i| self.batch.field(last, i).map(<[u8]>::to_vec)).collect());
+                self.last_key =
+                    Some((0..self.plan.nkey).map(|i| self.batch.field(last, i).map(<[u8]>::to_vec)).collect());
             }
             match self.feed.blocking_recv() {
                 Some(Ok(msgs)) => {
@@ -148,17 +149,35 @@ pub fn run(
             Ordering::Less => {
                 let before = p.values();
                 p.pos += 1;
-                Some(RowChange { op: Op::Delete, key: before[..nkey].to_vec(), changed: vec![], before: Some(before), after: None })
+                Some(RowChange {
+                    op: Op::Delete,
+                    key: before[..nkey].to_vec(),
+                    changed: vec![],
+                    before: Some(before),
+                    after: None,
+                })
             }
             Ordering::Greater => {
                 let after = c.values();
                 c.pos += 1;
-                Some(RowChange { op: Op::Insert, key: after[..nkey].to_vec(), changed: vec![], before: None, after: Some(after) })
+                Some(RowChange {
+                    op: Op::Insert,
+                    key: after[..nkey].to_vec(),
+                    changed: vec![],
+                    before: None,
+                    after: Some(after),
+                })
             }
             Ordering::Equal => {
                 let change = changed_columns(&p, &c, nkey).map(|changed| {
                     let (before, after) = (p.values(), c.values());
-                    RowChange { op: Op::Update, key: after[..nkey].to_vec(), changed, before: Some(before), after: Some(after) }
+                    RowChange {
+                        op: Op::Update,
+                        key: after[..nkey].to_vec(),
+                        changed,
+                        before: Some(before),
+                        after: Some(after),
+                    }
                 });
                 p.pos += 1;
                 c.pos += 1;
@@ -170,7 +189,7 @@ pub fn run(
             emit(Event::Row { table: plan.id, change })?;
         }
         compared += 1;
-        if compared % 65_536 == 0 {
+        if compared.is_multiple_of(65_536) {
             emit(Event::Progress { table: plan.id, rows: p.stats.rows })?;
         }
     }

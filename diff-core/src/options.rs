@@ -14,9 +14,8 @@ pub struct KeyOverride {
 impl std::str::FromStr for KeyOverride {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let (table, cols) = s
-            .split_once('=')
-            .ok_or_else(|| Error::Options(format!("--key {s}: expected TABLE=COLUMN[,COLUMN…]")))?;
+        let (table, cols) =
+            s.split_once('=').ok_or_else(|| Error::Options(format!("--key {s}: expected TABLE=COLUMN[,COLUMN…]")))?;
         let columns: Vec<String> = cols.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
         if table.trim().is_empty() || columns.is_empty() {
             return Err(Error::Options(format!("--key {s}: expected TABLE=COLUMN[,COLUMN…]")));

@@ -136,7 +136,11 @@ pub fn build(parent: &Catalog, child: &Catalog, opts: &Options, same_lineage: bo
         let renamed = same_lineage
             .then(|| child.tables.iter().find(|c| c.oid == p.oid && !used_child.contains(&c.oid)))
             .flatten()
-            .filter(|c| c.columns.iter().any(|cc| p.columns.iter().any(|pc| pc.attnum == cc.attnum && pc.type_oid == cc.type_oid)));
+            .filter(|c| {
+                c.columns
+                    .iter()
+                    .any(|cc| p.columns.iter().any(|pc| pc.attnum == cc.attnum && pc.type_oid == cc.type_oid))
+            });
         match renamed {
             Some(c) => {
                 used_child.insert(c.oid);
@@ -206,11 +210,7 @@ fn pair_columns<'a>(p: &'a Table, c: &'a Table, by_attnum: bool) -> Vec<(&'a Col
     c.columns
         .iter()
         .filter_map(|cc| {
-            let pc = if by_attnum {
-                p.columns.iter().find(|pc| pc.attnum == cc.attnum)
-            } else {
-                p.column(&cc.name)
-            };
+            let pc = if by_attnum { p.columns.iter().find(|pc| pc.attnum == cc.attnum) } else { p.column(&cc.name) };
             pc.map(|pc| (pc, cc))
         })
         .collect()
@@ -232,10 +232,18 @@ fn table_plan(id: usize, p: &Table, c: &Table, opts: &Options, by_attnum: bool) 
     }
     for (pc, cc) in &pairs {
         if pc.name != cc.name {
-            unmatched.push(Unmatched::ColumnRenamed { table: qualified.clone(), parent: (*pc).clone(), child: (*cc).clone() });
+            unmatched.push(Unmatched::ColumnRenamed {
+                table: qualified.clone(),
+                parent: (*pc).clone(),
+                child: (*cc).clone(),
+            });
         }
         if pc.type_name != cc.type_name {
-            unmatched.push(Unmatched::ColumnRetyped { table: qualified.clone(), parent: (*pc).clone(), child: (*cc).clone() });
+            unmatched.push(Unmatched::ColumnRetyped {
+                table: qualified.clone(),
+                parent: (*pc).clone(),
+                child: (*cc).clone(),
+            });
         }
     }
     let excluded = |col: &Column| opts.exclude_columns.iter().any(|g| column_matches(g, &c.schema, &c.name, &col.name));

@@ -64,7 +64,15 @@ pub struct SchemaChange {
 
 impl SchemaChange {
     fn new(kind: &str, op: ChangeOp, object: String) -> SchemaChange {
-        SchemaChange { kind: kind.into(), op, object, before: BTreeMap::new(), after: BTreeMap::new(), danger: vec![], cause: None }
+        SchemaChange {
+            kind: kind.into(),
+            op,
+            object,
+            before: BTreeMap::new(),
+            after: BTreeMap::new(),
+            danger: vec![],
+            cause: None,
+        }
     }
 
     /// Whether any danger label is set.
@@ -74,7 +82,8 @@ impl SchemaChange {
 }
 
 fn column_attrs(c: &Column) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::from([("type".to_string(), c.type_name.clone()), ("not_null".to_string(), c.not_null.to_string())]);
+    let mut m =
+        BTreeMap::from([("type".to_string(), c.type_name.clone()), ("not_null".to_string(), c.not_null.to_string())]);
     if !c.generated.is_empty() {
         m.insert("generated".into(), c.generated.clone());
     }

@@ -86,6 +86,11 @@ impl Side {
 
     /// A query error on this side, one line.
     pub fn query_error(&self, context: &str, e: &tokio_postgres::Error) -> Error {
-        Error::Query { side: self.name, endpoint: self.endpoint.clone(), context: context.to_string(), message: pg_message(e) }
+        Error::Query {
+            side: self.name,
+            endpoint: self.endpoint.clone(),
+            context: context.to_string(),
+            message: pg_message(e),
+        }
     }
 }

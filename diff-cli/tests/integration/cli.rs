@@ -23,7 +23,12 @@ fn shop() -> Pair {
 }
 
 fn names(doc: &serde_json::Value) -> Vec<String> {
-    doc["tables"].as_array().unwrap().iter().map(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["name"].as_str().unwrap())).collect()
+    doc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["name"].as_str().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -39,8 +44,13 @@ fn filters() {
     assert_eq!(names(&doc), ["billing.invoices"]);
     let (_, doc) = diff_json(&pair, &["--table", "users"]);
     assert_eq!(names(&doc), ["public.users"]);
-    assert_eq!(doc["summary"], json!({"tables_compared": 1, "tables_changed": 1, "inserted": 0, "updated": 0, "deleted": 1, "schema_changes": 0}));
-    for args in [["--table", "nope*"], ["--schema", "nope"], ["--exclude-table", "x.y"], ["--exclude-columns", "orders.nope"]] {
+    assert_eq!(
+        doc["summary"],
+        json!({"tables_compared": 1, "tables_changed": 1, "inserted": 0, "updated": 0, "deleted": 1, "schema_changes": 0})
+    );
+    for args in
+        [["--table", "nope*"], ["--schema", "nope"], ["--exclude-table", "x.y"], ["--exclude-columns", "orders.nope"]]
+    {
         let run = cli(&[args[0], args[1], &conn(&pair.parent), &conn(&pair.child)], &[]);
         assert_eq!(run.code, 2, "{args:?}");
         assert!(run.stderr.contains(args[1]) && run.stderr.lines().count() == 1, "{args:?}: {}", run.stderr);
@@ -94,12 +104,20 @@ fn bad_input_is_one_line_and_exit_2() {
     let missing = format!("{} dbname=no_such_db password=hunter2", c.base);
     let run = cli(&["--quiet", &conn("postgres"), &missing], &[]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("child") && run.stderr.contains("no_such_db") && run.stderr.contains(&port), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("child") && run.stderr.contains("no_such_db") && run.stderr.contains(&port),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
     for bad in ["postgresql://h:notaport/db", "sslmode=sometimes dbname=x", "host='unterminated"] {
         let run = cli(&[bad, &conn("postgres")], &[]);
         assert_eq!(run.code, 2, "{bad}");
-        assert!(run.stderr.starts_with("pgbranchdiff: error: invalid connection string for parent"), "{bad}: {}", run.stderr);
+        assert!(
+            run.stderr.starts_with("pgbranchdiff: error: invalid connection string for parent"),
+            "{bad}: {}",
+            run.stderr
+        );
     }
     let run = cli(&["only-one-arg"], &[]);
     assert_eq!(run.code, 2);
@@ -145,7 +163,10 @@ fn tls_modes() {
     assert_eq!(run.code, 1, "verify-full: {}", run.stderr);
     // Without the root certificate the self-signed server cannot be verified.
     let home = tempfile::tempdir().unwrap();
-    let run = cli(&["--quiet", &url(&pair.parent, "verify-full"), &url(&pair.child, "verify-full")], &[("HOME", home.path().to_str().unwrap())]);
+    let run = cli(
+        &["--quiet", &url(&pair.parent, "verify-full"), &url(&pair.child, "verify-full")],
+        &[("HOME", home.path().to_str().unwrap())],
+    );
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("cannot connect to parent"), "{}", run.stderr);
 }

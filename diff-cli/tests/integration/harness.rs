@@ -51,7 +51,9 @@ fn bindir() -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|rd| rd.flatten().map(|e| e.path().join("bin")).filter(|p| p.join("initdb").exists()).collect())
         .unwrap_or_default();
-    dirs.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()));
+    dirs.sort_by_key(|p| {
+        p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok())
+    });
     dirs.pop().expect("no PostgreSQL server binaries: install postgresql or set PGBRANCHDIFF_PG_BIN")
 }
 
@@ -69,7 +71,14 @@ fn run_pg(bin: &Path, args: &[&str]) -> Output {
         Command::new(bin)
     };
     let out = cmd.args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    assert!(out.status.success(), "{} {:?} failed: {}{}", bin.display(), args, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{} {:?} failed: {}{}",
+        bin.display(),
+        args,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -100,7 +109,10 @@ fn start() -> Cluster {
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     chown(&dir);
     let data = dir.join("data");
-    run_pg(&bin.join("initdb"), &["-D", data.to_str().unwrap(), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"]);
+    run_pg(
+        &bin.join("initdb"),
+        &["-D", data.to_str().unwrap(), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"],
+    );
     let tls = make_cert(&dir);
     chown(&dir);
     let port = free_port();
@@ -110,7 +122,10 @@ fn start() -> Cluster {
          -c max_connections=200 -c shared_buffers=256MB {}",
         if tls { format!("-c ssl=on -c ssl_cert_file={sock}/server.crt -c ssl_key_file={sock}/server.key") } else { String::new() }
     );
-    run_pg(&bin.join("pg_ctl"), &["-D", data.to_str().unwrap(), "-l", dir.join("log").to_str().unwrap(), "-w", "-o", &opts, "start"]);
+    run_pg(
+        &bin.join("pg_ctl"),
+        &["-D", data.to_str().unwrap(), "-l", dir.join("log").to_str().unwrap(), "-w", "-o", &opts, "start"],
+    );
     let cluster = Cluster {
         base: format!("host={sock} port={port} user=postgres"),
         tls: tls.then(|| Tls { port, root_cert: dir.join("server.crt") }),
@@ -124,7 +139,19 @@ fn start() -> Cluster {
 /// A self-signed certificate for `localhost`, when the openssl command exists.
 fn make_cert(dir: &Path) -> bool {
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
         .arg("-keyout")
         .arg(dir.join("server.key"))
         .arg("-out")
@@ -191,7 +218,8 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
 }
 

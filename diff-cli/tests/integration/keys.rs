@@ -7,7 +7,12 @@ use serde_json::json;
 use crate::harness::{branch, cli, conn, counts, diff_json, table};
 
 fn ops(doc: &serde_json::Value, t: &str) -> Vec<(String, serde_json::Value)> {
-    table(doc, t)["rows"].as_array().unwrap().iter().map(|r| (r["op"].as_str().unwrap().to_string(), r["key"].clone())).collect()
+    table(doc, t)["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["op"].as_str().unwrap().to_string(), r["key"].clone()))
+        .collect()
 }
 
 #[test]

@@ -12,7 +12,8 @@ fn rt() -> tokio::runtime::Runtime {
 
 #[test]
 fn connections_share_one_snapshot_and_cannot_write() {
-    let pair = branch("snapshot", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);", "");
+    let pair =
+        branch("snapshot", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10);", "");
     rt().block_on(async {
         let cfg = ConnConfig::parse(SideName::Child, &conn(&pair.child)).unwrap();
         let side = Side::open(&cfg, 3).await.unwrap();

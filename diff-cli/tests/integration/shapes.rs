@@ -72,7 +72,8 @@ fn partitioned_table_once() {
          UPDATE ev SET region = 'eu' WHERE id = 5;",
     );
     let (_, doc) = diff_json(&pair, &[]);
-    let names: Vec<String> = doc["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> =
+        doc["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(names, ["ev"]);
     // id 5 moved partitions: its key (id, region) changed, so it is a delete and an insert.
     assert_eq!(counts(&doc, "public.ev"), (2, 2, 2));
@@ -130,7 +131,9 @@ fn empty_one_sided_and_renamed_tables() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["kind"].as_str().unwrap().into(), c["op"].as_str().unwrap().into(), c["object"].as_str().unwrap().into()))
+        .map(|c| {
+            (c["kind"].as_str().unwrap().into(), c["op"].as_str().unwrap().into(), c["object"].as_str().unwrap().into())
+        })
         .collect();
     let has = |k: &str, op: &str, o: &str| changes.contains(&(k.into(), op.into(), o.into()));
     assert!(has("table", "dropped", "public.dropped"), "{changes:?}");

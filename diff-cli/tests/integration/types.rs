@@ -16,7 +16,14 @@ struct Case {
     after_json: Value,
 }
 
-fn case(ty: &'static str, before: &'static str, after: &'static str, same: Option<&'static str>, bj: Value, aj: Value) -> Case {
+fn case(
+    ty: &'static str,
+    before: &'static str,
+    after: &'static str,
+    same: Option<&'static str>,
+    bj: Value,
+    aj: Value,
+) -> Case {
     Case { ty, before, after, same, before_json: bj, after_json: aj }
 }
 
@@ -25,7 +32,14 @@ fn cases() -> Vec<Case> {
         case("boolean", "true", "false", None, json!(true), json!(false)),
         case("smallint", "-32768", "32767", None, json!(-32768), json!(32767)),
         case("integer", "7", "8", None, json!(7), json!(8)),
-        case("bigint", "9007199254740993", "9007199254740991", None, json!("9007199254740993"), json!(9007199254740991i64)),
+        case(
+            "bigint",
+            "9007199254740993",
+            "9007199254740991",
+            None,
+            json!("9007199254740993"),
+            json!(9007199254740991i64),
+        ),
         case("numeric", "1.50", "1.51", Some("1.5000"), json!("1.50"), json!("1.51")),
         case("numeric", "'NaN'", "'Infinity'", Some("'NaN'::numeric"), json!("NaN"), json!("Infinity")),
         case("numeric", "'-Infinity'", "-0.5", None, json!("-Infinity"), json!("-0.5")),
@@ -44,41 +58,111 @@ fn cases() -> Vec<Case> {
         case("date", "'0044-03-15 BC'", "'-infinity'", None, json!("0044-03-15 BC"), json!("-infinity")),
         case("time", "'12:34:56.789'", "'23:59:59.999999'", None, json!("12:34:56.789"), json!("23:59:59.999999")),
         case("timetz", "'12:00+02'", "'12:00+03'", None, json!("12:00:00+02"), json!("12:00:00+03")),
-        case("timestamp", "'2024-01-01 00:00:00'", "'2024-01-01 00:00:00.000001'", None, json!("2024-01-01 00:00:00"), json!("2024-01-01 00:00:00.000001")),
-        case("timestamptz", "'2024-06-01 12:00:00+00'", "'infinity'", Some("'2024-06-01 14:00:00+02'"), json!("2024-06-01 12:00:00+00"), json!("infinity")),
+        case(
+            "timestamp",
+            "'2024-01-01 00:00:00'",
+            "'2024-01-01 00:00:00.000001'",
+            None,
+            json!("2024-01-01 00:00:00"),
+            json!("2024-01-01 00:00:00.000001"),
+        ),
+        case(
+            "timestamptz",
+            "'2024-06-01 12:00:00+00'",
+            "'infinity'",
+            Some("'2024-06-01 14:00:00+02'"),
+            json!("2024-06-01 12:00:00+00"),
+            json!("infinity"),
+        ),
         case("interval", "'1 day'", "'25 hours'", None, json!("1 day"), json!("25:00:00")),
-        case("uuid", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'", None, json!("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), json!("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12")),
-        case("json", "'{\"b\":1, \"a\":2}'", "'{\"a\":2, \"b\":1}'", None, json!({"b": 1, "a": 2}), json!({"a": 2, "b": 1})),
-        case("jsonb", "'{\"a\": 2.0, \"b\": [1, \"x\"]}'", "'{\"a\": 2.5, \"b\": [1, \"x\"]}'", Some("'{\"b\": [1, \"x\"], \"a\": 2.00}'"), json!({"a": 2.0, "b": [1, "x"]}), json!({"a": 2.5, "b": [1, "x"]})),
+        case(
+            "uuid",
+            "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'",
+            "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'",
+            None,
+            json!("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+            json!("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12"),
+        ),
+        case(
+            "json",
+            "'{\"b\":1, \"a\":2}'",
+            "'{\"a\":2, \"b\":1}'",
+            None,
+            json!({"b": 1, "a": 2}),
+            json!({"a": 2, "b": 1}),
+        ),
+        case(
+            "jsonb",
+            "'{\"a\": 2.0, \"b\": [1, \"x\"]}'",
+            "'{\"a\": 2.5, \"b\": [1, \"x\"]}'",
+            Some("'{\"b\": [1, \"x\"], \"a\": 2.00}'"),
+            json!({"a": 2.0, "b": [1, "x"]}),
+            json!({"a": 2.5, "b": [1, "x"]}),
+        ),
         case("xml", "'<a>1</a>'", "'<a>2</a>'", None, json!("<a>1</a>"), json!("<a>2</a>")),
         case("inet", "'10.0.0.1/8'", "'10.0.0.2/8'", None, json!("10.0.0.1/8"), json!("10.0.0.2/8")),
         case("cidr", "'10.0.0.0/8'", "'10.0.0.0/16'", None, json!("10.0.0.0/8"), json!("10.0.0.0/16")),
-        case("macaddr", "'08:00:2b:01:02:03'", "'08:00:2b:01:02:04'", None, json!("08:00:2b:01:02:03"), json!("08:00:2b:01:02:04")),
+        case(
+            "macaddr",
+            "'08:00:2b:01:02:03'",
+            "'08:00:2b:01:02:04'",
+            None,
+            json!("08:00:2b:01:02:03"),
+            json!("08:00:2b:01:02:04"),
+        ),
         case("bit(4)", "B'1010'", "B'1011'", None, json!("1010"), json!("1011")),
         case("varbit", "B'1'", "B'10'", None, json!("1"), json!("10")),
         case("int[]", "'{{1,2},{3,NULL}}'", "'{{1,2},{3,4}}'", None, json!("{{1,2},{3,NULL}}"), json!("{{1,2},{3,4}}")),
         case("int[]", "'[0:1]={1,2}'", "'{1,2}'", None, json!("[0:1]={1,2}"), json!("{1,2}")),
         case("text[]", "ARRAY['a b', NULL]", "ARRAY['a b', 'c']", None, json!("{\"a b\",NULL}"), json!("{\"a b\",c}")),
         case("int4range", "'[1,5)'", "'[1,6)'", Some("'[1,4]'"), json!("[1,5)"), json!("[1,6)")),
-        case("tstzrange", "'[2024-01-01 00:00+00,2024-01-02 00:00+00)'", "'empty'", None, json!("[\"2024-01-01 00:00:00+00\",\"2024-01-02 00:00:00+00\")"), json!("empty")),
+        case(
+            "tstzrange",
+            "'[2024-01-01 00:00+00,2024-01-02 00:00+00)'",
+            "'empty'",
+            None,
+            json!("[\"2024-01-01 00:00:00+00\",\"2024-01-02 00:00:00+00\")"),
+            json!("empty"),
+        ),
         case("point", "'(1,2)'", "'(1,3)'", None, json!("(1,2)"), json!("(1,3)")),
         case("line", "'{1,2,3}'", "'{1,2,4}'", None, json!("{1,2,3}"), json!("{1,2,4}")),
         case("lseg", "'[(0,0),(1,1)]'", "'[(0,0),(1,2)]'", None, json!("[(0,0),(1,1)]"), json!("[(0,0),(1,2)]")),
         case("box", "'(1,1),(0,0)'", "'(2,2),(0,0)'", None, json!("(1,1),(0,0)"), json!("(2,2),(0,0)")),
         case("path", "'[(0,0),(1,1)]'", "'((0,0),(1,1))'", None, json!("[(0,0),(1,1)]"), json!("((0,0),(1,1))")),
-        case("polygon", "'((0,0),(1,1),(1,0))'", "'((0,0),(2,2),(1,0))'", None, json!("((0,0),(1,1),(1,0))"), json!("((0,0),(2,2),(1,0))")),
+        case(
+            "polygon",
+            "'((0,0),(1,1),(1,0))'",
+            "'((0,0),(2,2),(1,0))'",
+            None,
+            json!("((0,0),(1,1),(1,0))"),
+            json!("((0,0),(2,2),(1,0))"),
+        ),
         case("circle", "'<(0,0),1>'", "'<(0,0),2>'", None, json!("<(0,0),1>"), json!("<(0,0),2>")),
         case("tsvector", "'a fat cat'", "'a fat rat'", None, json!("'a' 'cat' 'fat'"), json!("'a' 'fat' 'rat'")),
         case("tsquery", "'fat & rat'", "'fat | rat'", None, json!("'fat' & 'rat'"), json!("'fat' | 'rat'")),
         case("oid", "4000000000", "12", None, json!(4000000000u64), json!(12)),
         case("pg_lsn", "'16/B374D848'", "'16/B374D849'", None, json!("16/B374D848"), json!("16/B374D849")),
-        case("aclitem", "'postgres=r/postgres'", "'postgres=rw/postgres'", None, json!("postgres=r/postgres"), json!("postgres=rw/postgres")),
+        case(
+            "aclitem",
+            "'postgres=r/postgres'",
+            "'postgres=rw/postgres'",
+            None,
+            json!("postgres=r/postgres"),
+            json!("postgres=rw/postgres"),
+        ),
         case("mood", "'sad'", "'happy'", None, json!("sad"), json!("happy")),
         case("mood[]", "'{sad,ok}'", "'{sad,happy}'", None, json!("{sad,ok}"), json!("{sad,happy}")),
         case("posint", "5", "6", None, json!(5), json!(6)),
         case("email", "'a@x'", "'b@x'", None, json!("a@x"), json!("b@x")),
         case("pair", "ROW(1, 'x')", "ROW(1, 'y')", None, json!("(1,x)"), json!("(1,y)")),
-        case("pair[]", "ARRAY[ROW(1, 'x')::pair]", "ARRAY[ROW(2, 'x')::pair]", None, json!("{\"(1,x)\"}"), json!("{\"(2,x)\"}")),
+        case(
+            "pair[]",
+            "ARRAY[ROW(1, 'x')::pair]",
+            "ARRAY[ROW(2, 'x')::pair]",
+            None,
+            json!("{\"(1,x)\"}"),
+            json!("{\"(2,x)\"}"),
+        ),
         case("numrange", "'[1.0,2.0)'", "'[1.0,2.5)'", None, json!("[1.0,2.0)"), json!("[1.0,2.5)")),
     ]
 }
@@ -157,6 +241,7 @@ fn changed_column_types_compare_by_value() {
     assert_eq!(row["before"]["amount"], json!("2.4690"));
     assert_eq!(row["after"]["amount"], json!("2.47"));
     assert_eq!(row["after"]["code"], json!("a rather l"));
-    let altered: Vec<&str> = doc["schema_changes"].as_array().unwrap().iter().map(|c| c["object"].as_str().unwrap()).collect();
+    let altered: Vec<&str> =
+        doc["schema_changes"].as_array().unwrap().iter().map(|c| c["object"].as_str().unwrap()).collect();
     assert_eq!(altered, ["public.p.amount", "public.p.c", "public.p.code", "public.p.f", "public.p.qty"]);
 }

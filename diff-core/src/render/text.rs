@@ -185,7 +185,11 @@ fn row_line(t: &TableReport, r: &RowChange, paint: &Paint) -> String {
             let rest: Vec<String> = vals
                 .map(|v| cols.iter().zip(v).skip(nkey).map(|(c, v)| format!("{c}={}", show(v, 60))).collect())
                 .unwrap_or_default();
-            let (sign, k) = if r.op == Op::Insert { (paint.green("+"), paint.green(&key)) } else { (paint.red("-"), paint.red(&key)) };
+            let (sign, k) = if r.op == Op::Insert {
+                (paint.green("+"), paint.green(&key))
+            } else {
+                (paint.red("-"), paint.red(&key))
+            };
             if rest.is_empty() {
                 format!("  {sign} {k}\n")
             } else {
