@@ -5,5 +5,6 @@ mod harness;
 mod cli;
 mod keys;
 mod library;
+mod schema_doc;
 mod shapes;
 mod types;
