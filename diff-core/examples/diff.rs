@@ -25,7 +25,13 @@ async fn main() -> diff_core::Result<()> {
             Event::Started { tables: t, .. } => tables = t,
             Event::Schema(change) => println!("schema: {:?} {} {}", change.op, change.kind, change.object),
             Event::Row { table, change } => {
-                println!("{}: {:?} key={:?} changed={:?}", tables[table].qualified(), change.op, change.key, change.changed);
+                println!(
+                    "{}: {:?} key={:?} changed={:?}",
+                    tables[table].qualified(),
+                    change.op,
+                    change.key,
+                    change.changed
+                );
                 shown += 1;
                 if shown == 10 {
                     println!("(stopping early)");

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::error::{pg_message, Error, Result, SideName};
@@ -31,6 +32,8 @@ pub enum SslMode {
 pub struct ConnConfig {
     params: BTreeMap<String, String>,
     side: SideName,
+    /// Built once per side: loading root certificates costs tens of milliseconds.
+    tls: Arc<OnceLock<postgres_native_tls::MakeTlsConnector>>,
 }
 
 impl std::fmt::Debug for ConnConfig {
@@ -80,7 +83,7 @@ impl ConnConfig {
                 return Err(bad(format!("unknown parameter \"{key}\"")));
             }
         }
-        let mut cfg = ConnConfig { params: std::mem::take(&mut params), side };
+        let mut cfg = ConnConfig { params: std::mem::take(&mut params), side, tls: Arc::default() };
         cfg.fill_from_env(|k| std::env::var(k).ok());
         cfg.validate().map_err(bad)?;
         Ok(cfg)
@@ -271,16 +274,29 @@ impl ConnConfig {
 
     /// Opens one connection; its driver task runs on the current tokio runtime.
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
-        let tls = self.tls()?;
-        let (client, connection) = self.to_pg().connect(tls).await.map_err(|e| Error::Connect {
+        let fail = |e: tokio_postgres::Error| Error::Connect {
             side: self.side,
             endpoint: self.endpoint(),
             message: self.redact(&pg_message(&e)),
-        })?;
-        tokio::spawn(async move {
-            // Errors surface on the client's next call; nothing to do here.
-            let _ = connection.await;
-        });
+        };
+        // Like libpq, no TLS over a unix socket.
+        if self.is_socket() || self.ssl_mode() == Ok(SslMode::Disable) {
+            let mut cfg = self.to_pg();
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.map_err(fail)?;
+            tokio::spawn(connection);
+            return Ok(client);
+        }
+        let tls = match self.tls.get() {
+            Some(t) => t.clone(),
+            None => {
+                let t = self.tls()?;
+                self.tls.get_or_init(|| t).clone()
+            }
+        };
+        let (client, connection) = self.to_pg().connect(tls).await.map_err(fail)?;
+        // Errors surface on the client's next call.
+        tokio::spawn(connection);
         Ok(client)
     }
 
@@ -450,7 +466,7 @@ mod tests {
 
     fn parse_with(s: &str, env: &[(&str, &str)]) -> BTreeMap<String, String> {
         let params = if s.contains("://") { parse_url(s).unwrap() } else { parse_keywords(s).unwrap() };
-        let mut c = ConnConfig { params, side: SideName::Parent };
+        let mut c = ConnConfig { params, side: SideName::Parent, tls: Arc::default() };
         let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         c.fill_from_env(|k| env.get(k).cloned());
         c.params
@@ -513,7 +529,11 @@ mod tests {
 
     #[test]
     fn endpoint_hides_password() {
-        let c = ConnConfig { params: parse_url("postgresql://app:hunter2@h:1/d").unwrap(), side: SideName::Child };
+        let c = ConnConfig {
+            params: parse_url("postgresql://app:hunter2@h:1/d").unwrap(),
+            side: SideName::Child,
+            tls: Arc::default(),
+        };
         assert_eq!(c.endpoint(), "app@h:1/d");
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(c.redact("bad hunter2"), "bad ********");

@@ -74,8 +74,7 @@ fn validate(root: &Value, schema: &Value, v: &Value, path: &str, errors: &mut Ve
 
 #[test]
 fn json_output_matches_published_schema() {
-    let schema: Value =
-        serde_json::from_str(include_str!("../../../docs/output-schema.json")).expect("schema is JSON");
+    let schema: Value = serde_json::from_str(include_str!("../../../docs/output-schema.json")).expect("schema is JSON");
     let pair = branch(
         "jsonschema",
         "CREATE TABLE a (id int PRIMARY KEY, v text, gone int); INSERT INTO a SELECT i, 'x', i FROM generate_series(1, 5) i;
