@@ -64,9 +64,10 @@ fn plan() -> TablePlan {
             col("created_at", Kind::Timestamptz),
             col("note", Kind::Text),
         ],
-        parent_sql: String::new(),
-        child_sql: String::new(),
+        parent_query: Default::default(),
+        child_query: Default::default(),
         bytes: 0,
+        same_relation: false,
     }
 }
 

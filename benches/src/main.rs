@@ -212,6 +212,12 @@ async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String
     let user = param(server, "user").unwrap_or("postgres");
     let pg_comparator = have("pg_comparator");
     let reladiff = have("reladiff");
+    if pg_comparator {
+        // pg_comparator needs its helper extension on both sides (benchmark databases only).
+        for d in [&parent, &branch] {
+            client(server, d).await?.batch_execute("CREATE EXTENSION IF NOT EXISTS pgcmp").await?;
+        }
+    }
     for round in 0..rounds {
         let t = Instant::now();
         let bytes = floor(server, scale).await?;
@@ -261,7 +267,7 @@ async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String
             eprintln!("round {round}: pg_comparator {:.2}s ({:.0} MB)", r.secs, r.max_rss_mb);
         }
         if reladiff {
-            let url = |d: &str| format!("postgresql://{user}@localhost:{port}/{d}");
+            let url = |d: &str| format!("postgresql://{user}@127.0.0.1:{port}/{d}");
             let r = timed(Command::new("reladiff").args([
                 &url(&parent),
                 "orders",

@@ -66,6 +66,10 @@ struct Args {
     /// Connections per side; tables are compared this many at a time.
     #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
+    /// How rows are read: `auto` (tuple identity on one instance, else stream), `stream` (every
+    /// row, in key order), `hash` (key ranges hashed inside PostgreSQL; only differing ranges are read).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "stream", "hash"])]
+    strategy: String,
     /// Compare the schema only.
     #[arg(long, conflicts_with = "data_only")]
     schema_only: bool,
@@ -82,7 +86,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
@@ -115,6 +119,7 @@ fn options(args: &Args) -> Result<Options> {
         data: !args.schema_only,
         schema: !args.data_only,
         // Text shows max_rows per table; keep one more so "N more" stays exact via counts.
+        strategy: args.strategy.parse()?,
         max_rows_per_table: max_rows.or(if args.format == Format::Text {
             Some(args.max_rows.unwrap_or(20))
         } else {

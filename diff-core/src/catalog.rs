@@ -20,6 +20,9 @@ pub struct Table {
     pub kind: char,
     /// Bytes on disk including partitions and TOAST, for scheduling large tables first.
     pub bytes: i64,
+    /// pg_class.relfilenode: the physical file. Kept by a TEMPLATE copy; changed by
+    /// anything that moves rows (VACUUM FULL, CLUSTER, TRUNCATE, rewrites).
+    pub relfilenode: u32,
     /// Columns in attnum order.
     pub columns: Vec<Column>,
     /// Primary key column names, in key order.
@@ -85,7 +88,7 @@ pub async fn read(side: &Side) -> Result<Catalog> {
         "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text,
                 CASE WHEN c.relkind = 'p' THEN
                      (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint FROM pg_partition_tree(c.oid) t)
-                ELSE pg_total_relation_size(c.oid) END
+                ELSE pg_total_relation_size(c.oid) END, c.relfilenode
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {SYSTEM_SCHEMA_FILTER}
          ORDER BY 2, 3"
@@ -144,6 +147,7 @@ pub async fn read(side: &Side) -> Result<Catalog> {
                 name: r.get(2),
                 kind: kind.chars().next().unwrap_or('r'),
                 bytes: r.get(4),
+                relfilenode: r.get(5),
                 columns: columns.remove(&oid).unwrap_or_default(),
                 primary_key: None,
                 unique_not_null: vec![],

@@ -12,8 +12,9 @@ use tokio::sync::mpsc;
 use crate::catalog;
 use crate::conn::ConnConfig;
 use crate::error::{Error, Result};
+use crate::identity;
 use crate::merge::{self, SideLabel};
-use crate::options::Options;
+use crate::options::{Options, Strategy};
 use crate::plan::{self, TablePlan};
 use crate::report::{Endpoint, Event, Report, ReportBuilder, TableInfo, TableSummary};
 use crate::schema;
@@ -96,12 +97,13 @@ async fn drive(
     let mut queue: Vec<TablePlan> = plan.tables;
     queue.sort_by_key(|t| std::cmp::Reverse(t.bytes));
     let queue = Arc::new(Mutex::new(VecDeque::from(queue)));
+    let use_identity = opts.strategy == Strategy::Auto && p.same_instance(&c);
     let workers = (0..p.connections()).map(|w| {
         let (p, c, queue, tx) = (p.clone(), c.clone(), queue.clone(), tx.clone());
         async move {
             loop {
                 let Some(table) = queue.lock().expect("queue lock").pop_front() else { return Ok(()) };
-                let summary = diff_table(Arc::new(table.clone()), &p, &c, w, tx.clone()).await?;
+                let summary = diff_table(Arc::new(table.clone()), &p, &c, w, tx.clone(), use_identity).await?;
                 send(&tx, Event::TableDone { table: table.id, summary }).await?;
             }
         }
@@ -116,18 +118,59 @@ async fn diff_table(
     c: &Side,
     conn: usize,
     tx: mpsc::Sender<Result<Event>>,
+    use_identity: bool,
 ) -> Result<TableSummary> {
+    let started = std::time::Instant::now();
+    let label = |s: &Side| SideLabel { name: s.name, endpoint: s.endpoint.clone() };
+    let context = format!("reading table {}", plan.qualified());
+    let suspects = match use_identity && plan.same_relation {
+        true => identity_pass(&plan, p, c, conn, &context).await?,
+        false => None,
+    };
+    let (pfilter, cfilter) = match &suspects {
+        Some(s) => (Some(identity::tid_filter(&s.parent)), Some(identity::tid_filter(&s.child))),
+        None => (None, None),
+    };
     let (ptx, prx) = mpsc::channel(CHANNEL_DEPTH);
     let (ctx, crx) = mpsc::channel(CHANNEL_DEPTH);
-    let label = |s: &Side| SideLabel { name: s.name, endpoint: s.endpoint.clone() };
     let (pl, cl) = (label(p), label(c));
     let mplan = plan.clone();
     let merger = tokio::task::spawn_blocking(move || {
         merge::run(&mplan, (prx, pl), (crx, cl), |e| tx.blocking_send(Ok(e)).map_err(|_| Error::Cancelled))
     });
-    let context = format!("reading table {}", plan.qualified());
-    tokio::join!(pump(p, conn, &plan.parent_sql, &context, ptx), pump(c, conn, &plan.child_sql, &context, ctx));
-    merger.await.map_err(|e| Error::Options(format!("internal error in the merge of {}: {e}", plan.qualified())))?
+    let (psql, csql) = (plan.parent_query.copy(pfilter.as_deref()), plan.child_query.copy(cfilter.as_deref()));
+    tokio::join!(pump(p, conn, &psql, &context, ptx), pump(c, conn, &csql, &context, ctx));
+    let mut summary = merger.await.map_err(|e| internal(&plan, e))??;
+    if let Some(s) = suspects {
+        summary.parent.identity_checked = s.parent_scanned.0;
+        summary.parent.bytes += s.parent_scanned.1;
+        summary.child.identity_checked = s.child_scanned.0;
+        summary.child.bytes += s.child_scanned.1;
+    }
+    summary.millis = started.elapsed().as_millis() as u64;
+    Ok(summary)
+}
+
+fn internal(plan: &TablePlan, e: tokio::task::JoinError) -> Error {
+    Error::Options(format!("internal error while comparing {}: {e}", plan.qualified()))
+}
+
+/// Reads (ctid, xmin) of both sides; `None` when the table must be read whole.
+async fn identity_pass(
+    plan: &Arc<TablePlan>,
+    p: &Side,
+    c: &Side,
+    conn: usize,
+    context: &str,
+) -> Result<Option<identity::Suspects>> {
+    let label = |s: &Side| SideLabel { name: s.name, endpoint: s.endpoint.clone() };
+    let (ptx, prx) = identity::channel();
+    let (ctx, crx) = identity::channel();
+    let (pl, cl, table) = (label(p), label(c), plan.qualified());
+    let merger = tokio::task::spawn_blocking(move || identity::merge(table, (prx, pl), (crx, cl)));
+    let (psql, csql) = (identity::identity_sql(plan, true), identity::identity_sql(plan, false));
+    tokio::join!(pump(p, conn, &psql, context, ptx), pump(c, conn, &csql, context, ctx));
+    merger.await.map_err(|e| internal(plan, e))?
 }
 
 /// Streams one COPY into batches. Errors go to the merge, which reports them.

@@ -24,6 +24,30 @@ impl std::str::FromStr for KeyOverride {
     }
 }
 
+/// How rows are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Pick per table: tuple identity when both sides are on one instance, else stream.
+    #[default]
+    Auto,
+    /// Read every row of both sides in key order.
+    Stream,
+    /// Hash key ranges inside PostgreSQL and read only ranges whose hashes differ.
+    Hash,
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Strategy::Auto),
+            "stream" => Ok(Strategy::Stream),
+            "hash" => Ok(Strategy::Hash),
+            _ => Err(Error::Options(format!("--strategy {s}: expected auto, stream or hash"))),
+        }
+    }
+}
+
 /// Options of a diff run. `Default` compares everything.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -45,6 +69,8 @@ pub struct Options {
     pub schema: bool,
     /// How many changed rows per table a collected [`crate::Report`] keeps (counts stay exact).
     pub max_rows_per_table: Option<usize>,
+    /// How rows are read.
+    pub strategy: Strategy,
 }
 
 impl Default for Options {
@@ -59,6 +85,7 @@ impl Default for Options {
             data: true,
             schema: true,
             max_rows_per_table: None,
+            strategy: Strategy::Auto,
         }
     }
 }

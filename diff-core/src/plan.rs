@@ -58,12 +58,44 @@ pub struct TablePlan {
     pub nkey: usize,
     /// Compared columns in the order both COPY queries produce them.
     pub columns: Vec<ColumnPlan>,
-    /// COPY statement for the parent.
-    pub parent_sql: String,
-    /// COPY statement for the child.
-    pub child_sql: String,
+    /// What the parent side selects.
+    pub parent_query: Query,
+    /// What the child side selects.
+    pub child_query: Query,
     /// Size on disk of the larger side, for scheduling.
     pub bytes: i64,
+    /// Both sides are the same plain table in the same physical file (same OID and
+    /// relfilenode, not partitioned): tuple identity (`ctid`, `xmin`) can tell
+    /// unchanged rows apart without reading them.
+    pub same_relation: bool,
+}
+
+/// The parts of one side's row query.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Select list, in the plan's column order.
+    pub select: String,
+    /// `ONLY "schema"."table"` (or without ONLY for a partitioned table).
+    pub from: String,
+    /// Key order, empty when there are no columns.
+    pub order_by: String,
+}
+
+impl Query {
+    /// `COPY (SELECT … FROM … [WHERE filter] ORDER BY …) TO STDOUT (FORMAT binary)`.
+    pub fn copy(&self, filter: Option<&str>) -> String {
+        let mut sql = format!("COPY (SELECT {} FROM {}", self.select, self.from);
+        if let Some(f) = filter {
+            sql.push_str(" WHERE ");
+            sql.push_str(f);
+        }
+        if !self.order_by.is_empty() {
+            sql.push_str(" ORDER BY ");
+            sql.push_str(&self.order_by);
+        }
+        sql.push_str(") TO STDOUT (FORMAT binary)");
+        sql
+    }
 }
 
 impl TablePlan {
@@ -267,8 +299,8 @@ fn table_plan(id: usize, p: &Table, c: &Table, opts: &Options, by_attnum: bool) 
         columns.retain(|col| !excluded_name(opts, c, &col.name));
         nkey = columns.len();
     }
-    let parent_sql = copy_sql(p, &columns, nkey, true);
-    let child_sql = copy_sql(c, &columns, nkey, false);
+    let parent_query = side_query(p, &columns, nkey, true);
+    let child_query = side_query(c, &columns, nkey, false);
     let plan = TablePlan {
         id,
         schema: c.schema.clone(),
@@ -277,9 +309,10 @@ fn table_plan(id: usize, p: &Table, c: &Table, opts: &Options, by_attnum: bool) 
         key_source,
         nkey,
         columns,
-        parent_sql,
-        child_sql,
+        parent_query,
+        child_query,
         bytes: p.bytes.max(c.bytes),
+        same_relation: by_attnum && p.kind == 'r' && c.kind == 'r' && p.relfilenode == c.relfilenode,
     };
     Ok((plan, unmatched))
 }
@@ -371,7 +404,7 @@ fn select_expr(col: &ColumnPlan, table_col: &Column) -> String {
     }
 }
 
-fn copy_sql(t: &Table, columns: &[ColumnPlan], nkey: usize, parent: bool) -> String {
+fn side_query(t: &Table, columns: &[ColumnPlan], nkey: usize, parent: bool) -> Query {
     let exprs: Vec<String> = columns
         .iter()
         .map(|col| {
@@ -387,16 +420,9 @@ fn copy_sql(t: &Table, columns: &[ColumnPlan], nkey: usize, parent: bool) -> Str
         .collect();
     // ONLY: rows of inheritance children belong to those children, which are diffed on their own.
     let only = if t.kind == 'p' { "" } else { "ONLY " };
-    let mut sql = format!(
-        "COPY (SELECT {} FROM {only}{}.{}",
-        if exprs.is_empty() { "NULL".to_string() } else { exprs.join(", ") },
-        quote_ident(&t.schema),
-        quote_ident(&t.name)
-    );
-    if !order.is_empty() {
-        sql.push_str(" ORDER BY ");
-        sql.push_str(&order.join(", "));
+    Query {
+        select: if exprs.is_empty() { "NULL".to_string() } else { exprs.join(", ") },
+        from: format!("{only}{}.{}", quote_ident(&t.schema), quote_ident(&t.name)),
+        order_by: order.join(", "),
     }
-    sql.push_str(") TO STDOUT (FORMAT binary)");
-    sql
 }

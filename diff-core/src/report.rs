@@ -62,10 +62,12 @@ impl Counts {
 /// What was read from one side for one table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SideStats {
-    /// Rows read.
+    /// Rows whose values were read.
     pub rows: u64,
-    /// COPY bytes received.
+    /// COPY bytes received (including the identity pass).
     pub bytes: u64,
+    /// Tuples found unchanged by identity (ctid, xmin) without reading their values.
+    pub identity_checked: u64,
 }
 
 /// Result of one table once it is done.

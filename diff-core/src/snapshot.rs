@@ -13,6 +13,7 @@ use crate::error::{pg_message, Error, Result, SideName};
 /// intervals, floats inside arrays, bytea, money) must print the same on both sides.
 const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
      SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; \
+     SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0; \
      SET default_transaction_read_only = on; SET statement_timeout = 0; SET lock_timeout = '10s'";
 
 const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
@@ -30,6 +31,10 @@ pub struct Side {
     /// `pg_control_system().system_identifier`, when readable: equal on both
     /// sides for databases of one cluster (or its physical copies).
     pub system_identifier: Option<i64>,
+    /// `pg_postmaster_start_time()`: with the system identifier, names one running instance.
+    pub postmaster_start: Option<String>,
+    /// Transaction id epoch of the snapshot (0: the instance never wrapped around).
+    pub xid_epoch: Option<i64>,
     clients: Vec<Client>,
 }
 
@@ -44,6 +49,8 @@ impl Side {
             server_version: 0,
             snapshot_id: None,
             system_identifier: None,
+            postmaster_start: None,
+            xid_epoch: None,
             clients,
         };
         try_join_all(side.clients.iter().map(|c| c.batch_execute(SESSION_SETUP)))
@@ -59,6 +66,15 @@ impl Side {
             .await
             .map_err(|e| side.query_error("reading the server version", &e))?;
         side.server_version = row.get(0);
+        let row = first
+            .query_one(
+                "SELECT pg_postmaster_start_time()::text, (pg_snapshot_xmax(pg_current_snapshot())::text::bigint >> 32)",
+                &[],
+            )
+            .await
+            .map_err(|e| side.query_error("reading the instance", &e))?;
+        side.postmaster_start = row.get(0);
+        side.xid_epoch = row.get(1);
         if n > 1 {
             let row = first
                 .query_one("SELECT pg_export_snapshot()", &[])
@@ -77,6 +93,17 @@ impl Side {
     /// Connection `i` (modulo the number open).
     pub fn client(&self, i: usize) -> &Client {
         &self.clients[i % self.clients.len()]
+    }
+
+    /// Whether both sides are the same running instance, never wrapped around:
+    /// then (ctid, xmin) names a row version on both (see [`crate::identity`]).
+    pub fn same_instance(&self, other: &Side) -> bool {
+        self.system_identifier.is_some()
+            && self.system_identifier == other.system_identifier
+            && self.postmaster_start.is_some()
+            && self.postmaster_start == other.postmaster_start
+            && self.xid_epoch == Some(0)
+            && other.xid_epoch == Some(0)
     }
 
     /// Number of connections.
