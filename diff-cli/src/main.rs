@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
+use diff_core::render::JsonWriter;
 use diff_core::{render, ConnConfig, KeyOverride, Options, ReportBuilder, SideName};
 
 mod progress;
@@ -133,36 +134,69 @@ async fn run(args: Args) -> Result<bool> {
     let parent = ConnConfig::parse(SideName::Parent, &args.parent)?;
     let child = ConnConfig::parse(SideName::Child, &args.child)?;
     let opts = options(&args)?;
+    let started = std::time::Instant::now();
     let mut stream = diff_core::start(&parent, &child, &opts).await?;
     let mut progress = progress::Progress::new(!args.quiet && std::io::stderr().is_terminal());
-    let mut builder = ReportBuilder::new(opts.max_rows_per_table);
-    while let Some(event) = stream.next().await {
-        let event = event?;
-        progress.observe(&event);
-        builder.push(event);
-    }
-    progress.finish();
-    let report = builder.finish().context("the diff ended without a report")?;
-    let color = match args.color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => {
-            args.output.is_none()
-                && std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    // Opened only once the diff has completed: a failed run leaves no file that looks like a report.
+    let open = |args: &Args| -> Result<Box<dyn Write>> {
+        Ok(match &args.output {
+            Some(path) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+            )),
+            None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        })
+    };
+    let differs = match args.format {
+        Format::Json => {
+            // Rows go to the writer's spill buffers as they arrive: memory stays flat.
+            let mut writer = JsonWriter::new(opts.max_rows_per_table);
+            while let Some(event) = stream.next().await {
+                let event = event?;
+                progress.observe(&event);
+                writer.push(&event).context("cannot buffer the report")?;
+            }
+            progress.finish();
+            let differs = writer.has_differences();
+            let mut out = open(&args)?;
+            finish_output(
+                writer.finish(&mut out, started.elapsed().as_millis() as u64).and_then(|_| out.flush()),
+                &args,
+            )?;
+            differs
+        }
+        Format::Text => {
+            let mut builder = ReportBuilder::new(opts.max_rows_per_table);
+            while let Some(event) = stream.next().await {
+                let event = event?;
+                progress.observe(&event);
+                builder.push(event);
+            }
+            progress.finish();
+            let report = builder.finish().context("the diff ended without a report")?;
+            let color = match args.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => {
+                    args.output.is_none()
+                        && std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                }
+            };
+            let text = render::text(&report, &render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) });
+            let mut out = open(&args)?;
+            finish_output(out.write_all(text.as_bytes()).and_then(|_| out.flush()), &args)?;
+            report.has_differences()
         }
     };
-    let rendered = match args.format {
-        Format::Json => render::json(&report),
-        Format::Text => render::text(&report, &render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) }),
-    };
-    match &args.output {
-        Some(path) => std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            // A closed pipe (`| head`) is not an error worth a message.
-            let _ = out.write_all(rendered.as_bytes()).and_then(|_| out.flush());
-        }
+    Ok(differs)
+}
+
+/// A closed pipe on stdout (`| head`) is not worth a message; a failed file write is.
+fn finish_output(r: std::io::Result<()>, args: &Args) -> Result<()> {
+    match (r, &args.output) {
+        (Ok(()), _) => Ok(()),
+        (Err(e), None) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        (Err(e), Some(path)) => Err(anyhow::anyhow!("cannot write {}: {e}", path.display())),
+        (Err(e), None) => Err(anyhow::anyhow!("cannot write the report: {e}")),
     }
-    Ok(report.has_differences())
 }

@@ -86,6 +86,11 @@ fn output_file_and_modes() {
     assert!(run.stdout.is_empty());
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(counts(&doc, "billing.refunds"), (1, 0, 0));
+    // A failing run writes no file.
+    let never = dir.path().join("never.json");
+    let run = cli(&["-o", never.to_str().unwrap(), &conn(&pair.parent), &conn("no_such_db")], &[]);
+    assert_eq!(run.code, 2);
+    assert!(!never.exists());
     let (_, doc) = diff_json(&pair, &["--schema-only"]);
     assert!(doc["tables"].as_array().unwrap().is_empty());
 }

@@ -1,28 +1,23 @@
 //! The JSON document (`--format json`), documented in `docs/output-format.md`.
 //! Output structs are separate from the model so the format can stay stable
 //! while the model evolves.
+//!
+//! [`JsonWriter`] builds the document from events without keeping rows in
+//! memory: each table's rows are serialised as they arrive into a spill
+//! buffer that moves to an anonymous temporary file past 1 MiB, and the
+//! document is assembled at the end. Memory stays flat however large the diff.
+
+use std::io::{self, BufWriter, Read, Seek, Write};
 
 use serde::Serialize;
 use serde_json::{Map, Value as J};
 
-use crate::report::{Counts, Endpoint, Report, RowChange, SideStats, TableReport};
+use crate::report::{Counts, Endpoint, Event, Report, RowChange, SideStats, TableInfo, TableSummary};
 use crate::schema::{ChangeOp, Danger, SchemaChange};
 use crate::value::Value;
 
 /// Version of the JSON document's shape.
 pub const FORMAT_VERSION: u32 = 1;
-
-#[derive(Serialize)]
-struct Doc<'a> {
-    format_version: u32,
-    parent: &'a Endpoint,
-    child: &'a Endpoint,
-    identical: bool,
-    summary: Summary,
-    tables: Vec<Table<'a>>,
-    schema_changes: Vec<Schema<'a>>,
-    stats: Stats,
-}
 
 #[derive(Serialize)]
 struct Summary {
@@ -40,7 +35,7 @@ struct Stats {
 }
 
 #[derive(Serialize)]
-struct Table<'a> {
+struct TableHead<'a> {
     schema: &'a str,
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,10 +43,6 @@ struct Table<'a> {
     key: &'a [String],
     key_source: &'a crate::plan::KeySource,
     columns: &'a [String],
-    counts: Counts,
-    rows: Vec<Row>,
-    rows_omitted: u64,
-    stats: TableStats,
 }
 
 #[derive(Serialize)]
@@ -102,11 +93,11 @@ fn object(names: &[String], values: &[Value]) -> Map<String, J> {
     names.iter().zip(values).map(|(n, v)| (n.clone(), value_to_json(v))).collect()
 }
 
-fn row(t: &TableReport, r: &RowChange) -> Row {
-    let cols = &t.info.columns;
+fn row(info: &TableInfo, r: &RowChange) -> Row {
+    let cols = &info.columns;
     Row {
         op: r.op,
-        key: object(&t.info.key, &r.key),
+        key: object(&info.key, &r.key),
         changed: (!r.changed.is_empty()).then(|| r.changed.iter().map(|&i| cols[i].clone()).collect()),
         before: r.before.as_ref().map(|v| object(cols, v)),
         after: r.after.as_ref().map(|v| object(cols, v)),
@@ -125,47 +116,218 @@ fn schema(c: &SchemaChange) -> Schema<'_> {
     }
 }
 
-/// The report as a JSON value.
-pub fn json_value(r: &Report) -> J {
-    let totals = r.totals();
-    let doc = Doc {
-        format_version: FORMAT_VERSION,
-        parent: &r.parent,
-        child: &r.child,
-        identical: !r.has_differences(),
-        summary: Summary {
-            tables_compared: r.tables.len(),
-            tables_changed: r.tables.iter().filter(|t| t.summary.counts.any()).count(),
+const SPILL_AT: usize = 1 << 20;
+
+/// Serialised rows of one table: in memory until large, then in a temporary file.
+#[derive(Default)]
+struct Spill {
+    memory: Vec<u8>,
+    file: Option<BufWriter<std::fs::File>>,
+    kept: u64,
+    omitted: u64,
+    summary: TableSummary,
+}
+
+impl Spill {
+    fn push(&mut self, line: &[u8]) -> io::Result<()> {
+        if self.kept > 0 {
+            self.write(b",\n      ")?;
+        }
+        self.kept += 1;
+        self.write(line)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(f) = &mut self.file {
+            return f.write_all(bytes);
+        }
+        self.memory.extend_from_slice(bytes);
+        if self.memory.len() > SPILL_AT {
+            let mut f = BufWriter::new(tempfile::tempfile()?);
+            f.write_all(&self.memory)?;
+            self.memory = Vec::new();
+            self.file = Some(f);
+        }
+        Ok(())
+    }
+
+    fn copy_to(self, out: &mut impl Write) -> io::Result<()> {
+        match self.file {
+            None => out.write_all(&self.memory),
+            Some(f) => {
+                let mut f = f.into_inner().map_err(|e| e.into_error())?;
+                f.rewind()?;
+                let mut buf = vec![0; 1 << 16];
+                loop {
+                    let n = f.read(&mut buf)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    out.write_all(&buf[..n])?;
+                }
+            }
+        }
+    }
+}
+
+/// Builds the JSON document from events with flat memory.
+pub struct JsonWriter {
+    parent: Option<Endpoint>,
+    child: Option<Endpoint>,
+    tables: Vec<TableInfo>,
+    spills: Vec<Spill>,
+    schema_changes: Vec<SchemaChange>,
+    max_rows: Option<usize>,
+}
+
+impl JsonWriter {
+    /// Keeps at most `max_rows` rows per table (counts stay exact).
+    pub fn new(max_rows: Option<usize>) -> JsonWriter {
+        JsonWriter { parent: None, child: None, tables: vec![], spills: vec![], schema_changes: vec![], max_rows }
+    }
+
+    /// Takes one event.
+    pub fn push(&mut self, event: &Event) -> io::Result<()> {
+        match event {
+            Event::Started { parent, child, tables } => {
+                self.parent = Some(parent.clone());
+                self.child = Some(child.clone());
+                self.tables = tables.clone();
+                self.spills = tables.iter().map(|_| Spill::default()).collect();
+            }
+            Event::Schema(c) => self.schema_changes.push(c.clone()),
+            Event::Row { table, change } => {
+                let (Some(info), Some(spill)) = (self.tables.get(*table), self.spills.get_mut(*table)) else {
+                    return Ok(());
+                };
+                if self.max_rows.is_some_and(|m| spill.kept as usize >= m) {
+                    spill.omitted += 1;
+                } else {
+                    spill.push(&serde_json::to_vec(&row(info, change)).map_err(io::Error::other)?)?;
+                }
+            }
+            Event::Progress { .. } => {}
+            Event::TableDone { table, summary } => {
+                if let Some(s) = self.spills.get_mut(*table) {
+                    s.summary = summary.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether anything differs (valid once all events were pushed).
+    pub fn has_differences(&self) -> bool {
+        !self.schema_changes.is_empty() || self.spills.iter().any(|s| s.summary.counts.any())
+    }
+
+    /// Writes the document.
+    pub fn finish(self, out: &mut impl Write, millis: u64) -> io::Result<()> {
+        let identical = !self.has_differences();
+        let js = |v: &dyn erased::Ser| v.json();
+        let mut totals = Counts::default();
+        for s in &self.spills {
+            totals.inserted += s.summary.counts.inserted;
+            totals.updated += s.summary.counts.updated;
+            totals.deleted += s.summary.counts.deleted;
+        }
+        let summary = Summary {
+            tables_compared: self.tables.len(),
+            tables_changed: self.spills.iter().filter(|s| s.summary.counts.any()).count(),
             inserted: totals.inserted,
             updated: totals.updated,
             deleted: totals.deleted,
-            schema_changes: r.schema_changes.len(),
-        },
-        tables: r
-            .tables
-            .iter()
-            .map(|t| Table {
-                schema: &t.info.schema,
-                name: &t.info.name,
-                renamed_from: t.info.parent_name.as_deref(),
-                key: &t.info.key,
-                key_source: &t.info.key_source,
-                columns: &t.info.columns,
-                counts: t.summary.counts,
-                rows: t.rows.iter().map(|x| row(t, x)).collect(),
-                rows_omitted: t.omitted,
-                stats: TableStats { parent: t.summary.parent, child: t.summary.child, millis: t.summary.millis },
-            })
-            .collect(),
-        schema_changes: r.schema_changes.iter().map(schema).collect(),
-        stats: Stats { millis: r.millis },
-    };
-    serde_json::to_value(doc).expect("report serialises")
+            schema_changes: self.schema_changes.len(),
+        };
+        write!(
+            out,
+            "{{\n  \"format_version\": {FORMAT_VERSION},\n  \"parent\": {},\n  \"child\": {},\n",
+            js(&self.parent),
+            js(&self.child)
+        )?;
+        write!(out, "  \"identical\": {identical},\n  \"summary\": {},\n  \"schema_changes\": [", js(&summary))?;
+        for (i, c) in self.schema_changes.iter().enumerate() {
+            write!(out, "{}\n    {}", if i > 0 { "," } else { "" }, js(&schema(c)))?;
+        }
+        write!(out, "{}],\n  \"tables\": [", if self.schema_changes.is_empty() { "" } else { "\n  " })?;
+        for (i, (info, spill)) in self.tables.iter().zip(self.spills).enumerate() {
+            let head = js(&TableHead {
+                schema: &info.schema,
+                name: &info.name,
+                renamed_from: info.parent_name.as_deref(),
+                key: &info.key,
+                key_source: &info.key_source,
+                columns: &info.columns,
+            });
+            // The head is an object; reopen it to append rows, counts and stats.
+            write!(out, "{}\n    {},\n    \"rows\": [", if i > 0 { "," } else { "" }, &head[..head.len() - 1])?;
+            let (kept, omitted, s) = (spill.kept, spill.omitted, spill.summary.clone());
+            if kept > 0 {
+                out.write_all(b"\n      ")?;
+                spill.copy_to(out)?;
+                out.write_all(b"\n    ")?;
+            }
+            let stats = TableStats { parent: s.parent, child: s.child, millis: s.millis };
+            write!(
+                out,
+                "],\n    \"rows_omitted\": {omitted},\n    \"counts\": {},\n    \"stats\": {}}}",
+                js(&s.counts),
+                js(&stats)
+            )?;
+        }
+        write!(
+            out,
+            "{}],\n  \"stats\": {}\n}}\n",
+            if self.tables.is_empty() { "" } else { "\n  " },
+            js(&Stats { millis })
+        )?;
+        Ok(())
+    }
 }
 
-/// The report as pretty-printed JSON text.
+mod erased {
+    /// Object-safe "serialise to compact JSON".
+    pub trait Ser {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).expect("serialisable")
+        }
+    }
+}
+
+/// The report as JSON text.
 pub fn json(r: &Report) -> String {
-    let mut s = serde_json::to_string_pretty(&json_value(r)).expect("report serialises");
-    s.push('\n');
+    let mut w = JsonWriter::new(None);
+    let tables = r.tables.iter().map(|t| t.info.clone()).collect();
+    let started = Event::Started { parent: r.parent.clone(), child: r.child.clone(), tables };
+    let mut push = |e: Event| w.push(&e).expect("in-memory JSON");
+    push(started);
+    for c in &r.schema_changes {
+        push(Event::Schema(c.clone()));
+    }
+    for t in &r.tables {
+        for change in &t.rows {
+            push(Event::Row { table: t.info.id, change: change.clone() });
+        }
+        push(Event::TableDone { table: t.info.id, summary: t.summary.clone() });
+    }
+    let mut out = Vec::new();
+    w.finish(&mut out, r.millis).expect("in-memory JSON");
+    let mut s = String::from_utf8(out).expect("JSON is UTF-8");
+    // Rows kept beyond what the report holds were counted by the report builder.
+    if r.tables.iter().any(|t| t.omitted > 0) {
+        let mut v: J = serde_json::from_str(&s).expect("valid JSON");
+        for (t, jt) in r.tables.iter().zip(v["tables"].as_array_mut().expect("tables")) {
+            jt["rows_omitted"] = J::from(t.omitted);
+        }
+        s = serde_json::to_string_pretty(&v).expect("valid JSON");
+    }
     s
+}
+
+/// The report as a JSON value.
+pub fn json_value(r: &Report) -> J {
+    serde_json::from_str(&json(r)).expect("valid JSON")
 }
