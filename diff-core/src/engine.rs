@@ -12,11 +12,12 @@ use tokio::sync::mpsc;
 use crate::catalog;
 use crate::conn::ConnConfig;
 use crate::error::{Error, Result};
+use crate::hash;
 use crate::identity;
 use crate::merge::{self, SideLabel};
 use crate::options::{Options, Strategy};
 use crate::plan::{self, TablePlan};
-use crate::report::{Endpoint, Event, Report, ReportBuilder, TableInfo, TableSummary};
+use crate::report::{Endpoint, Event, ReadStrategy, Report, ReportBuilder, TableInfo, TableSummary};
 use crate::schema;
 use crate::snapshot::Side;
 
@@ -97,13 +98,15 @@ async fn drive(
     let mut queue: Vec<TablePlan> = plan.tables;
     queue.sort_by_key(|t| std::cmp::Reverse(t.bytes));
     let queue = Arc::new(Mutex::new(VecDeque::from(queue)));
-    let use_identity = opts.strategy == Strategy::Auto && p.same_instance(&c);
+    let use_identity = p.same_instance(&c);
+    let strategy = opts.strategy;
     let workers = (0..p.connections()).map(|w| {
         let (p, c, queue, tx) = (p.clone(), c.clone(), queue.clone(), tx.clone());
         async move {
             loop {
                 let Some(table) = queue.lock().expect("queue lock").pop_front() else { return Ok(()) };
-                let summary = diff_table(Arc::new(table.clone()), &p, &c, w, tx.clone(), use_identity).await?;
+                let summary =
+                    diff_table(Arc::new(table.clone()), &p, &c, w, tx.clone(), strategy, use_identity).await?;
                 send(&tx, Event::TableDone { table: table.id, summary }).await?;
             }
         }
@@ -118,18 +121,26 @@ async fn diff_table(
     c: &Side,
     conn: usize,
     tx: mpsc::Sender<Result<Event>>,
+    strategy: Strategy,
     use_identity: bool,
 ) -> Result<TableSummary> {
     let started = std::time::Instant::now();
     let label = |s: &Side| SideLabel { name: s.name, endpoint: s.endpoint.clone() };
     let context = format!("reading table {}", plan.qualified());
-    let suspects = match use_identity && plan.same_relation {
+    let suspects = match strategy == Strategy::Auto && use_identity && plan.same_relation {
         true => identity_pass(&plan, p, c, conn, &context).await?,
         false => None,
     };
-    let (pfilter, cfilter) = match &suspects {
-        Some(s) => (Some(identity::tid_filter(&s.parent)), Some(identity::tid_filter(&s.child))),
-        None => (None, None),
+    let leaves = match strategy == Strategy::Hash && hash::applies(&plan, p, c) {
+        true => Some(hash::bisect(&plan, p, c, conn).await?),
+        false => None,
+    };
+    let (pfilter, cfilter) = match (&suspects, &leaves) {
+        (Some(s), _) => (Some(identity::tid_filter(&s.parent)), Some(identity::tid_filter(&s.child))),
+        (_, Some(l)) => {
+            (Some(hash::range_filter(&plan, &l.ranges, true)), Some(hash::range_filter(&plan, &l.ranges, false)))
+        }
+        _ => (None, None),
     };
     let (ptx, prx) = mpsc::channel(CHANNEL_DEPTH);
     let (ctx, crx) = mpsc::channel(CHANNEL_DEPTH);
@@ -142,10 +153,16 @@ async fn diff_table(
     tokio::join!(pump(p, conn, &psql, &context, ptx), pump(c, conn, &csql, &context, ctx));
     let mut summary = merger.await.map_err(|e| internal(&plan, e))??;
     if let Some(s) = suspects {
+        summary.strategy = ReadStrategy::Identity;
         summary.parent.identity_checked = s.parent_scanned.0;
         summary.parent.bytes += s.parent_scanned.1;
         summary.child.identity_checked = s.child_scanned.0;
         summary.child.bytes += s.child_scanned.1;
+    }
+    if let Some(l) = leaves {
+        summary.strategy = ReadStrategy::Hash;
+        summary.parent.bytes += l.bytes.0;
+        summary.child.bytes += l.bytes.1;
     }
     summary.millis = started.elapsed().as_millis() as u64;
     Ok(summary)

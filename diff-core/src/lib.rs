@@ -26,6 +26,7 @@ pub mod copy;
 pub mod engine;
 pub mod error;
 pub mod filter;
+pub mod hash;
 pub mod identity;
 pub mod merge;
 pub mod options;

@@ -193,7 +193,13 @@ pub fn run(
             emit(Event::Progress { table: plan.id, rows: p.stats.rows })?;
         }
     }
-    Ok(TableSummary { counts, parent: p.stats, child: c.stats, millis: started.elapsed().as_millis() as u64 })
+    Ok(TableSummary {
+        counts,
+        parent: p.stats,
+        child: c.stats,
+        millis: started.elapsed().as_millis() as u64,
+        ..Default::default()
+    })
 }
 
 #[inline]

@@ -70,6 +70,19 @@ pub struct SideStats {
     pub identity_checked: u64,
 }
 
+/// How a table's rows were read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadStrategy {
+    /// Every row of both sides, in key order.
+    #[default]
+    Stream,
+    /// Tuple identity first; only suspect rows read.
+    Identity,
+    /// Key ranges hashed in PostgreSQL; only differing ranges read.
+    Hash,
+}
+
 /// Result of one table once it is done.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableSummary {
@@ -81,6 +94,8 @@ pub struct TableSummary {
     pub child: SideStats,
     /// Wall time for the table.
     pub millis: u64,
+    /// How rows were read.
+    pub strategy: ReadStrategy,
 }
 
 /// A compared table, as announced before its rows.

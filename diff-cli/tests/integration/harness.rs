@@ -241,8 +241,8 @@ pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// `pgbranchdiff --format json PARENT CHILD extra…`, expecting exit 0 or 1.
-/// Runs the default strategy and `--strategy stream` and requires the same
-/// answer from both (they read rows in different ways).
+/// Runs the default strategy, `--strategy stream` and `--strategy hash`, and
+/// requires the same answer from all (they read rows in different ways).
 pub fn diff_json(pair: &Pair, extra: &[&str]) -> (i32, serde_json::Value) {
     let (p, c) = (conn(&pair.parent), conn(&pair.child));
     let run_with = |more: &[&str]| {
@@ -254,9 +254,18 @@ pub fn diff_json(pair: &Pair, extra: &[&str]) -> (i32, serde_json::Value) {
         (run.code, run.json())
     };
     let (code, doc) = run_with(&[]);
-    let (scode, sdoc) = run_with(&["--strategy", "stream"]);
-    assert_eq!(without_stats(&doc), without_stats(&sdoc), "the default and the stream strategy disagree");
-    assert_eq!(code, scode, "exit code differs between strategies");
+    if extra.contains(&"--strategy") {
+        return (code, doc);
+    }
+    for strategy in ["stream", "hash"] {
+        let (scode, sdoc) = run_with(&["--strategy", strategy]);
+        let (a, b) = (without_stats(&doc), without_stats(&sdoc));
+        for (x, y) in a["tables"].as_array().unwrap().iter().zip(b["tables"].as_array().unwrap()) {
+            assert_eq!(x, y, "the default and the {strategy} strategy disagree on {}", x["name"]);
+        }
+        assert_eq!(a, b, "the default and the {strategy} strategy disagree");
+        assert_eq!(code, scode, "exit code differs between the default and {strategy}");
+    }
     (code, doc)
 }
 

@@ -119,3 +119,27 @@ fn keyless_table_is_a_multiset() {
     assert_eq!(counts(&doc, "public.log"), (3, 0, 1));
     assert_eq!(table(&doc, "public.log")["key_source"], json!({"source": "whole_row"}));
 }
+
+#[test]
+fn hash_strategy_reads_only_differing_ranges() {
+    if crate::harness::cluster().version_num < 140000 {
+        return;
+    }
+    let pair = branch(
+        "hashranges",
+        "CREATE TABLE big (id bigint PRIMARY KEY, v text, n numeric);
+         INSERT INTO big SELECT i, md5(i::text), i / 100.0 FROM generate_series(1, 200000) i;",
+        "UPDATE big SET v = 'x' WHERE id BETWEEN 1000 AND 1019; DELETE FROM big WHERE id BETWEEN 150000 AND 150004;
+         INSERT INTO big VALUES (300000, 'new', 1); UPDATE big SET n = n * 1.000 WHERE id < 500;",
+    );
+    let (_, doc) = diff_json(&pair, &["--strategy", "hash"]);
+    assert_eq!(counts(&doc, "public.big"), (1, 20, 5));
+    let t = table(&doc, "public.big");
+    assert_eq!(t["stats"]["strategy"], "hash");
+    let (_, full) = diff_json(&pair, &["--strategy", "stream"]);
+    let full_bytes = table(&full, "public.big")["stats"]["parent"]["bytes"].as_u64().unwrap();
+    for side in ["parent", "child"] {
+        let bytes = t["stats"][side]["bytes"].as_u64().unwrap();
+        assert!(bytes * 20 <= full_bytes, "{side}: {bytes} bytes of {full_bytes} is more than 5 %");
+    }
+}

@@ -47,6 +47,7 @@ struct TableHead<'a> {
 
 #[derive(Serialize)]
 struct TableStats {
+    strategy: crate::report::ReadStrategy,
     parent: SideStats,
     child: SideStats,
     millis: u64,
@@ -267,7 +268,7 @@ impl JsonWriter {
                 spill.copy_to(out)?;
                 out.write_all(b"\n    ")?;
             }
-            let stats = TableStats { parent: s.parent, child: s.child, millis: s.millis };
+            let stats = TableStats { strategy: s.strategy, parent: s.parent, child: s.child, millis: s.millis };
             write!(
                 out,
                 "],\n    \"rows_omitted\": {omitted},\n    \"counts\": {},\n    \"stats\": {}}}",
