@@ -71,6 +71,10 @@ struct Args {
     /// row, in key order), `hash` (key ranges hashed inside PostgreSQL; only differing ranges are read).
     #[arg(long, default_value = "auto", value_parser = ["auto", "stream", "hash"])]
     strategy: String,
+    /// Schema aspects not to report: `privileges`, `ownership`, `comments`, or object kinds
+    /// (`index`, `trigger`, `function`, …); comma-separated or repeated.
+    #[arg(long, value_name = "WHAT", value_delimiter = ',')]
+    ignore: Vec<String>,
     /// Compare the schema only.
     #[arg(long, conflicts_with = "data_only")]
     schema_only: bool,
@@ -121,6 +125,7 @@ fn options(args: &Args) -> Result<Options> {
         schema: !args.data_only,
         // Text shows max_rows per table; keep one more so "N more" stays exact via counts.
         strategy: args.strategy.parse()?,
+        ignore: args.ignore.clone(),
         max_rows_per_table: max_rows.or(if args.format == Format::Text {
             Some(args.max_rows.unwrap_or(20))
         } else {

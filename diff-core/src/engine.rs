@@ -48,14 +48,19 @@ pub async fn start(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> R
     // Both sides connect at once; when both fail, the parent's error is the one reported.
     let (p, c) = tokio::join!(Side::open(parent, jobs), Side::open(child, jobs));
     let (p, c) = (p?, c?);
-    let (pcat, ccat) = tokio::try_join!(catalog::read(&p), catalog::read(&c))?;
+    let (pcat, ccat, pobj, cobj) =
+        tokio::try_join!(catalog::read(&p), catalog::read(&c), schema::read::read(&p), schema::read::read(&c))?;
     let same_lineage = p.system_identifier.is_some() && p.system_identifier == c.system_identifier;
-    let plan = plan::build(&pcat, &ccat, opts, same_lineage)?;
+    let ignore = opts.ignored()?;
+    let (pobj, cobj) = (ignore.apply(pobj), ignore.apply(cobj));
+    let (mut changes, pairs) = schema::compare(&pobj, &cobj, same_lineage);
+    changes.retain(|ch| change_selected(opts, ch));
+    let plan = plan::build(&pcat, &ccat, opts, &pairs)?;
     let (tx, rx) = mpsc::channel(1024);
     let opts = opts.clone();
     tokio::spawn(async move {
         let tx2 = tx.clone();
-        if let Err(e) = drive(Arc::new(p), Arc::new(c), plan, opts, tx).await {
+        if let Err(e) = drive(Arc::new(p), Arc::new(c), plan, changes, opts, tx).await {
             let _ = tx2.send(Err(e)).await;
         }
     });
@@ -77,10 +82,22 @@ async fn send(tx: &mpsc::Sender<Result<Event>>, e: Event) -> Result<()> {
     tx.send(Ok(e)).await.map_err(|_| Error::Cancelled)
 }
 
+/// Table filters apply to table-scoped objects, `--schema` to everything in a schema.
+fn change_selected(opts: &Options, ch: &schema::SchemaChange) -> bool {
+    match &ch.table {
+        Some((s, t)) => plan::table_selected(opts, s, t),
+        None => {
+            opts.schemas.is_empty()
+                || opts.schemas.iter().any(|s| ch.object == *s || ch.object.starts_with(&format!("{s}.")))
+        }
+    }
+}
+
 async fn drive(
     p: Arc<Side>,
     c: Arc<Side>,
     plan: plan::Plan,
+    changes: Vec<schema::SchemaChange>,
     opts: Options,
     tx: mpsc::Sender<Result<Event>>,
 ) -> Result<()> {
@@ -88,7 +105,7 @@ async fn drive(
     let tables = if opts.data { plan.tables.iter().map(TableInfo::from_plan).collect() } else { vec![] };
     send(&tx, Event::Started { parent: endpoint(&p), child: endpoint(&c), tables }).await?;
     if opts.schema {
-        for change in schema::from_unmatched(&plan.unmatched) {
+        for change in changes {
             send(&tx, Event::Schema(change)).await?;
         }
     }

@@ -1,6 +1,7 @@
 //! What a caller can ask of a diff.
 
 use crate::error::{Error, Result};
+use crate::schema::{ObjKind, Object};
 
 /// `--key 'schema.table=col1,col2'`: a user-chosen row identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,57 @@ pub struct Options {
     pub max_rows_per_table: Option<usize>,
     /// How rows are read.
     pub strategy: Strategy,
+    /// Schema aspects not reported: object kinds (`index`, `trigger`, …) and
+    /// `privileges`, `ownership`, `comments`.
+    pub ignore: Vec<String>,
+}
+
+/// What `--ignore` takes away from the schema diff.
+#[derive(Debug, Default)]
+pub struct Ignore {
+    kinds: Vec<ObjKind>,
+    attrs: Vec<&'static str>,
+}
+
+impl Ignore {
+    /// Drops ignored kinds and attributes from one side's objects.
+    pub fn apply(&self, objects: Vec<Object>) -> Vec<Object> {
+        objects
+            .into_iter()
+            .filter(|o| !self.kinds.contains(&o.kind))
+            .map(|mut o| {
+                for a in &self.attrs {
+                    o.attrs.remove(*a);
+                }
+                o
+            })
+            .collect()
+    }
+}
+
+impl Options {
+    /// Parses `ignore`; an unknown word is an error naming the words allowed.
+    pub fn ignored(&self) -> Result<Ignore> {
+        let mut ig = Ignore::default();
+        for word in self.ignore.iter().map(|w| w.trim()).filter(|w| !w.is_empty()) {
+            match word {
+                "privileges" => ig.attrs.push("privileges"),
+                "ownership" => ig.attrs.push("owner"),
+                "comments" => ig.attrs.push("comment"),
+                w => match ObjKind::ALL.iter().find(|k| k.label() == w || format!("{}s", k.label()) == w) {
+                    Some(k) => ig.kinds.push(*k),
+                    None => {
+                        let kinds: Vec<&str> = ObjKind::ALL.iter().map(|k| k.label()).collect();
+                        return Err(Error::Options(format!(
+                            "--ignore {w}: expected privileges, ownership, comments or an object kind ({})",
+                            kinds.join(", ")
+                        )));
+                    }
+                },
+            }
+        }
+        Ok(ig)
+    }
 }
 
 impl Default for Options {
@@ -86,6 +138,7 @@ impl Default for Options {
             schema: true,
             max_rows_per_table: None,
             strategy: Strategy::Auto,
+            ignore: vec![],
         }
     }
 }

@@ -2,12 +2,11 @@
 //! columns (matched by name, or by attnum across a rename), in which common
 //! order, and the COPY query each side runs.
 
-use std::collections::HashSet;
-
 use crate::catalog::{Catalog, Column, Table};
 use crate::error::{Error, Result};
 use crate::filter::{column_matches, table_matches};
 use crate::options::Options;
+use crate::schema::Pairs;
 use crate::value::{classify, common_kind, Kind};
 
 /// Where a table's row identity comes from.
@@ -110,34 +109,11 @@ impl TablePlan {
     }
 }
 
-/// A pair of tables or columns that exist on one side only, or were renamed.
-/// Fields hold the tables and columns as read from each side's catalog.
-#[allow(missing_docs)]
-#[derive(Debug, Clone)]
-pub enum Unmatched {
-    /// Table only in the parent.
-    TableDropped(Table),
-    /// Table only in the child.
-    TableAdded(Table),
-    /// Same table (same OID), new name.
-    TableRenamed { parent: Table, child: Table },
-    /// Column only in the parent table.
-    ColumnDropped { table: String, column: Column },
-    /// Column only in the child table.
-    ColumnAdded { table: String, column: Column },
-    /// Same column (same attnum), new name.
-    ColumnRenamed { table: String, parent: Column, child: Column },
-    /// Same column, different type.
-    ColumnRetyped { table: String, parent: Column, child: Column },
-}
-
 /// What will be compared.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     /// Tables on both sides, in report order (schema, name).
     pub tables: Vec<TablePlan>,
-    /// What could not be paired, for the schema report.
-    pub unmatched: Vec<Unmatched>,
 }
 
 /// `"name"` with embedded quotes doubled.
@@ -145,66 +121,33 @@ pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// Builds the plan. `same_lineage`: both databases come from one cluster's
-/// copy (same system identifier), so OIDs and attnums identify objects across
-/// a rename.
-pub fn build(parent: &Catalog, child: &Catalog, opts: &Options, same_lineage: bool) -> Result<Plan> {
+/// Builds the plan. Tables and columns pair by name, or through the renames
+/// the schema comparison found (`pairs`), so a renamed table or column is
+/// compared under its new name.
+pub fn build(parent: &Catalog, child: &Catalog, opts: &Options, pairs: &Pairs) -> Result<Plan> {
     check_filters(parent, child, opts)?;
-    let selected = |t: &Table| selected(opts, t);
     let mut plan = Plan::default();
-    let mut used_child: HashSet<u32> = HashSet::new();
-    let mut pairs: Vec<(&Table, &Table)> = vec![];
-    let mut unpaired_parent = vec![];
-    for p in &parent.tables {
-        match child.table(&p.schema, &p.name) {
-            Some(c) if !same_lineage || c.oid == p.oid || !child.tables.iter().any(|x| x.oid == p.oid) => {
-                used_child.insert(c.oid);
-                pairs.push((p, c));
-            }
-            _ => unpaired_parent.push(p),
-        }
-    }
-    for p in unpaired_parent {
-        let renamed = same_lineage
-            .then(|| child.tables.iter().find(|c| c.oid == p.oid && !used_child.contains(&c.oid)))
-            .flatten()
-            .filter(|c| {
-                c.columns
-                    .iter()
-                    .any(|cc| p.columns.iter().any(|pc| pc.attnum == cc.attnum && pc.type_oid == cc.type_oid))
-            });
-        match renamed {
-            Some(c) => {
-                used_child.insert(c.oid);
-                if selected(p) || selected(c) {
-                    plan.unmatched.push(Unmatched::TableRenamed { parent: p.clone(), child: c.clone() });
-                }
-                pairs.push((p, c));
-            }
-            None if selected(p) => plan.unmatched.push(Unmatched::TableDropped(p.clone())),
-            None => {}
-        }
-    }
     for c in &child.tables {
-        if !used_child.contains(&c.oid) && selected(c) {
-            plan.unmatched.push(Unmatched::TableAdded(c.clone()));
+        let parent_name = pairs.table(&c.qualified()).to_string();
+        let Some(p) = parent.tables.iter().find(|p| p.qualified() == parent_name) else { continue };
+        if !(selected(opts, p) || selected(opts, c)) {
+            continue;
         }
-    }
-    pairs.retain(|(p, c)| selected(p) || selected(c));
-    pairs.sort_by(|a, b| (&a.1.schema, &a.1.name).cmp(&(&b.1.schema, &b.1.name)));
-    for (p, c) in pairs {
         let id = plan.tables.len();
-        let (tp, mut un) = table_plan(id, p, c, opts, same_lineage && p.oid == c.oid)?;
-        plan.unmatched.append(&mut un);
-        plan.tables.push(tp);
+        plan.tables.push(table_plan(id, p, c, opts, pairs)?);
     }
     Ok(plan)
 }
 
-fn selected(opts: &Options, t: &Table) -> bool {
-    (opts.schemas.is_empty() || opts.schemas.contains(&t.schema))
-        && (opts.tables.is_empty() || opts.tables.iter().any(|g| table_matches(g, &t.schema, &t.name)))
-        && !opts.exclude_tables.iter().any(|g| table_matches(g, &t.schema, &t.name))
+pub(crate) fn selected(opts: &Options, t: &Table) -> bool {
+    table_selected(opts, &t.schema, &t.name)
+}
+
+/// Whether the table filters select `schema.table`.
+pub fn table_selected(opts: &Options, schema: &str, table: &str) -> bool {
+    (opts.schemas.is_empty() || opts.schemas.iter().any(|s| s == schema))
+        && (opts.tables.is_empty() || opts.tables.iter().any(|g| table_matches(g, schema, table)))
+        && !opts.exclude_tables.iter().any(|g| table_matches(g, schema, table))
 }
 
 /// A filter that selects nothing is almost always a typo: refuse it.
@@ -236,59 +179,24 @@ fn check_filters(parent: &Catalog, child: &Catalog, opts: &Options) -> Result<()
     Ok(())
 }
 
-/// Pairs columns: by attnum when the table kept its identity (so renames are
-/// seen), else by name.
-fn pair_columns<'a>(p: &'a Table, c: &'a Table, by_attnum: bool) -> Vec<(&'a Column, &'a Column)> {
-    c.columns
-        .iter()
-        .filter_map(|cc| {
-            let pc = if by_attnum { p.columns.iter().find(|pc| pc.attnum == cc.attnum) } else { p.column(&cc.name) };
-            pc.map(|pc| (pc, cc))
-        })
-        .collect()
+/// Pairs columns by name, through renames.
+fn pair_columns<'a>(p: &'a Table, c: &'a Table, pairs: &Pairs) -> Vec<(&'a Column, &'a Column)> {
+    let table = c.qualified();
+    c.columns.iter().filter_map(|cc| p.column(pairs.column(&table, &cc.name)).map(|pc| (pc, cc))).collect()
 }
 
-fn table_plan(id: usize, p: &Table, c: &Table, opts: &Options, by_attnum: bool) -> Result<(TablePlan, Vec<Unmatched>)> {
+fn table_plan(id: usize, p: &Table, c: &Table, opts: &Options, pairs: &Pairs) -> Result<TablePlan> {
     let qualified = c.qualified();
-    let mut unmatched = vec![];
-    let pairs = pair_columns(p, c, by_attnum);
-    for pc in &p.columns {
-        if !pairs.iter().any(|(x, _)| x.attnum == pc.attnum) {
-            unmatched.push(Unmatched::ColumnDropped { table: qualified.clone(), column: pc.clone() });
-        }
-    }
-    for cc in &c.columns {
-        if !pairs.iter().any(|(_, y)| y.attnum == cc.attnum) {
-            unmatched.push(Unmatched::ColumnAdded { table: qualified.clone(), column: cc.clone() });
-        }
-    }
-    for (pc, cc) in &pairs {
-        if pc.name != cc.name {
-            unmatched.push(Unmatched::ColumnRenamed {
-                table: qualified.clone(),
-                parent: (*pc).clone(),
-                child: (*cc).clone(),
-            });
-        }
-        if pc.type_name != cc.type_name {
-            unmatched.push(Unmatched::ColumnRetyped {
-                table: qualified.clone(),
-                parent: (*pc).clone(),
-                child: (*cc).clone(),
-            });
-        }
-    }
-    let excluded = |col: &Column| opts.exclude_columns.iter().any(|g| column_matches(g, &c.schema, &c.name, &col.name));
+    let pairs = pair_columns(p, c, pairs);
+    let excluded = |col: &Column| excluded_name(opts, c, &col.name);
     let (key_source, key_names) = choose_key(p, c, &pairs, opts)?;
     let mut columns = vec![];
-    let mut nkey = 0;
     for name in &key_names {
         let (pc, cc) = pairs.iter().find(|(_, cc)| &cc.name == name).expect("key column is paired");
         if excluded(cc) && key_source != KeySource::WholeRow {
             return Err(Error::Options(format!("--exclude-columns: {qualified}.{name} is part of the key")));
         }
         columns.push(column_plan(pc, cc, true));
-        nkey += 1;
     }
     for (pc, cc) in &pairs {
         if !key_names.contains(&cc.name) && !excluded(cc) {
@@ -297,24 +205,21 @@ fn table_plan(id: usize, p: &Table, c: &Table, opts: &Options, by_attnum: bool) 
     }
     if key_source == KeySource::WholeRow {
         columns.retain(|col| !excluded_name(opts, c, &col.name));
-        nkey = columns.len();
     }
-    let parent_query = side_query(p, &columns, nkey, true);
-    let child_query = side_query(c, &columns, nkey, false);
-    let plan = TablePlan {
+    let nkey = if key_source == KeySource::WholeRow { columns.len() } else { key_names.len() };
+    Ok(TablePlan {
         id,
         schema: c.schema.clone(),
         name: c.name.clone(),
         parent_qualified: p.qualified(),
         key_source,
         nkey,
-        columns,
-        parent_query,
-        child_query,
+        parent_query: side_query(p, &columns, nkey, true),
+        child_query: side_query(c, &columns, nkey, false),
         bytes: p.bytes.max(c.bytes),
-        same_relation: by_attnum && p.kind == 'r' && c.kind == 'r' && p.relfilenode == c.relfilenode,
-    };
-    Ok((plan, unmatched))
+        same_relation: p.oid == c.oid && p.kind == 'r' && c.kind == 'r' && p.relfilenode == c.relfilenode,
+        columns,
+    })
 }
 
 fn excluded_name(opts: &Options, t: &Table, col: &str) -> bool {

@@ -11,7 +11,8 @@ use crate::error::{pg_message, Error, Result, SideName};
 
 /// Session settings pinned on every connection: values read as text (dates,
 /// intervals, floats inside arrays, bytea, money) must print the same on both sides.
-const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+const SESSION_SETUP: &str =
+    "SET search_path = ''; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
      SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; \
      SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0; \
      SET default_transaction_read_only = on; SET statement_timeout = 0; SET lock_timeout = '10s'";

@@ -46,7 +46,7 @@ fn filters() {
     assert_eq!(names(&doc), ["public.users"]);
     assert_eq!(
         doc["summary"],
-        json!({"tables_compared": 1, "tables_changed": 1, "inserted": 0, "updated": 0, "deleted": 1, "schema_changes": 0})
+        json!({"tables_compared": 1, "tables_changed": 1, "inserted": 0, "updated": 0, "deleted": 1, "schema_changes": 0, "dangerous_schema_changes": 0})
     );
     for args in
         [["--table", "nope*"], ["--schema", "nope"], ["--exclude-table", "x.y"], ["--exclude-columns", "orders.nope"]]

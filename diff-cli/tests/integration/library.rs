@@ -20,14 +20,16 @@ fn connections_share_one_snapshot_and_cannot_write() {
         assert!(side.snapshot_id.is_some());
         // A commit after the snapshot was taken is invisible to every connection of the side.
         let child = pair.child.clone();
-        tokio::task::spawn_blocking(move || connect(&child).batch_execute("INSERT INTO t VALUES (11), (12)").unwrap())
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(move || {
+            connect(&child).batch_execute("INSERT INTO public.t VALUES (11), (12)").unwrap()
+        })
+        .await
+        .unwrap();
         for i in 0..3 {
-            let n: i64 = side.client(i).query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+            let n: i64 = side.client(i).query_one("SELECT count(*) FROM public.t", &[]).await.unwrap().get(0);
             assert_eq!(n, 10, "connection {i}");
         }
-        let err = side.client(1).batch_execute("INSERT INTO t VALUES (13)").await.unwrap_err();
+        let err = side.client(1).batch_execute("INSERT INTO public.t VALUES (13)").await.unwrap_err();
         assert!(err.to_string().contains("read-only") || format!("{err:?}").contains("read-only"), "{err:?}");
     });
 }

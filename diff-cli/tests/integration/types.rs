@@ -243,5 +243,13 @@ fn changed_column_types_compare_by_value() {
     assert_eq!(row["after"]["code"], json!("a rather l"));
     let altered: Vec<&str> =
         doc["schema_changes"].as_array().unwrap().iter().map(|c| c["object"].as_str().unwrap()).collect();
-    assert_eq!(altered, ["public.p.amount", "public.p.c", "public.p.code", "public.p.f", "public.p.qty"]);
+    // ALTER TYPE rewrote the table; narrowing type changes are labelled as such.
+    assert_eq!(altered, ["public.p", "public.p.amount", "public.p.c", "public.p.code", "public.p.f", "public.p.qty"]);
+    let danger = |o: &str| {
+        doc["schema_changes"].as_array().unwrap().iter().find(|c| c["object"] == o).unwrap()["danger"].clone()
+    };
+    assert_eq!(danger("public.p"), json!(["table_rewritten"]));
+    assert_eq!(danger("public.p.amount"), json!(["type_change", "may_narrow"]));
+    assert_eq!(danger("public.p.code"), json!(["type_change", "may_narrow"]));
+    assert_eq!(danger("public.p.qty"), json!(["type_change"]));
 }

@@ -27,6 +27,7 @@ struct Summary {
     updated: u64,
     deleted: u64,
     schema_changes: usize,
+    dangerous_schema_changes: usize,
 }
 
 #[derive(Serialize)]
@@ -73,6 +74,8 @@ struct Schema<'a> {
     danger: &'a [Danger],
     #[serde(skip_serializing_if = "Option::is_none")]
     cause: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
 }
 
 const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
@@ -114,6 +117,7 @@ fn schema(c: &SchemaChange) -> Schema<'_> {
         after: &c.after,
         danger: &c.danger,
         cause: c.cause.as_deref(),
+        note: c.note.as_deref(),
     }
 }
 
@@ -238,7 +242,13 @@ impl JsonWriter {
             inserted: totals.inserted,
             updated: totals.updated,
             deleted: totals.deleted,
-            schema_changes: self.schema_changes.len(),
+            // Consequences (with a cause) are part of their cause's change, not counted again.
+            schema_changes: self.schema_changes.iter().filter(|c| c.cause.is_none()).count(),
+            dangerous_schema_changes: self
+                .schema_changes
+                .iter()
+                .filter(|c| c.cause.is_none() && c.is_dangerous())
+                .count(),
         };
         write!(
             out,

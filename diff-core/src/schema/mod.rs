@@ -1,0 +1,119 @@
+//! Catalog changes. Each change names its object, what happened to it, the
+//! attributes that differ, and danger labels a CI gate can act on.
+//! `read` turns each side's catalog into objects, `compare` pairs and diffs them.
+
+pub mod compare;
+pub mod read;
+
+pub use compare::{compare, Pairs};
+pub use read::{ObjKind, Object};
+
+use std::collections::BTreeMap;
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeOp {
+    /// Only in the child.
+    Added,
+    /// Only in the parent.
+    Dropped,
+    /// In both, with different attributes.
+    Altered,
+    /// Same object (same OID or attnum), new name.
+    Renamed,
+}
+
+/// Why a change deserves attention before it reaches production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Danger {
+    /// Data disappears with the object (table, column, schema, materialized view, sequence).
+    DropsData,
+    /// The column's type changed: the table is rewritten or values converted.
+    TypeChange,
+    /// The new type can hold less than the old one (values may be truncated or rounded).
+    MayNarrow,
+    /// NOT NULL added: existing NULLs fail, writers that omit the column fail.
+    NotNullAdded,
+    /// A unique index or constraint added: duplicate writes now fail.
+    UniqueAdded,
+    /// A foreign key or check added as validated (a full scan under lock).
+    ValidatedConstraintAdded,
+    /// A default changed or dropped.
+    DefaultChanged,
+    /// NOT NULL dropped.
+    NotNullDropped,
+    /// A foreign key dropped: integrity no longer enforced.
+    ForeignKeyDropped,
+    /// Clients using the old name or signature break (renames, dropped views and functions).
+    BreaksClients,
+    /// Row-level security, policies, privileges or security definer changed.
+    Security,
+    /// The table was rewritten (new relfilenode).
+    TableRewritten,
+}
+
+impl Danger {
+    /// The label as written in reports (`drops_data`, …).
+    pub fn label(self) -> &'static str {
+        match self {
+            Danger::DropsData => "drops_data",
+            Danger::TypeChange => "type_change",
+            Danger::MayNarrow => "may_narrow",
+            Danger::NotNullAdded => "not_null_added",
+            Danger::UniqueAdded => "unique_added",
+            Danger::ValidatedConstraintAdded => "validated_constraint_added",
+            Danger::DefaultChanged => "default_changed",
+            Danger::NotNullDropped => "not_null_dropped",
+            Danger::ForeignKeyDropped => "foreign_key_dropped",
+            Danger::BreaksClients => "breaks_clients",
+            Danger::Security => "security",
+            Danger::TableRewritten => "table_rewritten",
+        }
+    }
+}
+
+/// One catalog change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaChange {
+    /// Object kind: `table`, `column`, `index`, …
+    pub kind: String,
+    /// Added, dropped, altered or renamed.
+    pub op: ChangeOp,
+    /// Qualified name, e.g. `app.customers.email` (the child's name for renames).
+    pub object: String,
+    /// Attributes on the parent side that differ (all of them, for a drop).
+    pub before: BTreeMap<String, String>,
+    /// Attributes on the child side that differ (all of them, for an add).
+    pub after: BTreeMap<String, String>,
+    /// Danger labels.
+    pub danger: Vec<Danger>,
+    /// The change this one is a consequence of (its `object`), if any.
+    pub cause: Option<String>,
+    /// How a rename was inferred, or other context.
+    pub note: Option<String>,
+    /// `(schema, table)` for table-scoped objects.
+    pub table: Option<(String, String)>,
+}
+
+impl SchemaChange {
+    pub(crate) fn new(kind: &str, op: ChangeOp, object: String) -> SchemaChange {
+        SchemaChange {
+            kind: kind.into(),
+            op,
+            object,
+            before: BTreeMap::new(),
+            after: BTreeMap::new(),
+            danger: vec![],
+            cause: None,
+            note: None,
+            table: None,
+        }
+    }
+
+    /// Whether any danger label is set.
+    pub fn is_dangerous(&self) -> bool {
+        !self.danger.is_empty()
+    }
+}
