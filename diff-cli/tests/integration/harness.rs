@@ -24,6 +24,7 @@ pub struct Tls {
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static SECOND: OnceLock<Cluster> = OnceLock::new();
 
 pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
@@ -31,11 +32,28 @@ pub fn cluster() -> &'static Cluster {
             Ok(base) if !base.is_empty() => Cluster { base, tls: None, version_num: 0, stop: None },
             _ => start(),
         };
-        let mut client = postgres::Client::connect(&format!("{} dbname=postgres", c.base), postgres::NoTls)
-            .unwrap_or_else(|e| panic!("test server not reachable ({}): {e}", c.base));
-        let v: String = client.query_one("SHOW server_version_num", &[]).unwrap().get(0);
-        Cluster { version_num: v.parse().unwrap(), ..c }
+        with_version(c)
     })
+}
+
+/// A second, unrelated cluster (another system identifier), for what a
+/// logical restore elsewhere looks like. `PGBRANCHDIFF_TEST_SERVER2` names an
+/// existing one instead.
+pub fn second_cluster() -> &'static Cluster {
+    SECOND.get_or_init(|| {
+        let c = match std::env::var("PGBRANCHDIFF_TEST_SERVER2") {
+            Ok(base) if !base.is_empty() => Cluster { base, tls: None, version_num: 0, stop: None },
+            _ => start(),
+        };
+        with_version(c)
+    })
+}
+
+fn with_version(c: Cluster) -> Cluster {
+    let mut client = postgres::Client::connect(&format!("{} dbname=postgres", c.base), postgres::NoTls)
+        .unwrap_or_else(|e| panic!("test server not reachable ({}): {e}", c.base));
+    let v: String = client.query_one("SHOW server_version_num", &[]).unwrap().get(0);
+    Cluster { version_num: v.parse().unwrap(), ..c }
 }
 
 fn bindir() -> PathBuf {
@@ -87,7 +105,13 @@ fn free_port() -> u16 {
 }
 
 extern "C" fn stop_at_exit() {
-    if let Some(Cluster { stop: Some((bin, dir)), .. }) = CLUSTER.get() {
+    for cell in [&CLUSTER, &SECOND] {
+        stop(cell.get());
+    }
+}
+
+fn stop(c: Option<&Cluster>) {
+    if let Some(Cluster { stop: Some((bin, dir)), .. }) = c {
         let _ = Command::new(if is_root() { "runuser" } else { "sh" })
             .args(if is_root() { vec!["-u", "postgres", "--"] } else { vec!["-c", "exec \"$0\" \"$@\""] })
             .arg(bin.join("pg_ctl"))
@@ -132,7 +156,10 @@ fn start() -> Cluster {
         version_num: 0,
         stop: Some((bin, dir)),
     };
-    unsafe { libc::atexit(stop_at_exit) };
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| unsafe {
+        libc::atexit(stop_at_exit);
+    });
     cluster
 }
 

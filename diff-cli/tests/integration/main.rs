@@ -6,5 +6,6 @@ mod cli;
 mod keys;
 mod library;
 mod schema_doc;
+mod schema_kinds;
 mod shapes;
 mod types;
