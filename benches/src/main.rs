@@ -46,6 +46,9 @@ enum Cmd {
         /// Extra arguments for pgbranchdiff.
         #[arg(long, allow_hyphen_values = true)]
         extra: Vec<String>,
+        /// Skip pg_comparator and reladiff even when installed.
+        #[arg(long)]
+        no_peers: bool,
     },
 }
 
@@ -198,7 +201,7 @@ fn param<'a>(server: &'a str, key: &str) -> Option<&'a str> {
     server.split_whitespace().find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
-async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String]) -> Result<()> {
+async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String], no_peers: bool) -> Result<()> {
     let (parent, branch) = db(scale);
     let conn = |d: &str| format!("{server} dbname={d}");
     let mut ours = vec![];
@@ -210,8 +213,10 @@ async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String
     let host = param(server, "host").unwrap_or("localhost");
     let port = param(server, "port").unwrap_or("5432");
     let user = param(server, "user").unwrap_or("postgres");
-    let pg_comparator = have("pg_comparator");
-    let reladiff = have("reladiff");
+    let pg_comparator = !no_peers && have("pg_comparator");
+    let reladiff = !no_peers && have("reladiff");
+    let mut ours_orders = vec![];
+    let mut ours_stream = vec![];
     if pg_comparator {
         // pg_comparator needs its helper extension on both sides (benchmark databases only).
         for d in [&parent, &branch] {
@@ -253,6 +258,17 @@ async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String
             counts("users"),
             counts("events")
         );
+        // The same diff reading every row (no tuple identity), and orders alone, for the peers.
+        let mut cmd = Command::new(bin);
+        cmd.args(["--format", "json", "--quiet", "--strategy", "stream"]).args(extra).arg(conn(&parent)).arg(conn(&branch));
+        let r = timed(&mut cmd)?;
+        ours_stream.push(r.secs);
+        rss = rss.max(r.max_rss_mb);
+        let mut cmd = Command::new(bin);
+        cmd.args(["--format", "json", "--quiet", "--table", "orders"]).args(extra).arg(conn(&parent)).arg(conn(&branch));
+        let r = timed(&mut cmd)?;
+        ours_orders.push(r.secs);
+        eprintln!("round {round}: pgbranchdiff --strategy stream {:.2}s, pgbranchdiff orders {:.2}s", ours_stream.last().unwrap(), r.secs);
         if pg_comparator {
             let cols = "user_id,status,amount,created_at,note";
             let url = |d: &str| {
@@ -287,16 +303,20 @@ async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String
         }
     }
     let (o, f) = (median(&mut ours), median(&mut floors));
+    let (st, oo) = (median(&mut ours_stream), median(&mut ours_orders));
     println!("scale {scale}, {rounds} rounds (medians)");
     println!("  floor (binary COPY, all tables, both sides)  {f:.2}s");
-    println!("  pgbranchdiff whole database, JSON            {o:.2}s  = {:.2} x floor, peak {rss:.0} MB", o / f);
+    println!("  pgbranchdiff whole database, JSON            {o:.2}s  = {:.2} x floor", o / f);
+    println!("  pgbranchdiff --strategy stream, JSON         {st:.2}s  = {:.2} x floor", st / f);
+    println!("  pgbranchdiff peak memory (any run)           {rss:.0} MB");
+    println!("  pgbranchdiff orders only                     {oo:.2}s");
     if !cmp_times.is_empty() {
         let c = median(&mut cmp_times);
-        println!("  pg_comparator orders                         {c:.2}s  (peak {cmp_rss:.0} MB)");
+        println!("  pg_comparator orders                         {c:.2}s  (peak {cmp_rss:.0} MB) = {:.1} x pgbranchdiff", c / oo);
     }
     if !rel_times.is_empty() {
         let r = median(&mut rel_times);
-        println!("  reladiff orders                              {r:.2}s  (peak {rel_rss:.0} MB)");
+        println!("  reladiff orders                              {r:.2}s  (peak {rel_rss:.0} MB) = {:.1} x pgbranchdiff", r / oo);
     }
     Ok(())
 }
@@ -306,6 +326,6 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     match args.cmd {
         Cmd::Generate { scale } => generate(&args.server, scale).await,
-        Cmd::Run { scale, rounds, bin, extra } => run(&args.server, scale, rounds, &bin, &extra).await,
+        Cmd::Run { scale, rounds, bin, extra, no_peers } => run(&args.server, scale, rounds, &bin, &extra, no_peers).await,
     }
 }
