@@ -159,33 +159,44 @@ async fn floor(server: &str, scale: u32) -> Result<u64> {
     Ok(total)
 }
 
+#[derive(serde::Deserialize)]
+struct Doc {
+    tables: Vec<DocTable>,
+}
+
+#[derive(serde::Deserialize)]
+struct DocTable {
+    name: String,
+    counts: DocCounts,
+}
+
+#[derive(serde::Deserialize)]
+struct DocCounts {
+    inserted: u64,
+    updated: u64,
+    deleted: u64,
+}
+
 struct Timed {
     secs: f64,
     max_rss_mb: f64,
-    stdout: Vec<u8>,
     ok: bool,
 }
 
 /// Runs a command and measures wall time and peak resident memory (wait4's ru_maxrss).
+/// Its standard output is discarded.
 fn timed(cmd: &mut Command) -> Result<Timed> {
     let t = Instant::now();
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("spawn")?;
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().context("spawn")?;
     let pid = child.id() as libc::pid_t;
-    let mut stdout_pipe = child.stdout.unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut buf = vec![];
-        std::io::Read::read_to_end(&mut stdout_pipe, &mut buf).map(|_| buf)
-    });
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if r < 0 {
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } < 0 {
         bail!("wait4 failed");
     }
     let secs = t.elapsed().as_secs_f64();
-    let stdout = reader.join().unwrap()?;
     let code = libc::WEXITSTATUS(status);
-    Ok(Timed { secs, max_rss_mb: usage.ru_maxrss as f64 / 1024.0, stdout, ok: libc::WIFEXITED(status) && code <= 1 })
+    Ok(Timed { secs, max_rss_mb: usage.ru_maxrss as f64 / 1024.0, ok: libc::WIFEXITED(status) && code <= 1 })
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -227,22 +238,22 @@ async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String
         let t = Instant::now();
         let bytes = floor(server, scale).await?;
         floors.push(t.elapsed().as_secs_f64());
+        // The report goes to a file and only names and counts are parsed, so this
+        // process stays small: a forked child inherits its high-water RSS on Linux.
+        let report = std::env::temp_dir().join(format!("shopbench-{}.json", std::process::id()));
         let mut cmd = Command::new(bin);
-        cmd.args(["--format", "json", "--quiet"]).args(extra).arg(conn(&parent)).arg(conn(&branch));
+        cmd.args(["--format", "json", "--quiet", "-o"]).arg(&report).args(extra).arg(conn(&parent)).arg(conn(&branch));
         let r = timed(&mut cmd)?;
         if !r.ok {
             bail!("pgbranchdiff failed");
         }
         ours.push(r.secs);
         rss = rss.max(r.max_rss_mb);
-        let doc: serde_json::Value = serde_json::from_slice(&r.stdout)?;
+        let doc: Doc = serde_json::from_reader(std::io::BufReader::new(std::fs::File::open(&report)?))?;
+        let _ = std::fs::remove_file(&report);
         let counts = |t: &str| {
-            let t = doc["tables"].as_array().unwrap().iter().find(|x| x["name"] == t).unwrap();
-            (
-                t["counts"]["inserted"].as_u64().unwrap(),
-                t["counts"]["updated"].as_u64().unwrap(),
-                t["counts"]["deleted"].as_u64().unwrap(),
-            )
+            let t = doc.tables.iter().find(|x| x.name == t).expect("table in report");
+            (t.counts.inserted, t.counts.updated, t.counts.deleted)
         };
         let want = (scale as u64 * 500, scale as u64 * 1000, scale as u64 * 500);
         if counts("orders") != want {
@@ -260,15 +271,25 @@ async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String
         );
         // The same diff reading every row (no tuple identity), and orders alone, for the peers.
         let mut cmd = Command::new(bin);
-        cmd.args(["--format", "json", "--quiet", "--strategy", "stream"]).args(extra).arg(conn(&parent)).arg(conn(&branch));
+        cmd.args(["--format", "json", "--quiet", "-o", "/dev/null", "--strategy", "stream"])
+            .args(extra)
+            .arg(conn(&parent))
+            .arg(conn(&branch));
         let r = timed(&mut cmd)?;
         ours_stream.push(r.secs);
         rss = rss.max(r.max_rss_mb);
         let mut cmd = Command::new(bin);
-        cmd.args(["--format", "json", "--quiet", "--table", "orders"]).args(extra).arg(conn(&parent)).arg(conn(&branch));
+        cmd.args(["--format", "json", "--quiet", "-o", "/dev/null", "--table", "orders"])
+            .args(extra)
+            .arg(conn(&parent))
+            .arg(conn(&branch));
         let r = timed(&mut cmd)?;
         ours_orders.push(r.secs);
-        eprintln!("round {round}: pgbranchdiff --strategy stream {:.2}s, pgbranchdiff orders {:.2}s", ours_stream.last().unwrap(), r.secs);
+        eprintln!(
+            "round {round}: pgbranchdiff --strategy stream {:.2}s, pgbranchdiff orders {:.2}s",
+            ours_stream.last().unwrap(),
+            r.secs
+        );
         if pg_comparator {
             let cols = "user_id,status,amount,created_at,note";
             let url = |d: &str| {
@@ -312,11 +333,17 @@ async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String
     println!("  pgbranchdiff orders only                     {oo:.2}s");
     if !cmp_times.is_empty() {
         let c = median(&mut cmp_times);
-        println!("  pg_comparator orders                         {c:.2}s  (peak {cmp_rss:.0} MB) = {:.1} x pgbranchdiff", c / oo);
+        println!(
+            "  pg_comparator orders                         {c:.2}s  (peak {cmp_rss:.0} MB) = {:.1} x pgbranchdiff",
+            c / oo
+        );
     }
     if !rel_times.is_empty() {
         let r = median(&mut rel_times);
-        println!("  reladiff orders                              {r:.2}s  (peak {rel_rss:.0} MB) = {:.1} x pgbranchdiff", r / oo);
+        println!(
+            "  reladiff orders                              {r:.2}s  (peak {rel_rss:.0} MB) = {:.1} x pgbranchdiff",
+            r / oo
+        );
     }
     Ok(())
 }
@@ -326,6 +353,8 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     match args.cmd {
         Cmd::Generate { scale } => generate(&args.server, scale).await,
-        Cmd::Run { scale, rounds, bin, extra, no_peers } => run(&args.server, scale, rounds, &bin, &extra, no_peers).await,
+        Cmd::Run { scale, rounds, bin, extra, no_peers } => {
+            run(&args.server, scale, rounds, &bin, &extra, no_peers).await
+        }
     }
 }

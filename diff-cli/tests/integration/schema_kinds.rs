@@ -17,9 +17,12 @@ fn changes(pair: &Pair, extra: &[&str]) -> Vec<Value> {
 
 /// The change to `object` with `op`; panics with the full list when missing.
 fn find<'a>(all: &'a [Value], op: &str, object: &str) -> &'a Value {
-    all.iter()
-        .find(|c| c["op"] == op && c["object"] == object)
-        .unwrap_or_else(|| panic!("no {op} {object} in {:#?}", all.iter().map(|c| format!("{} {} {}", c["op"], c["kind"], c["object"])).collect::<Vec<_>>()))
+    all.iter().find(|c| c["op"] == op && c["object"] == object).unwrap_or_else(|| {
+        panic!(
+            "no {op} {object} in {:#?}",
+            all.iter().map(|c| format!("{} {} {}", c["op"], c["kind"], c["object"])).collect::<Vec<_>>()
+        )
+    })
 }
 
 fn has_danger(c: &Value, label: &str) -> bool {
@@ -28,7 +31,10 @@ fn has_danger(c: &Value, label: &str) -> bool {
 
 fn role(tag: &str) -> String {
     let name = format!("pgbd_{tag}_{}", std::process::id());
-    crate::harness::exec("postgres", &format!("DO $$ BEGIN CREATE ROLE {name}; EXCEPTION WHEN duplicate_object THEN NULL; END $$"));
+    crate::harness::exec(
+        "postgres",
+        &format!("DO $$ BEGIN CREATE ROLE {name}; EXCEPTION WHEN duplicate_object THEN NULL; END $$"),
+    );
     name
 }
 
@@ -114,7 +120,10 @@ fn columns() {
     );
     let all = changes(&pair, &[]);
     let c = find(&all, "altered", "public.t.name");
-    assert_eq!((c["before"]["type"].clone(), c["after"]["type"].clone()), (json!("character varying(30)"), json!("character varying(10)")));
+    assert_eq!(
+        (c["before"]["type"].clone(), c["after"]["type"].clone()),
+        (json!("character varying(30)"), json!("character varying(10)"))
+    );
     assert!(has_danger(c, "type_change") && has_danger(c, "may_narrow"));
     assert!(has_danger(find(&all, "altered", "public.t.price"), "may_narrow"));
     assert!(has_danger(find(&all, "altered", "public.t.note"), "not_null_added"));
@@ -276,13 +285,19 @@ fn overloaded_functions_procedures_and_triggers() {
     assert!(all.iter().all(|c| c["object"] != "public.f(a text)"), "the other overload is untouched");
     find(&all, "added", "public.f(a integer, b integer)");
     let g = find(&all, "altered", "public.g()");
-    assert_eq!((g["before"]["volatility"].clone(), g["after"]["volatility"].clone()), (json!("immutable"), json!("volatile")));
+    assert_eq!(
+        (g["before"]["volatility"].clone(), g["after"]["volatility"].clone()),
+        (json!("immutable"), json!("volatile"))
+    );
     assert!(has_danger(g, "security"));
     find(&all, "renamed", "public.new_fn()");
     assert_eq!(find(&all, "dropped", "public.p()")["kind"], json!("procedure"));
     find(&all, "added", "public.q(IN x integer)");
     assert_eq!(find(&all, "altered", "public.t.t_ins")["after"]["enabled"], json!("disabled"));
-    assert!(find(&all, "altered", "public.t.t_upd")["after"]["definition"].as_str().unwrap().contains("WHEN ((new.v > 0))"));
+    assert!(find(&all, "altered", "public.t.t_upd")["after"]["definition"]
+        .as_str()
+        .unwrap()
+        .contains("WHEN ((new.v > 0))"));
     find(&all, "dropped", "public.t.t_gone");
     find(&all, "added", "public.t.t_new");
 }
@@ -324,7 +339,10 @@ fn types_extensions_and_policies() {
     if available {
         let e = find(&all, "added", "pg_trgm");
         assert_eq!(e["kind"], json!("extension"));
-        assert!(all.iter().all(|c| !c["object"].as_str().unwrap().contains("similarity")), "extension members are not listed");
+        assert!(
+            all.iter().all(|c| !c["object"].as_str().unwrap().contains("similarity")),
+            "extension members are not listed"
+        );
     }
     let own = find(&all, "altered", "public.docs.own");
     assert!(own["after"]["using"].as_str().unwrap().contains("SESSION_USER"), "{own:#}");
@@ -350,8 +368,11 @@ fn renames_without_identity_are_inferred() {
     };
     exec2("postgres", &format!("CREATE DATABASE {db}"));
     exec2(&db, setup);
-    exec2(&db, "ALTER TABLE orders RENAME TO purchases; ALTER TABLE items RENAME note TO remark;
-                UPDATE purchases SET total = 0 WHERE id = 3; UPDATE items SET remark = 'changed' WHERE id = 4;");
+    exec2(
+        &db,
+        "ALTER TABLE orders RENAME TO purchases; ALTER TABLE items RENAME note TO remark;
+                UPDATE purchases SET total = 0 WHERE id = 3; UPDATE items SET remark = 'changed' WHERE id = 4;",
+    );
     let run = cli(&["--format", "json", "--quiet", &conn(&pair.parent), &format!("{base} dbname={db}")], &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let doc = run.json();
