@@ -27,6 +27,9 @@ const BATCH_ROWS: usize = 2048;
 const BATCH_BYTES: usize = 1 << 20;
 /// Batches in flight per side and table.
 const CHANNEL_DEPTH: usize = 4;
+/// Suspect rows (tuple identity) per batch: they are few, and copied once,
+/// so small batches keep what is in flight small whatever the size of the diff.
+const SUSPECT_BATCH_ROWS: usize = 256;
 
 /// A running diff: events arrive in the order they are found. Dropping it
 /// stops the diff.
@@ -152,12 +155,11 @@ async fn diff_table(
         true => Some(hash::bisect(&plan, p, c, conn).await?),
         false => None,
     };
-    let (pfilter, cfilter) = match (&suspects, &leaves) {
-        (Some(s), _) => (Some(identity::tid_filter(&s.parent)), Some(identity::tid_filter(&s.child))),
-        (_, Some(l)) => {
+    let (pfilter, cfilter) = match &leaves {
+        Some(l) => {
             (Some(hash::range_filter(&plan, &l.ranges, true)), Some(hash::range_filter(&plan, &l.ranges, false)))
         }
-        _ => (None, None),
+        None => (None, None),
     };
     let (ptx, prx) = mpsc::channel(CHANNEL_DEPTH);
     let (ctx, crx) = mpsc::channel(CHANNEL_DEPTH);
@@ -166,8 +168,19 @@ async fn diff_table(
     let merger = tokio::task::spawn_blocking(move || {
         merge::run(&mplan, (prx, pl), (crx, cl), |e| tx.blocking_send(Ok(e)).map_err(|_| Error::Cancelled))
     });
-    let (psql, csql) = (plan.parent_query.copy(pfilter.as_deref()), plan.child_query.copy(cfilter.as_deref()));
-    tokio::join!(pump(p, conn, &psql, &context, ptx), pump(c, conn, &csql, &context, ctx));
+    match &suspects {
+        Some(s) => {
+            let (psql, csql) = (identity::suspects_sql(&plan, true), identity::suspects_sql(&plan, false));
+            tokio::join!(
+                pump_rows(p, conn, &psql, &s.parent, &context, ptx),
+                pump_rows(c, conn, &csql, &s.child, &context, ctx)
+            );
+        }
+        None => {
+            let (psql, csql) = (plan.parent_query.copy(pfilter.as_deref()), plan.child_query.copy(cfilter.as_deref()));
+            tokio::join!(pump(p, conn, &psql, &context, ptx), pump(c, conn, &csql, &context, ctx));
+        }
+    }
     let mut summary = merger.await.map_err(|e| internal(&plan, e))??;
     if let Some(s) = suspects {
         summary.strategy = ReadStrategy::Identity;
@@ -205,6 +218,45 @@ async fn identity_pass(
     let (psql, csql) = (identity::identity_sql(plan, true), identity::identity_sql(plan, false));
     tokio::join!(pump(p, conn, &psql, context, ptx), pump(c, conn, &csql, context, ctx));
     merger.await.map_err(|e| internal(plan, e))?
+}
+
+/// Streams the rows at the given ctids, re-framed as COPY tuples, into batches.
+async fn pump_rows(
+    side: &Side,
+    conn: usize,
+    sql: &str,
+    tids: &identity::TidList,
+    context: &str,
+    tx: mpsc::Sender<Result<Vec<Bytes>>>,
+) {
+    let rows = match side.client(conn).query_raw(sql, [tids as &(dyn tokio_postgres::types::ToSql + Sync)]).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.send(Err(side.query_error(context, &e))).await;
+            return;
+        }
+    };
+    pin_mut!(rows);
+    let mut batch = vec![identity::copy_header()];
+    while let Some(item) = rows.next().await {
+        match item {
+            Ok(row) => {
+                batch.push(identity::row_as_tuple(&row));
+                if batch.len() >= SUSPECT_BATCH_ROWS {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(SUSPECT_BATCH_ROWS));
+                    if tx.send(Ok(full)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(side.query_error(context, &e))).await;
+                return;
+            }
+        }
+    }
+    batch.push(identity::copy_trailer());
+    let _ = tx.send(Ok(batch)).await;
 }
 
 /// Streams one COPY into batches. Errors go to the merge, which reports them.

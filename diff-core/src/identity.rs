@@ -29,9 +29,9 @@ pub type Tid = u64;
 #[derive(Debug, Default)]
 pub struct Suspects {
     /// Parent ctids.
-    pub parent: Vec<Tid>,
+    pub parent: TidList,
     /// Child ctids.
-    pub child: Vec<Tid>,
+    pub child: TidList,
     /// Tuples checked by identity on the parent, and bytes received.
     pub parent_scanned: (u64, u64),
     /// Same for the child.
@@ -47,21 +47,148 @@ pub fn identity_sql(plan: &TablePlan, parent: bool) -> String {
     format!("COPY (SELECT ctid, xmin FROM {}) TO STDOUT (FORMAT binary)", q.from)
 }
 
-/// `ctid = ANY('{…}'::tid[])`, or `false` for none.
-pub fn tid_filter(tids: &[Tid]) -> String {
-    if tids.is_empty() {
-        return "false".into();
-    }
-    let mut s = String::with_capacity(tids.len() * 12 + 32);
-    s.push_str("ctid = ANY('{");
-    for (i, t) in tids.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
+/// Ascending ctids, stored as varint deltas (2–3 bytes each instead of 8):
+/// the list grows with the diff, so it is kept small.
+#[derive(Debug, Default, Clone)]
+pub struct TidList {
+    bytes: Vec<u8>,
+    len: usize,
+    last: Tid,
+}
+
+impl TidList {
+    /// Appends a ctid greater than the last one.
+    pub fn push(&mut self, t: Tid) {
+        let mut d = t - self.last;
+        self.last = t;
+        self.len += 1;
+        loop {
+            let b = (d & 0x7f) as u8;
+            d >>= 7;
+            if d == 0 {
+                self.bytes.push(b);
+                return;
+            }
+            self.bytes.push(b | 0x80);
         }
-        s.push_str(&format!("\"({},{})\"", t >> 16, t & 0xffff));
     }
-    s.push_str("}'::tid[])");
-    s
+
+    /// Number of ctids.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The ctids, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = Tid> + '_ {
+        let mut pos = 0;
+        let mut last = 0;
+        std::iter::from_fn(move || {
+            if pos >= self.bytes.len() {
+                return None;
+            }
+            let (mut d, mut shift) = (0u64, 0);
+            loop {
+                let b = self.bytes[pos];
+                pos += 1;
+                d |= ((b & 0x7f) as u64) << shift;
+                shift += 7;
+                if b & 0x80 == 0 {
+                    break;
+                }
+            }
+            last += d;
+            Some(last)
+        })
+    }
+}
+
+/// Sent as one `tid[]` parameter in binary array format, straight from the list.
+impl postgres_types::ToSql for TidList {
+    fn to_sql(
+        &self,
+        _: &postgres_types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.reserve(20 + self.len * 10);
+        for v in [1i32, 0, postgres_types::Type::TID.oid() as i32, self.len as i32, 1] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        for t in self.iter() {
+            out.extend_from_slice(&6i32.to_be_bytes());
+            out.extend_from_slice(&((t >> 16) as u32).to_be_bytes());
+            out.extend_from_slice(&((t & 0xffff) as u16).to_be_bytes());
+        }
+        Ok(postgres_types::IsNull::No)
+    }
+
+    fn accepts(ty: &postgres_types::Type) -> bool {
+        *ty == postgres_types::Type::TID_ARRAY
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+/// The suspects' rows of one side, key-ordered: `ctid = ANY($1)` with the
+/// ctids as one binary array parameter (COPY takes no parameters, and a
+/// literal list would cost memory in proportion to the diff, several times over).
+pub fn suspects_sql(plan: &TablePlan, parent: bool) -> String {
+    let q = if parent { &plan.parent_query } else { &plan.child_query };
+    q.select_sql(Some("ctid = ANY($1::tid[])"))
+}
+
+/// A raw field of a binary result row, whatever its type.
+struct Raw<'a>(Option<&'a [u8]>);
+
+impl<'a> postgres_types::FromSql<'a> for Raw<'a> {
+    fn from_sql(
+        _: &postgres_types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(Some(raw)))
+    }
+
+    fn from_sql_null(_: &postgres_types::Type) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(None))
+    }
+
+    fn accepts(_: &postgres_types::Type) -> bool {
+        true
+    }
+}
+
+/// Re-frames a result row as a binary COPY tuple (the merge reads those);
+/// field bytes are the same binary send format in both.
+pub fn row_as_tuple(row: &tokio_postgres::Row) -> Bytes {
+    let n = row.len();
+    let mut m = Vec::with_capacity(2 + n * 8);
+    m.extend_from_slice(&(n as i16).to_be_bytes());
+    for i in 0..n {
+        match row.try_get::<_, Raw>(i).map(|r| r.0).unwrap_or(None) {
+            None => m.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(b) => {
+                m.extend_from_slice(&(b.len() as i32).to_be_bytes());
+                m.extend_from_slice(b);
+            }
+        }
+    }
+    Bytes::from(m)
+}
+
+/// The binary COPY header and trailer messages, to frame re-framed rows.
+pub fn copy_header() -> Bytes {
+    let mut h = b"PGCOPY\n\xff\r\n\0".to_vec();
+    h.extend_from_slice(&[0; 8]);
+    Bytes::from(h)
+}
+
+/// See [`copy_header`].
+pub fn copy_trailer() -> Bytes {
+    Bytes::from_static(&[0xff, 0xff])
 }
 
 struct Cursor {
@@ -180,4 +307,21 @@ pub fn merge(table: String, parent: (Feed, SideLabel), child: (Feed, SideLabel))
 /// A channel pair for one side's identity stream.
 pub fn channel() -> (mpsc::Sender<Result<Vec<Bytes>>>, Feed) {
     mpsc::channel(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tid_lists_round_trip() {
+        let tids: Vec<Tid> = vec![1, 2, 300, 70_000, 1 << 40, (1 << 40) + 1];
+        let mut l = TidList::default();
+        for t in &tids {
+            l.push(*t);
+        }
+        assert_eq!(l.len(), 6);
+        assert_eq!(l.iter().collect::<Vec<_>>(), tids);
+        assert!(l.bytes.len() < 6 * 8);
+    }
 }

@@ -83,7 +83,12 @@ pub struct Query {
 impl Query {
     /// `COPY (SELECT … FROM … [WHERE filter] ORDER BY …) TO STDOUT (FORMAT binary)`.
     pub fn copy(&self, filter: Option<&str>) -> String {
-        let mut sql = format!("COPY (SELECT {} FROM {}", self.select, self.from);
+        format!("COPY ({}) TO STDOUT (FORMAT binary)", self.select_sql(filter))
+    }
+
+    /// `SELECT … FROM … [WHERE filter] ORDER BY …`.
+    pub fn select_sql(&self, filter: Option<&str>) -> String {
+        let mut sql = format!("SELECT {} FROM {}", self.select, self.from);
         if let Some(f) = filter {
             sql.push_str(" WHERE ");
             sql.push_str(f);
@@ -92,7 +97,6 @@ impl Query {
             sql.push_str(" ORDER BY ");
             sql.push_str(&self.order_by);
         }
-        sql.push_str(") TO STDOUT (FORMAT binary)");
         sql
     }
 }

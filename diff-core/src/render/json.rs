@@ -4,7 +4,7 @@
 //!
 //! [`JsonWriter`] builds the document from events without keeping rows in
 //! memory: each table's rows are serialised as they arrive into a spill
-//! buffer that moves to an anonymous temporary file past 1 MiB, and the
+//! buffer that moves to an anonymous temporary file past 64 KiB, and the
 //! document is assembled at the end. Memory stays flat however large the diff.
 
 use std::io::{self, BufWriter, Read, Seek, Write};
@@ -121,7 +121,9 @@ fn schema(c: &SchemaChange) -> Schema<'_> {
     }
 }
 
-const SPILL_AT: usize = 1 << 20;
+/// Rows kept in memory per table before they move to a temporary file: small,
+/// so memory does not grow with the size of the diff.
+const SPILL_AT: usize = 64 << 10;
 
 /// Serialised rows of one table: in memory until large, then in a temporary file.
 #[derive(Default)]
@@ -145,6 +147,9 @@ impl Spill {
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         if let Some(f) = &mut self.file {
             return f.write_all(bytes);
+        }
+        if self.memory.capacity() == 0 {
+            self.memory.reserve_exact(SPILL_AT + 4096);
         }
         self.memory.extend_from_slice(bytes);
         if self.memory.len() > SPILL_AT {
