@@ -115,7 +115,8 @@ fn columns() {
              ALTER TABLE t ALTER code TYPE text COLLATE \"POSIX\";
              ALTER TABLE t DROP COLUMN gone; ALTER TABLE t RENAME old_name TO new_name;
              ALTER TABLE t ADD COLUMN added_nn int NOT NULL DEFAULT 0, ADD COLUMN ident bigint GENERATED ALWAYS AS IDENTITY;
-             COMMENT ON COLUMN t.id IS 'the key'; GRANT SELECT (note) ON t TO {grantee};"
+             COMMENT ON COLUMN t.id IS 'the key'; GRANT SELECT (note) ON t TO {grantee};
+             ALTER TABLE t ADD COLUMN g2 int GENERATED ALWAYS AS (qty + 1) STORED;"
         ),
     );
     let all = changes(&pair, &[]);
@@ -141,6 +142,9 @@ fn columns() {
     assert_eq!(find(&all, "added", "public.t.ident")["after"]["identity"], json!("always"));
     assert_eq!(find(&all, "altered", "public.t.id")["after"]["comment"], json!("the key"));
     assert!(has_danger(find(&all, "altered", "public.t.note"), "security"), "column privileges");
+    let g2 = find(&all, "added", "public.t.g2");
+    assert_eq!(g2["after"]["generated"], json!("stored: (qty + 1)"));
+    assert!(g2["after"].get("default").is_none(), "a generation expression is not a default");
     // The identity column brings its sequence, tied to the column.
     let seq = all.iter().find(|c| c["kind"] == "sequence" && c["op"] == "added").expect("identity sequence");
     assert_eq!(seq["cause"], json!("public.t.ident"));
@@ -360,7 +364,8 @@ fn renames_without_identity_are_inferred() {
     let setup = "CREATE TABLE orders (id int PRIMARY KEY, total numeric, note text);
                  CREATE TABLE items (id int PRIMARY KEY, qty int, note text);
                  INSERT INTO orders SELECT i, i, 'n' FROM generate_series(1, 10) i;
-                 INSERT INTO items SELECT i, i, 'n' FROM generate_series(1, 10) i;";
+                 INSERT INTO items SELECT i, i, 'n' FROM generate_series(1, 10) i;
+                 CREATE TABLE ordered (id int PRIMARY KEY, a int, b text);";
     let pair = branch("k_infer", setup, "");
     let other = crate::harness::second_cluster();
     let db = format!("{}_restored", pair.parent);
@@ -372,7 +377,8 @@ fn renames_without_identity_are_inferred() {
     exec2(&db, setup);
     exec2(
         &db,
-        "ALTER TABLE orders RENAME TO purchases; ALTER TABLE items RENAME note TO remark;
+        "DROP TABLE ordered; CREATE TABLE ordered (id int PRIMARY KEY, b text, a int);
+         ALTER TABLE orders RENAME TO purchases; ALTER TABLE items RENAME note TO remark;
                 UPDATE purchases SET total = 0 WHERE id = 3; UPDATE items SET remark = 'changed' WHERE id = 4;",
     );
     let run = cli(&["--format", "json", "--quiet", &conn(&pair.parent), &format!("{base} dbname={db}")], &[]);
@@ -386,6 +392,28 @@ fn renames_without_identity_are_inferred() {
     assert_eq!(crate::harness::counts(&doc, "public.purchases"), (0, 1, 0));
     let items = crate::harness::table(&doc, "public.items");
     assert_eq!(items["rows"][0]["changed"], json!(["remark"]));
+    // Restored with another column order: positions are reported.
+    let a = find(&all, "altered", "public.ordered.a");
+    assert_eq!((a["before"]["position"].clone(), a["after"]["position"].clone()), (json!("2"), json!("3")));
     // No lineage here: the table was not rewritten, whatever its relfilenode.
     assert!(all.iter().all(|c| !has_danger(c, "table_rewritten")));
+}
+
+#[test]
+fn generation_expression_changed() {
+    // ALTER COLUMN … SET EXPRESSION exists from PostgreSQL 17 on.
+    if crate::harness::cluster().version_num < 170000 {
+        return;
+    }
+    let pair = branch(
+        "k_genexpr",
+        "CREATE TABLE t (id int PRIMARY KEY, qty int, total int GENERATED ALWAYS AS (qty * 2) STORED);",
+        "ALTER TABLE t ALTER total SET EXPRESSION AS (qty * 3);",
+    );
+    let all = changes(&pair, &[]);
+    let g = find(&all, "altered", "public.t.total");
+    assert_eq!(
+        (g["before"]["generated"].clone(), g["after"]["generated"].clone()),
+        (json!("stored: (qty * 2)"), json!("stored: (qty * 3)"))
+    );
 }

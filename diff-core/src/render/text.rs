@@ -60,10 +60,7 @@ pub fn text(r: &Report, opts: &TextOptions) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "parent: {}\nchild:  {}", r.parent.endpoint, r.child.endpoint);
     if !r.schema_changes.is_empty() {
-        let _ = writeln!(out, "\n{}", paint.bold(&format!("Schema changes ({})", r.schema_changes.len())));
-        for c in &r.schema_changes {
-            out.push_str(&schema_line(c, &paint));
-        }
+        out.push_str(&schema_section(&r.schema_changes, &paint));
     }
     let changed: Vec<&TableReport> = r.tables.iter().filter(|t| t.summary.counts.any()).collect();
     if !changed.is_empty() {
@@ -89,7 +86,29 @@ pub fn text(r: &Report, opts: &TextOptions) -> String {
     out
 }
 
-fn schema_line(c: &SchemaChange, paint: &Paint) -> String {
+/// Root changes (dangerous first), each followed by the changes it caused.
+fn schema_section(changes: &[SchemaChange], paint: &Paint) -> String {
+    let roots: Vec<&SchemaChange> = changes.iter().filter(|c| c.cause.is_none()).collect();
+    let mut out = format!("\n{}\n", paint.bold(&format!("Schema changes ({})", roots.len())));
+    let mut shown = 0;
+    for root in &roots {
+        out.push_str(&schema_line(root, paint, "  "));
+        shown += 1;
+        for c in changes.iter().filter(|c| c.cause.as_deref() == Some(root.object.as_str())) {
+            out.push_str(&schema_line(c, paint, "      ↳ "));
+            shown += 1;
+        }
+    }
+    // Consequences whose cause was filtered out still appear.
+    if shown < changes.len() {
+        for c in changes.iter().filter(|c| c.cause.as_ref().is_some_and(|k| !roots.iter().any(|r| &r.object == k))) {
+            out.push_str(&schema_line(c, paint, "  "));
+        }
+    }
+    out
+}
+
+fn schema_line(c: &SchemaChange, paint: &Paint, indent: &str) -> String {
     let op = match c.op {
         ChangeOp::Added => paint.green("added  "),
         ChangeOp::Dropped => paint.red("dropped"),
@@ -107,7 +126,7 @@ fn schema_line(c: &SchemaChange, paint: &Paint) -> String {
         }
     }
     let danger: Vec<&str> = c.danger.iter().map(|d| d.label()).collect();
-    let mut line = format!("  {op} {:<8} {}", c.kind, c.object);
+    let mut line = format!("{indent}{op} {:<8} {}", c.kind, c.object);
     if !details.is_empty() {
         let _ = write!(line, "  ({})", details.join(", "));
     }
@@ -116,6 +135,9 @@ fn schema_line(c: &SchemaChange, paint: &Paint) -> String {
     }
     if let Some(cause) = &c.cause {
         let _ = write!(line, "  {}", paint.dim(&format!("because of {cause}")));
+    }
+    if let Some(note) = &c.note {
+        let _ = write!(line, "  {}", paint.dim(&format!("({note})")));
     }
     line.push('\n');
     line

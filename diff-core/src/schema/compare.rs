@@ -262,7 +262,10 @@ fn altered(p: &Object, c: &Object, lineage: bool) -> Option<SchemaChange> {
     let mut ch = change(c, ChangeOp::Altered);
     let keys: std::collections::BTreeSet<&String> = p.attrs.keys().chain(c.attrs.keys()).collect();
     for k in keys {
-        if HIDDEN.contains(&k.as_str()) {
+        // On one lineage a column cannot move without being dropped and added again, and
+        // the ordinal positions after a drop would only repeat that change.
+        let compared_position = k == "position" && !lineage && p.kind == ObjKind::Column;
+        if HIDDEN.contains(&k.as_str()) && !compared_position {
             continue;
         }
         let (a, b) = (p.attrs.get(k), c.attrs.get(k));
@@ -351,6 +354,8 @@ fn label_altered(ch: &mut SchemaChange, p: &Object, c: &Object) {
             (ObjKind::Column | ObjKind::Domain, "not_null") if b == "true" => ch.danger.push(Danger::NotNullAdded),
             (ObjKind::Column | ObjKind::Domain, "not_null") => ch.danger.push(Danger::NotNullDropped),
             (ObjKind::Column | ObjKind::Domain, "default") => ch.danger.push(Danger::DefaultChanged),
+            // A new generation expression rewrites every value of the column.
+            (ObjKind::Column, "generated") => ch.danger.push(Danger::TypeChange),
             (ObjKind::Constraint, "validated") if b == "true" => ch.danger.push(Danger::ValidatedConstraintAdded),
             (ObjKind::Table, "row_security" | "force_row_security") => ch.danger.push(Danger::Security),
             (ObjKind::Policy, _) => ch.danger.push(Danger::Security),

@@ -169,7 +169,8 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         "SELECT c.oid, a.attnum, n.nspname::text, c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod),
                 a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text,
                 CASE WHEN a.attcollation <> t.typcollation THEN (SELECT co.collname::text FROM pg_collation co WHERE co.oid = a.attcollation) END,
-                col_description(c.oid, a.attnum), a.attacl::text, a.atttypid
+                col_description(c.oid, a.attnum), a.attacl::text, a.atttypid,
+                row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum)
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
               JOIN pg_type t ON t.oid = a.atttypid
               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -316,29 +317,28 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         o.depends_on.push(o.parent.clone().unwrap_or_default());
         put(&mut o, "type", r.get(5));
         put(&mut o, "not_null", Some(r.get::<_, bool>(6).to_string()));
-        put(&mut o, "default", r.get(7));
+        // A generated column keeps its expression where defaults live.
+        let generated: String = r.get::<_, Option<String>>(9).unwrap_or_default();
+        let expr: Option<String> = r.get(7);
+        match generated.as_str() {
+            "s" => put(&mut o, "generated", expr.map(|e| format!("stored: {e}"))),
+            "v" => put(&mut o, "generated", expr.map(|e| format!("virtual: {e}"))),
+            _ => put(&mut o, "default", expr),
+        }
+        let identity: Option<String> = r.get(8);
         put(
             &mut o,
             "identity",
-            r.get::<_, Option<String>>(8).map(|i| match i.as_str() {
+            identity.map(|i| match i.as_str() {
                 "a" => "always".into(),
                 "d" => "by default".into(),
-                _ => String::new(),
-            }),
-        );
-        put(
-            &mut o,
-            "generated",
-            r.get::<_, Option<String>>(9).map(|g| match g.as_str() {
-                "s" => "stored".into(),
-                "v" => "virtual".into(),
                 _ => String::new(),
             }),
         );
         put(&mut o, "collation", r.get(10));
         put(&mut o, "comment", r.get(11));
         put(&mut o, "privileges", r.get(12));
-        put(&mut o, "position", Some(r.get::<_, i16>(1).to_string()));
+        put(&mut o, "position", Some(r.get::<_, i64>(14).to_string()));
         put(&mut o, "type_oid", Some(r.get::<_, u32>(13).to_string()));
         out.push(o);
     }
