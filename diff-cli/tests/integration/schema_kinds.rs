@@ -61,7 +61,7 @@ fn schemas_and_tables() {
              ALTER TABLE keep.plain SET (fillfactor = 70); COMMENT ON TABLE keep.plain IS 'hello';
              ALTER TABLE keep.parts ATTACH PARTITION keep.loose FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
              ALTER TABLE keep.parts DETACH PARTITION keep.p2024;
-             CREATE TABLE keep.brand_new (id int);"
+             CREATE TABLE keep.brand_new (id int NOT NULL);"
         ),
     );
     let all = changes(&pair, &[]);
@@ -91,6 +91,9 @@ fn schemas_and_tables() {
     assert_eq!(p2024["before"]["partition_of"], json!("keep.parts"));
     assert!(p2024["after"].get("partition_of").is_none());
     find(&all, "added", "keep.brand_new");
+    let col = find(&all, "added", "keep.brand_new.id");
+    assert_eq!(col["cause"], json!("keep.brand_new"));
+    assert!(col["danger"].as_array().unwrap().is_empty(), "parts of a new table are not dangerous");
     // --ignore hides what a user does not care about.
     let quiet = changes(&pair, &["--ignore", "privileges,ownership,comments"]);
     let plain = find(&quiet, "altered", "keep.plain");

@@ -127,8 +127,11 @@ pub fn compare(parent: &[Object], child: &[Object], lineage: bool) -> (Vec<Schem
     for o in &added {
         let mut ch = change(o, ChangeOp::Added);
         ch.after = visible(&o.attrs);
-        label_added(&mut ch, o);
         ch.cause = root_cause(o, &added_names);
+        // Parts of a new object (a new table's NOT NULL columns, its key) break nothing that exists.
+        if ch.cause.is_none() {
+            label_added(&mut ch, o);
+        }
         changes.push(ch);
     }
     changes.sort_by(|a, b| {
