@@ -229,56 +229,52 @@ async fn pump_rows(
     context: &str,
     tx: mpsc::Sender<Result<Vec<Bytes>>>,
 ) {
-    let rows = match side.client(conn).query_raw(sql, [tids as &(dyn tokio_postgres::types::ToSql + Sync)]).await {
-        Ok(r) => r,
+    match side.client(conn).query_raw(sql, [tids as &(dyn tokio_postgres::types::ToSql + Sync)]).await {
+        Ok(rows) => {
+            let tuples = rows.map(|r| r.map(|row| identity::row_as_tuple(&row)));
+            let frame = (Some(identity::copy_header()), Some(identity::copy_trailer()));
+            forward(side, context, tuples, SUSPECT_BATCH_ROWS, frame, tx).await
+        }
         Err(e) => {
             let _ = tx.send(Err(side.query_error(context, &e))).await;
-            return;
-        }
-    };
-    pin_mut!(rows);
-    let mut batch = vec![identity::copy_header()];
-    while let Some(item) = rows.next().await {
-        match item {
-            Ok(row) => {
-                batch.push(identity::row_as_tuple(&row));
-                if batch.len() >= SUSPECT_BATCH_ROWS {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(SUSPECT_BATCH_ROWS));
-                    if tx.send(Ok(full)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                let _ = tx.send(Err(side.query_error(context, &e))).await;
-                return;
-            }
         }
     }
-    batch.push(identity::copy_trailer());
-    let _ = tx.send(Ok(batch)).await;
 }
 
 /// Streams one COPY into batches. Errors go to the merge, which reports them.
 async fn pump(side: &Side, conn: usize, sql: &str, context: &str, tx: mpsc::Sender<Result<Vec<Bytes>>>) {
-    let stream = match side.client(conn).copy_out(sql).await {
-        Ok(s) => s,
+    match side.client(conn).copy_out(sql).await {
+        Ok(stream) => forward(side, context, stream, BATCH_ROWS, (None, None), tx).await,
         Err(e) => {
             let _ = tx.send(Err(side.query_error(context, &e))).await;
-            return;
         }
-    };
+    }
+}
+
+/// Hands messages to the merge in batches of `max_rows` (or `BATCH_BYTES`),
+/// framed by the optional first and last messages; stops when the merge is gone.
+async fn forward<S>(
+    side: &Side,
+    context: &str,
+    stream: S,
+    max_rows: usize,
+    (first, last): (Option<Bytes>, Option<Bytes>),
+    tx: mpsc::Sender<Result<Vec<Bytes>>>,
+) where
+    S: futures_util::Stream<Item = Result<Bytes, tokio_postgres::Error>>,
+{
     pin_mut!(stream);
-    let mut batch = Vec::with_capacity(BATCH_ROWS);
+    let mut batch = Vec::with_capacity(max_rows);
+    batch.extend(first);
     let mut bytes = 0usize;
     while let Some(item) = stream.next().await {
         match item {
             Ok(msg) => {
                 bytes += msg.len();
                 batch.push(msg);
-                if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
+                if batch.len() >= max_rows || bytes >= BATCH_BYTES {
                     bytes = 0;
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(max_rows));
                     if tx.send(Ok(full)).await.is_err() {
                         return;
                     }
@@ -290,6 +286,7 @@ async fn pump(side: &Side, conn: usize, sql: &str, context: &str, tx: mpsc::Send
             }
         }
     }
+    batch.extend(last);
     if !batch.is_empty() {
         let _ = tx.send(Ok(batch)).await;
     }
