@@ -43,10 +43,10 @@ fn text_key_under_icu_collation() {
 
 #[test]
 fn keys_of_many_types() {
-    let pair = branch(
-        "keytypes",
-        "CREATE TABLE k_num (k numeric PRIMARY KEY, v int);
-         INSERT INTO k_num VALUES (-1.5, 1), (0, 2), (2.25, 3), ('NaN', 4), ('Infinity', 5), (10, 6);
+    // numeric Infinity exists from PostgreSQL 14 on; 1e10 sorts in the same place among these keys.
+    let infinity = if crate::harness::cluster().version_num >= 140000 { "'Infinity'" } else { "1e10" };
+    let setup = "CREATE TABLE k_num (k numeric PRIMARY KEY, v int);
+         INSERT INTO k_num VALUES (-1.5, 1), (0, 2), (2.25, 3), ('NaN', 4), (INFINITY, 5), (10, 6);
          CREATE TABLE k_uuid (k uuid PRIMARY KEY, v int);
          INSERT INTO k_uuid SELECT ('00000000-0000-0000-0000-' || lpad(to_hex(i * 4097), 12, '0'))::uuid, i FROM generate_series(1, 100) i;
          CREATE TABLE k_ts (k timestamptz PRIMARY KEY, v int);
@@ -57,7 +57,11 @@ fn keys_of_many_types() {
          CREATE TABLE k_float (k float8 PRIMARY KEY, v int);
          INSERT INTO k_float VALUES (-1e300, 1), (-0.5, 2), (0, 3), (1e-300, 4), ('Infinity', 5), ('NaN', 6);
          CREATE TABLE k_small (k smallint PRIMARY KEY, v int);
-         INSERT INTO k_small SELECT i, i FROM generate_series(-300, 300) i;",
+         INSERT INTO k_small SELECT i, i FROM generate_series(-300, 300) i;"
+        .replace("INFINITY", infinity);
+    let pair = branch(
+        "keytypes",
+        &setup,
         "DELETE FROM k_num WHERE k = 2.25; UPDATE k_num SET v = 40 WHERE k = 'NaN'; INSERT INTO k_num VALUES (3, 7);
          DELETE FROM k_uuid WHERE v IN (10, 90); UPDATE k_uuid SET v = -v WHERE v = 50;
          INSERT INTO k_uuid VALUES ('ffffffff-0000-0000-0000-000000000000', 0);
