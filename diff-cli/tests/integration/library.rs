@@ -63,5 +63,12 @@ fn stream_can_stop_early_and_report_is_complete() {
         assert_eq!(report.tables[0].summary.parent.identity_checked, 200_000);
         assert_eq!(report.tables[0].summary.parent.rows, 200);
         assert_eq!(report.tables[0].rows.len(), 200);
+        // A report that keeps one row per table still counts the other 199 in its JSON.
+        let opts = Options { max_rows_per_table: Some(1), ..Options::default() };
+        let report = diff_core::run(&p, &c, &opts).await.unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&diff_core::render::json(&report)).unwrap();
+        assert_eq!(doc["tables"][0]["rows"].as_array().unwrap().len(), 1);
+        assert_eq!(doc["tables"][0]["rows_omitted"], serde_json::json!(199));
+        assert_eq!(doc["tables"][0]["counts"]["updated"], serde_json::json!(200));
     });
 }

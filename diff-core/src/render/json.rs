@@ -318,29 +318,24 @@ pub fn json(r: &Report) -> String {
     let mut w = JsonWriter::new(None);
     let tables = r.tables.iter().map(|t| t.info.clone()).collect();
     let started = Event::Started { parent: r.parent.clone(), child: r.child.clone(), tables };
-    let mut push = |e: Event| w.push(&e).expect("in-memory JSON");
-    push(started);
+    let push = |w: &mut JsonWriter, e: Event| w.push(&e).expect("in-memory JSON");
+    push(&mut w, started);
     for c in &r.schema_changes {
-        push(Event::Schema(c.clone()));
+        push(&mut w, Event::Schema(c.clone()));
     }
     for t in &r.tables {
         for change in &t.rows {
-            push(Event::Row { table: t.info.id, change: change.clone() });
+            push(&mut w, Event::Row { table: t.info.id, change: change.clone() });
         }
-        push(Event::TableDone { table: t.info.id, summary: t.summary.clone() });
+        push(&mut w, Event::TableDone { table: t.info.id, summary: t.summary.clone() });
+        // Rows the report itself did not keep were counted by its builder.
+        if let Some(s) = w.spills.get_mut(t.info.id) {
+            s.omitted += t.omitted;
+        }
     }
     let mut out = Vec::new();
     w.finish(&mut out, r.millis).expect("in-memory JSON");
-    let mut s = String::from_utf8(out).expect("JSON is UTF-8");
-    // Rows kept beyond what the report holds were counted by the report builder.
-    if r.tables.iter().any(|t| t.omitted > 0) {
-        let mut v: J = serde_json::from_str(&s).expect("valid JSON");
-        for (t, jt) in r.tables.iter().zip(v["tables"].as_array_mut().expect("tables")) {
-            jt["rows_omitted"] = J::from(t.omitted);
-        }
-        s = serde_json::to_string_pretty(&v).expect("valid JSON");
-    }
-    s
+    String::from_utf8(out).expect("JSON is UTF-8")
 }
 
 /// The report as a JSON value.

@@ -148,7 +148,6 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
     let c = side.client(0);
     let err = |e: tokio_postgres::Error| side.query_error("reading the schema catalog", &e);
     let f = SYSTEM_SCHEMA_FILTER;
-    let v18 = side.server_version >= 180000;
     let q_schemas = format!(
         "SELECT n.oid, n.nspname::text, pg_get_userbyid(n.nspowner)::text, obj_description(n.oid, 'pg_namespace'), n.nspacl::text
          FROM pg_namespace n WHERE {f} AND {}",
@@ -245,7 +244,6 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
               JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
          WHERE v.relkind IN ('v', 'm') AND d.refobjid <> v.oid AND {f}"
     );
-    let _ = v18;
     let (schemas, rels, cols, cons, idx, seqs, procs, trigs, types, exts, pols, vdeps) = tokio::try_join!(
         c.query(&q_schemas, &[]),
         c.query(&q_rels, &[]),
