@@ -53,11 +53,13 @@ pub async fn start(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> R
     let (p, c) = (p?, c?);
     let (pcat, ccat, pobj, cobj) =
         tokio::try_join!(catalog::read(&p), catalog::read(&c), schema::read::read(&p), schema::read::read(&c))?;
-    let same_lineage = p.system_identifier.is_some() && p.system_identifier == c.system_identifier;
+    let same_lineage = p.system_identifier.is_some()
+        && p.system_identifier == c.system_identifier
+        && schema::shares_objects(&pobj, &cobj);
     let ignore = opts.ignored()?;
     let (pobj, cobj) = (ignore.apply(pobj), ignore.apply(cobj));
     let (mut changes, pairs) = schema::compare(&pobj, &cobj, same_lineage);
-    changes.retain(|ch| change_selected(opts, ch));
+    changes.retain(|ch| change_selected(opts, ch, &pairs));
     let plan = plan::build(&pcat, &ccat, opts, &pairs)?;
     let (tx, rx) = mpsc::channel(1024);
     let opts = opts.clone();
@@ -85,10 +87,18 @@ async fn send(tx: &mpsc::Sender<Result<Event>>, e: Event) -> Result<()> {
     tx.send(Ok(e)).await.map_err(|_| Error::Cancelled)
 }
 
-/// Table filters apply to table-scoped objects, `--schema` to everything in a schema.
-fn change_selected(opts: &Options, ch: &schema::SchemaChange) -> bool {
+/// Table filters apply to table-scoped objects — by the table's name on
+/// either side, so a renamed table is in or out whichever name a filter uses —
+/// and `--schema` to everything in a schema.
+fn change_selected(opts: &Options, ch: &schema::SchemaChange, pairs: &schema::Pairs) -> bool {
     match &ch.table {
-        Some((s, t)) => plan::table_selected(opts, s, t),
+        Some((s, t)) => {
+            let qualified = format!("{s}.{t}");
+            let other = pairs.other_name(&qualified).and_then(|o| o.split_once('.'));
+            let mut names = vec![(s.as_str(), t.as_str())];
+            names.extend(other);
+            plan::table_selected(opts, &names)
+        }
         None => {
             opts.schemas.is_empty()
                 || opts.schemas.iter().any(|s| ch.object == *s || ch.object.starts_with(&format!("{s}.")))
@@ -147,13 +157,28 @@ async fn diff_table(
     let started = std::time::Instant::now();
     let label = |s: &Side| SideLabel { name: s.name, endpoint: s.endpoint.clone() };
     let context = format!("reading table {}", plan.qualified());
-    let suspects = match strategy == Strategy::Auto && use_identity && plan.same_relation {
-        true => identity_pass(&plan, p, c, conn, &context).await?,
-        false => None,
+    let mut fallback = None;
+    let suspects = match (strategy, use_identity, &plan.identity_blocker) {
+        (Strategy::Auto, true, None) => {
+            let s = identity_pass(&plan, p, c, conn, &context).await?;
+            if s.is_none() {
+                fallback = Some("identity: too many changed tuples, or rows not in physical order".to_string());
+            }
+            s
+        }
+        (Strategy::Auto, true, Some(why)) => {
+            fallback = Some(format!("identity: {why}"));
+            None
+        }
+        _ => None,
     };
-    let leaves = match strategy == Strategy::Hash && hash::applies(&plan, p, c) {
-        true => Some(hash::bisect(&plan, p, c, conn).await?),
-        false => None,
+    let leaves = match (strategy, hash::blocker(&plan, p, c)) {
+        (Strategy::Hash, None) => Some(hash::bisect(&plan, p, c, conn).await?),
+        (Strategy::Hash, Some(why)) => {
+            fallback = Some(format!("hash: {why}"));
+            None
+        }
+        _ => None,
     };
     let (pfilter, cfilter) = match &leaves {
         Some(l) => {
@@ -194,12 +219,13 @@ async fn diff_table(
         summary.parent.bytes += l.bytes.0;
         summary.child.bytes += l.bytes.1;
     }
+    summary.fallback = fallback;
     summary.millis = started.elapsed().as_millis() as u64;
     Ok(summary)
 }
 
 fn internal(plan: &TablePlan, e: tokio::task::JoinError) -> Error {
-    Error::Options(format!("internal error while comparing {}: {e}", plan.qualified()))
+    Error::Internal(format!("while comparing {}: {e}", plan.qualified()))
 }
 
 /// Reads (ctid, xmin) of both sides; `None` when the table must be read whole.

@@ -24,6 +24,7 @@ impl fmt::Display for SideName {
 
 /// Everything that can go wrong while diffing.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A connection string or option could not be understood.
     #[error("invalid connection string for {side}: {message}")]
@@ -67,9 +68,27 @@ pub enum Error {
         /// What was malformed.
         message: String,
     },
+    /// Rows that must be unique by the key repeat it (a `--key` over duplicate values).
+    #[error(
+        "{side} {endpoint}: the key of {table} is not unique: ({key}) appears more than once; \
+         choose columns that identify a row with --key"
+    )]
+    DuplicateKey {
+        /// Side.
+        side: SideName,
+        /// `user@host:port/dbname`.
+        endpoint: String,
+        /// Qualified table name.
+        table: String,
+        /// The repeated key, `col=value, …`.
+        key: String,
+    },
     /// An option names something that does not exist or cannot be used.
     #[error("{0}")]
     Options(String),
+    /// A bug: a worker task failed.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The consumer of the change stream went away.
     #[error("diff cancelled")]
     Cancelled,

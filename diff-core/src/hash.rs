@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::plan::{quote_ident, TablePlan};
+use crate::plan::{quote_ident, TablePlan, ALIAS};
 use crate::snapshot::Side;
 use crate::value::Kind;
 
@@ -27,12 +27,12 @@ const FIRST_ROUND_MAX: i64 = 4096;
 /// A key range `lo..=hi`.
 pub type Range = (i64, i64);
 
-/// Whether the hash strategy can handle the table.
-pub fn applies(plan: &TablePlan, p: &Side, c: &Side) -> bool {
-    plan.nkey == 1
-        && matches!(plan.columns[0].kind, Kind::Int2 | Kind::Int4 | Kind::Int8)
-        && p.server_version >= 140000
-        && c.server_version >= 140000
+/// Why the hash strategy cannot handle the table, if it cannot.
+pub fn blocker(plan: &TablePlan, p: &Side, c: &Side) -> Option<String> {
+    if p.server_version < 140000 || c.server_version < 140000 {
+        return Some("needs PostgreSQL 14 or later on both sides".into());
+    }
+    plan.hash_blocker.clone()
 }
 
 /// The row hash expression of one side, in the plan's column order.
@@ -45,11 +45,16 @@ fn row_hash(plan: &TablePlan, parent: bool) -> String {
         .iter()
         .zip(&exprs)
         .map(|(col, e)| match col.kind {
-            Kind::Text | Kind::Json => format!("hashtextextended(({e})::text COLLATE \"C\", 0)"),
-            // hash_numeric gives NaN and both infinities one hash: tell them apart.
+            // Hashes must differ wherever printed values do (the diff's equality).
+            Kind::Text | Kind::Json | Kind::Jsonb => format!("hashtextextended(({e})::text COLLATE \"C\", 0)"),
+            // hash_numeric ignores the scale and gives NaN and both infinities one hash.
             Kind::Numeric => format!(
-                "{e}, CASE WHEN {e} = 'NaN' THEN 1 WHEN {e} = 'Infinity' THEN 2 WHEN {e} = '-Infinity' THEN 3 ELSE 0 END"
+                "{e}, scale({e}), CASE WHEN {e} = 'NaN' THEN 1 WHEN {e} = 'Infinity' THEN 2 \
+                 WHEN {e} = '-Infinity' THEN 3 ELSE 0 END"
             ),
+            // -0 hashes like 0; NaN payloads differ in the send format, which only costs a re-read.
+            Kind::Float4 => format!("float4send({e})"),
+            Kind::Float8 => format!("float8send({e})"),
             _ => e.clone(),
         })
         .collect();
@@ -81,7 +86,7 @@ fn split_select(select: &str) -> Vec<String> {
 fn key_expr(plan: &TablePlan, parent: bool) -> String {
     let col = &plan.columns[0];
     let name = if parent { &col.parent_name } else { &col.name };
-    format!("{}::int8", quote_ident(name))
+    format!("{ALIAS}.{}::int8", quote_ident(name))
 }
 
 /// (rows, hash) per (range index, bucket) on one side.

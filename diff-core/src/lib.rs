@@ -22,6 +22,7 @@
 
 pub mod catalog;
 pub mod conn;
+pub mod convert;
 pub mod copy;
 pub mod engine;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod identity;
 pub mod merge;
 pub mod options;
 pub mod plan;
+pub mod reading;
 pub mod render;
 pub mod report;
 pub mod schema;

@@ -9,9 +9,10 @@ use tokio::sync::mpsc::Receiver;
 
 use crate::copy::{Batch, Decoder};
 use crate::error::{Error, Result, SideName};
+use crate::plan::KeySource;
 use crate::plan::TablePlan;
 use crate::report::{Counts, Event, Op, RowChange, SideStats, TableSummary};
-use crate::value::{compare_opt, decode, equal_opt, Value};
+use crate::value::{compare_opt, decode, equal_opt, Kind, Value};
 
 /// Messages from one side's COPY, in batches, or the error that ended it.
 pub type Feed = Receiver<Result<Vec<Bytes>>>;
@@ -34,6 +35,8 @@ struct Cursor<'a> {
     exhausted: bool,
     label: SideLabel,
     plan: &'a TablePlan,
+    /// How this side's values are read (the parent's differ after a type change).
+    kinds: Vec<Kind>,
     /// Key of the last row of the previous batch, to check order across batches.
     last_key: Option<Vec<Option<Vec<u8>>>>,
 }
@@ -41,6 +44,8 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn new(feed: Feed, label: SideLabel, plan: &'a TablePlan) -> Self {
         let ncols = plan.columns.len().max(1);
+        let parent = label.name == SideName::Parent;
+        let kinds = plan.columns.iter().map(|c| if parent { c.parent_kind } else { c.kind }).collect();
         Cursor {
             feed,
             decoder: Decoder::new(ncols),
@@ -50,6 +55,7 @@ impl<'a> Cursor<'a> {
             exhausted: false,
             label,
             plan,
+            kinds,
             last_key: None,
         }
     }
@@ -91,27 +97,49 @@ impl<'a> Cursor<'a> {
     }
 
     /// The merge is only correct if the server's order is the one we compare
-    /// with; a violation (an unexpected collation or type) is an error, not a wrong diff.
+    /// with, and keys are unique where the plan says they are: a violation is
+    /// an error, never a wrong diff. Keyless tables (the whole row is the key)
+    /// are multisets and may repeat.
     fn check_batch_order(&self) -> Result<()> {
         let b = &self.batch;
+        let unique = self.plan.key_source != KeySource::WholeRow;
+        let check = |ord: Ordering, row: usize| match ord {
+            Ordering::Greater => Err(self.out_of_order()),
+            Ordering::Equal if unique => Err(self.duplicate(row)),
+            _ => Ok(()),
+        };
         if let (Some(last), false) = (&self.last_key, b.is_empty()) {
-            if key_order(self.plan, |i| last[i].as_deref(), |i| b.field(0, i)) == Ordering::Greater {
-                return Err(self.out_of_order());
-            }
+            check(side_key_order(&self.kinds, self.plan.nkey, |i| last[i].as_deref(), |i| b.field(0, i)), 0)?;
         }
         for row in 1..b.len() {
-            if key_order(self.plan, |i| b.field(row - 1, i), |i| b.field(row, i)) == Ordering::Greater {
-                return Err(self.out_of_order());
-            }
+            check(side_key_order(&self.kinds, self.plan.nkey, |i| b.field(row - 1, i), |i| b.field(row, i)), row)?;
         }
         Ok(())
     }
 
     fn out_of_order(&self) -> Error {
         self.protocol(format!(
-            "rows arrived out of key order ({}); choose another key with --key",
+            "rows arrived out of the order the diff compares keys in ({}); this is a bug in pgbranchdiff: \
+             please report it with the key's column types",
             self.plan.key_names().join(", ")
         ))
+    }
+
+    fn duplicate(&self, row: usize) -> Error {
+        let key: Vec<String> = self.plan.columns[..self.plan.nkey]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let v = decode(self.kinds[i], c.literal, self.batch.field(row, i));
+                format!("{}={}", c.name, v.to_text().unwrap_or_else(|| "NULL".into()))
+            })
+            .collect();
+        Error::DuplicateKey {
+            side: self.label.name,
+            endpoint: self.label.endpoint.clone(),
+            table: self.plan.qualified(),
+            key: key.join(", "),
+        }
     }
 
     fn field(&self, col: usize) -> Option<&[u8]> {
@@ -119,7 +147,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn values(&self) -> Vec<Value> {
-        self.plan.columns.iter().enumerate().map(|(i, c)| decode(c.kind, c.literal, self.field(i))).collect()
+        self.plan.columns.iter().enumerate().map(|(i, c)| decode(self.kinds[i], c.literal, self.field(i))).collect()
     }
 }
 
@@ -202,19 +230,31 @@ pub fn run(
     })
 }
 
+/// Order of the parent's key against the child's, in the child's terms.
 #[inline]
 fn compare_keys(p: &Cursor, c: &Cursor) -> Ordering {
-    key_order(p.plan, |i| p.field(i), |i| c.field(i))
+    for (i, col) in p.plan.columns[..p.plan.nkey].iter().enumerate() {
+        let o = match (&col.conversion, p.field(i), c.field(i)) {
+            (Some(cv), Some(a), Some(b)) => cv.compare(a, b),
+            (_, a, b) => compare_opt(col.kind, a, b),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
 }
 
+/// Order of two keys of one side.
 #[inline]
-fn key_order<'x>(
-    plan: &TablePlan,
+fn side_key_order<'x>(
+    kinds: &[Kind],
+    nkey: usize,
     a: impl Fn(usize) -> Option<&'x [u8]>,
     b: impl Fn(usize) -> Option<&'x [u8]>,
 ) -> Ordering {
-    for (i, col) in plan.columns[..plan.nkey].iter().enumerate() {
-        match compare_opt(col.kind, a(i), b(i)) {
+    for (i, kind) in kinds[..nkey].iter().enumerate() {
+        match compare_opt(*kind, a(i), b(i)) {
             Ordering::Equal => continue,
             o => return o,
         }
@@ -222,10 +262,19 @@ fn key_order<'x>(
     Ordering::Equal
 }
 
+/// Whether the parent's value equals the child's, in the child's terms.
+#[inline]
+fn same_value(col: &crate::plan::ColumnPlan, a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
+    match (&col.conversion, a, b) {
+        (Some(cv), Some(a), Some(b)) => cv.equal(a, b),
+        (_, a, b) => equal_opt(col.kind, a, b),
+    }
+}
+
 /// `None` when the rows are equal; else the indexes of the columns that differ.
 #[inline]
 fn changed_columns(p: &Cursor, c: &Cursor, nkey: usize) -> Option<Vec<usize>> {
     let cols = &p.plan.columns;
-    let first = (nkey..cols.len()).find(|&i| !equal_opt(cols[i].kind, p.field(i), c.field(i)))?;
-    Some((first..cols.len()).filter(|&i| !equal_opt(cols[i].kind, p.field(i), c.field(i))).collect())
+    let first = (nkey..cols.len()).find(|&i| !same_value(&cols[i], p.field(i), c.field(i)))?;
+    Some((first..cols.len()).filter(|&i| !same_value(&cols[i], p.field(i), c.field(i))).collect())
 }

@@ -3,11 +3,16 @@
 //! order, and the COPY query each side runs.
 
 use crate::catalog::{Catalog, Column, Table};
+use crate::convert::Conversion;
 use crate::error::{Error, Result};
 use crate::filter::{column_matches, table_matches};
 use crate::options::Options;
 use crate::schema::Pairs;
-use crate::value::{classify, common_kind, Kind};
+use crate::value::{classify, Kind};
+
+/// Alias of the table in every generated query: column references are
+/// qualified with it, so no user column name can clash with ours.
+pub const ALIAS: &str = "pgbd_t";
 
 /// Where a table's row identity comes from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -30,8 +35,12 @@ pub struct ColumnPlan {
     pub name: String,
     /// Name on the parent side (differs after a rename).
     pub parent_name: String,
-    /// How values are compared.
+    /// How the child's values are read and compared.
     pub kind: Kind,
+    /// How the parent's values are read (differs from `kind` after a type change).
+    pub parent_kind: Kind,
+    /// When the type changed: how a parent value reads in the child's type.
+    pub conversion: Option<Conversion>,
     /// Selected as text although the type is not character data.
     pub literal: bool,
     /// Parent type (`format_type`).
@@ -63,10 +72,11 @@ pub struct TablePlan {
     pub child_query: Query,
     /// Size on disk of the larger side, for scheduling.
     pub bytes: i64,
-    /// Both sides are the same plain table in the same physical file (same OID and
-    /// relfilenode, not partitioned): tuple identity (`ctid`, `xmin`) can tell
-    /// unchanged rows apart without reading them.
-    pub same_relation: bool,
+    /// Why tuple identity (`ctid`, `xmin`) cannot tell unchanged rows apart
+    /// here, or `None` when it can (on one instance): see [`identity_blocker`].
+    pub identity_blocker: Option<String>,
+    /// Why the hash strategy cannot compare this table's rows by hashes, if it cannot.
+    pub hash_blocker: Option<String>,
 }
 
 /// The parts of one side's row query.
@@ -74,7 +84,7 @@ pub struct TablePlan {
 pub struct Query {
     /// Select list, in the plan's column order.
     pub select: String,
-    /// `ONLY "schema"."table"` (or without ONLY for a partitioned table).
+    /// `ONLY "schema"."table" AS pgbd_t` (without ONLY for a partitioned table).
     pub from: String,
     /// Key order, empty when there are no columns.
     pub order_by: String,
@@ -134,24 +144,24 @@ pub fn build(parent: &Catalog, child: &Catalog, opts: &Options, pairs: &Pairs) -
     for c in &child.tables {
         let parent_name = pairs.table(&c.qualified()).to_string();
         let Some(p) = parent.tables.iter().find(|p| p.qualified() == parent_name) else { continue };
-        if !(selected(opts, p) || selected(opts, c)) {
+        let names = [(p.schema.as_str(), p.name.as_str()), (c.schema.as_str(), c.name.as_str())];
+        if !table_selected(opts, &names) {
             continue;
         }
         let id = plan.tables.len();
-        plan.tables.push(table_plan(id, p, c, opts, pairs)?);
+        plan.tables.push(table_plan(id, p, c, opts, pairs, (&parent.encoding, &child.encoding))?);
     }
     Ok(plan)
 }
 
-pub(crate) fn selected(opts: &Options, t: &Table) -> bool {
-    table_selected(opts, &t.schema, &t.name)
-}
-
-/// Whether the table filters select `schema.table`.
-pub fn table_selected(opts: &Options, schema: &str, table: &str) -> bool {
-    (opts.schemas.is_empty() || opts.schemas.iter().any(|s| s == schema))
-        && (opts.tables.is_empty() || opts.tables.iter().any(|g| table_matches(g, schema, table)))
-        && !opts.exclude_tables.iter().any(|g| table_matches(g, schema, table))
+/// Whether the table filters select a table known by these `(schema, name)`s
+/// (its names on both sides, when it was renamed): an include filter matching
+/// either name includes it, an exclude filter matching either name excludes it.
+pub fn table_selected(opts: &Options, names: &[(&str, &str)]) -> bool {
+    let any = |globs: &[String]| names.iter().any(|(s, t)| globs.iter().any(|g| table_matches(g, s, t)));
+    (opts.schemas.is_empty() || names.iter().any(|(s, _)| opts.schemas.iter().any(|x| x == s)))
+        && (opts.tables.is_empty() || any(&opts.tables))
+        && !any(&opts.exclude_tables)
 }
 
 /// A filter that selects nothing is almost always a typo: refuse it.
@@ -189,58 +199,152 @@ fn pair_columns<'a>(p: &'a Table, c: &'a Table, pairs: &Pairs) -> Vec<(&'a Colum
     c.columns.iter().filter_map(|cc| p.column(pairs.column(&table, &cc.name)).map(|pc| (pc, cc))).collect()
 }
 
-fn table_plan(id: usize, p: &Table, c: &Table, opts: &Options, pairs: &Pairs) -> Result<TablePlan> {
+fn table_plan(
+    id: usize,
+    p: &Table,
+    c: &Table,
+    opts: &Options,
+    pairs: &Pairs,
+    encodings: (&str, &str),
+) -> Result<TablePlan> {
     let qualified = c.qualified();
     let pairs = pair_columns(p, c, pairs);
     let excluded = |col: &Column| excluded_name(opts, c, &col.name);
     let (key_source, key_names) = choose_key(p, c, &pairs, opts)?;
+    let whole_row = key_source == KeySource::WholeRow;
     let mut columns = vec![];
     for name in &key_names {
         let (pc, cc) = pairs.iter().find(|(_, cc)| &cc.name == name).expect("key column is paired");
-        if excluded(cc) && key_source != KeySource::WholeRow {
+        if excluded(cc) && !whole_row {
             return Err(Error::Options(format!("--exclude-columns: {qualified}.{name} is part of the key")));
         }
         columns.push(column_plan(pc, cc, true));
     }
     for (pc, cc) in &pairs {
         if !key_names.contains(&cc.name) && !excluded(cc) {
-            columns.push(column_plan(pc, cc, key_source == KeySource::WholeRow));
+            columns.push(column_plan(pc, cc, whole_row));
         }
     }
-    if key_source == KeySource::WholeRow {
+    if whole_row {
         columns.retain(|col| !excluded_name(opts, c, &col.name));
     }
-    let nkey = if key_source == KeySource::WholeRow { columns.len() } else { key_names.len() };
+    check_privileges(p, c, &columns)?;
+    let nkey = if whole_row { columns.len() } else { key_names.len() };
+    // Rows with equal keys in SQL but printed differently must still come in one order.
+    let tie_break = matches!(key_source, KeySource::WholeRow | KeySource::Override);
     Ok(TablePlan {
         id,
         schema: c.schema.clone(),
         name: c.name.clone(),
         parent_qualified: p.qualified(),
+        identity_blocker: identity_blocker(p, c, &columns, &key_source),
+        hash_blocker: hash_blocker(&columns, nkey, &key_source),
+        parent_query: side_query(p, &columns, nkey, true, tie_break, encodings.0),
+        child_query: side_query(c, &columns, nkey, false, tie_break, encodings.1),
         key_source,
         nkey,
-        parent_query: side_query(p, &columns, nkey, true),
-        child_query: side_query(c, &columns, nkey, false),
         bytes: p.bytes.max(c.bytes),
-        same_relation: p.oid == c.oid && p.kind == 'r' && c.kind == 'r' && p.relfilenode == c.relfilenode,
         columns,
     })
+}
+
+/// Why tuple identity cannot be trusted for this table, if it cannot. Equal
+/// (`ctid`, `xmin`) proves the tuple untouched; it reads the same only if the
+/// catalog reads it the same: same physical file, same columns at the same
+/// attnums with the same types, modifiers, `attmissingval`, virtual generated
+/// expressions, and types whose labels, attributes and names read the same
+/// (see [`crate::reading`]).
+pub fn identity_blocker(p: &Table, c: &Table, columns: &[ColumnPlan], key: &KeySource) -> Option<String> {
+    let why = |s: &str| Some(s.to_string());
+    if p.oid != c.oid {
+        return why("not the same table (another OID)");
+    }
+    if p.kind != 'r' || c.kind != 'r' {
+        return why("partitioned table");
+    }
+    if p.relfilenode != c.relfilenode {
+        return why("the table was rewritten (another relfilenode)");
+    }
+    if !p.can_select || !c.can_select {
+        return why("no table-level SELECT privilege (needed for ctid and xmin)");
+    }
+    if *key == KeySource::Override {
+        return why("--key is verified by reading every row");
+    }
+    for col in columns {
+        let (pc, cc) = (p.column(&col.parent_name), c.column(&col.name));
+        let (Some(pc), Some(cc)) = (pc, cc) else { return why("column missing") };
+        let reason = if pc.attnum != cc.attnum {
+            "is another column (attnum)"
+        } else if pc.type_oid != cc.type_oid || pc.type_name != cc.type_name {
+            "changed type"
+        } else if !pc.reading.reads_same(&cc.reading) {
+            "has a type whose stored values read differently (enum labels, composite attributes, reg* names)"
+        } else if pc.missing != cc.missing {
+            "has another value for rows older than the column (attmissingval)"
+        } else if pc.generated == "v" && (cc.generated != "v" || pc.generation != cc.generation) {
+            "is virtual generated with another expression"
+        } else if pc.generated != cc.generated {
+            "changed how it is generated"
+        } else {
+            continue;
+        };
+        return Some(format!("column {} {reason}", col.name));
+    }
+    None
+}
+
+/// The hash strategy hashes each side's values inside PostgreSQL: it needs a
+/// single integer key and the same types on both sides.
+fn hash_blocker(columns: &[ColumnPlan], nkey: usize, key: &KeySource) -> Option<String> {
+    if *key == KeySource::Override {
+        return Some("--key is verified by reading every row".into());
+    }
+    if nkey != 1 || !columns[0].kind.is_int() || columns[0].conversion.is_some() {
+        return Some("the key is not a single integer column".into());
+    }
+    if let Some(col) = columns.iter().find(|c| c.conversion.is_some() || c.parent_type != c.child_type) {
+        return Some(format!("column {} changed type", col.name));
+    }
+    None
+}
+
+/// A column the role may not read would fail the whole diff mid-way: say so
+/// before anything is read, with the way out.
+fn check_privileges(p: &Table, c: &Table, columns: &[ColumnPlan]) -> Result<()> {
+    for col in columns {
+        for (side, t, name) in [("parent", p, &col.parent_name), ("child", c, &col.name)] {
+            if t.column(name).is_some_and(|tc| !tc.can_select) {
+                return Err(Error::Options(format!(
+                    "{side}: no SELECT privilege on column {}.{name}; grant it, or leave it out with \
+                     --exclude-columns '{}.{name}'",
+                    t.qualified(),
+                    c.qualified()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn excluded_name(opts: &Options, t: &Table, col: &str) -> bool {
     opts.exclude_columns.iter().any(|g| column_matches(g, &t.schema, &t.name, col))
 }
 
+/// The key: `--key`, else the first candidate (the parent's primary key, the
+/// child's, then either side's unique indexes) that is a key on *both* sides —
+/// NOT NULL by valid constraints and unique by a valid index — else the whole row.
 fn choose_key(p: &Table, c: &Table, pairs: &[(&Column, &Column)], opts: &Options) -> Result<(KeySource, Vec<String>)> {
     // Keys are named in child terms; a parent key is translated through the pairing.
     let to_child = |names: &[String]| -> Option<Vec<String>> {
         names.iter().map(|n| pairs.iter().find(|(pc, _)| &pc.name == n).map(|(_, cc)| cc.name.clone())).collect()
     };
-    let in_child = |names: &[String]| -> Option<Vec<String>> {
-        names.iter().all(|n| pairs.iter().any(|(_, cc)| &cc.name == n)).then(|| names.to_vec())
+    let to_parent = |names: &[String]| -> Option<Vec<String>> {
+        names.iter().map(|n| pairs.iter().find(|(_, cc)| &cc.name == n).map(|(pc, _)| pc.name.clone())).collect()
     };
     if let Some(k) = opts.keys.iter().rev().find(|k| table_matches(&k.table, &c.schema, &c.name)) {
-        return match in_child(&k.columns) {
-            Some(cols) if !cols.is_empty() => Ok((KeySource::Override, cols)),
+        return match to_parent(&k.columns) {
+            Some(_) if !k.columns.is_empty() => Ok((KeySource::Override, k.columns.clone())),
             _ => Err(Error::Options(format!(
                 "--key {}={}: every key column must exist in {} on both sides",
                 k.table,
@@ -249,71 +353,84 @@ fn choose_key(p: &Table, c: &Table, pairs: &[(&Column, &Column)], opts: &Options
             ))),
         };
     }
-    if let Some(cols) = p.primary_key.as_deref().and_then(to_child) {
-        return Ok((KeySource::PrimaryKey, cols));
-    }
-    if let Some(cols) = c.primary_key.as_deref().and_then(in_child) {
-        return Ok((KeySource::PrimaryKey, cols));
-    }
-    for (name, cols) in &p.unique_not_null {
-        if let Some(cols) = to_child(cols) {
-            return Ok((KeySource::UniqueIndex(name.clone()), cols));
-        }
-    }
-    for (name, cols) in &c.unique_not_null {
-        if let Some(cols) = in_child(cols) {
-            return Ok((KeySource::UniqueIndex(name.clone()), cols));
+    let candidates = p
+        .unique_keys
+        .iter()
+        .filter(|k| k.primary)
+        .filter_map(|k| Some((k, to_child(&k.columns)?)))
+        .chain(c.unique_keys.iter().filter(|k| k.primary).map(|k| (k, k.columns.clone())))
+        .chain(p.unique_keys.iter().filter(|k| !k.primary).filter_map(|k| Some((k, to_child(&k.columns)?))))
+        .chain(c.unique_keys.iter().filter(|k| !k.primary).map(|k| (k, k.columns.clone())));
+    for (k, cols) in candidates {
+        let on_both = to_parent(&cols).is_some_and(|pcols| p.is_key(&pcols)) && c.is_key(&cols);
+        if on_both {
+            let source = if k.primary { KeySource::PrimaryKey } else { KeySource::UniqueIndex(k.name.clone()) };
+            return Ok((source, cols));
         }
     }
     Ok((KeySource::WholeRow, pairs.iter().map(|(_, cc)| cc.name.clone()).collect()))
 }
 
+/// How a column is selected and compared. Types the diff reads in binary
+/// (see [`classify`]) are compared on their bytes; a changed type is compared
+/// through a [`Conversion`] where one exists; everything else as text.
 fn column_plan(pc: &Column, cc: &Column, is_key: bool) -> ColumnPlan {
     let (pk, ck) = (classify(pc.base_type_oid), classify(cc.base_type_oid));
-    let (mut kind, mut literal) = match (pk, ck) {
-        (Some(a), Some(b)) => match common_kind(a, b) {
-            Some((k, _)) => (k, false),
-            None if matches!((a, b), (Kind::Text | Kind::BpChar, Kind::Text | Kind::BpChar)) => (Kind::Text, false),
-            None => (Kind::Text, true),
-        },
-        _ => (Kind::Text, true),
-    };
-    // Keys must be ordered identically by the server and by us.
-    if is_key && !kind.orderable() {
-        kind = Kind::Text;
-        literal = true;
-    }
-    ColumnPlan {
+    let plan = |parent_kind, kind, conversion, literal| ColumnPlan {
         name: cc.name.clone(),
         parent_name: pc.name.clone(),
         kind,
+        parent_kind,
+        conversion,
         literal,
         parent_type: pc.type_name.clone(),
         child_type: cc.type_name.clone(),
-    }
-}
-
-/// The select expression of a column on one side.
-fn select_expr(col: &ColumnPlan, table_col: &Column) -> String {
-    let ident = quote_ident(&table_col.name);
-    let own = classify(table_col.base_type_oid);
-    let cast = match (col.kind, own) {
-        (_, _) if col.literal => Some("text"),
-        (Kind::Text, Some(Kind::BpChar)) => Some("text"),
-        (Kind::Text, Some(Kind::Jsonb | Kind::Json)) => Some("text"),
-        (k, Some(o)) if k == o => None,
-        (Kind::Int8, _) => Some("int8"),
-        (Kind::Numeric, _) => Some("numeric"),
-        (Kind::Float8, _) => Some("float8"),
-        _ => None,
     };
-    match cast {
-        Some(t) => format!("{ident}::{t}"),
-        None => ident,
+    let text = || plan(Kind::Text, Kind::Text, None, true);
+    let (Some(pk), Some(ck)) = (pk, ck) else { return text() };
+    // Keys must be ordered identically by the server and by us.
+    if is_key && !ck.orderable() {
+        return text();
+    }
+    if pk == ck && pc.type_name == cc.type_name {
+        return plan(pk, ck, None, false);
+    }
+    match Conversion::new(pk, ck, cc.typmod) {
+        Some(cv) if !cv.needed() => plan(pk, ck, None, false),
+        Some(cv) if !is_key || cv.for_keys() => plan(pk, ck, Some(cv), false),
+        _ => text(),
     }
 }
 
-fn side_query(t: &Table, columns: &[ColumnPlan], nkey: usize, parent: bool) -> Query {
+/// The select expression of a column on one side, qualified with [`ALIAS`].
+fn select_expr(col: &ColumnPlan, table_col: &Column) -> String {
+    let ident = format!("{ALIAS}.{}", quote_ident(&table_col.name));
+    if col.literal {
+        return format!("{ident}::text");
+    }
+    ident
+}
+
+/// The sort key of a key column: the server's order must be the one
+/// [`crate::value::compare`] computes. Character data sorts as bytes (the "C"
+/// collation; in a database that is not UTF-8, as its UTF-8 bytes, which is
+/// what arrives); `tie_break` adds the print order of values equal in SQL but
+/// printed differently (numeric scale, `-0`), which only non-unique keys can hold.
+fn order_expr(kind: Kind, e: &str, tie_break: bool, encoding: &str) -> String {
+    match kind {
+        Kind::Text | Kind::BpChar if !matches!(encoding, "UTF8" | "SQL_ASCII") => {
+            format!("convert_to(({e})::text, 'UTF8')")
+        }
+        Kind::Text | Kind::BpChar => format!("({e}) COLLATE \"C\""),
+        Kind::Numeric if tie_break => format!("{e}, scale({e})"),
+        Kind::Float4 | Kind::Float8 if tie_break => {
+            format!("{e}, (CASE WHEN {e} = 0 THEN ({e})::text END) COLLATE \"C\"")
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn side_query(t: &Table, columns: &[ColumnPlan], nkey: usize, parent: bool, tie_break: bool, enc: &str) -> Query {
     let exprs: Vec<String> = columns
         .iter()
         .map(|col| {
@@ -325,13 +442,13 @@ fn side_query(t: &Table, columns: &[ColumnPlan], nkey: usize, parent: bool) -> Q
     let order: Vec<String> = columns[..nkey]
         .iter()
         .zip(&exprs)
-        .map(|(col, e)| if col.kind.needs_c_collation() { format!("({e}) COLLATE \"C\"") } else { e.clone() })
+        .map(|(col, e)| order_expr(if parent { col.parent_kind } else { col.kind }, e, tie_break, enc))
         .collect();
     // ONLY: rows of inheritance children belong to those children, which are diffed on their own.
     let only = if t.kind == 'p' { "" } else { "ONLY " };
     Query {
         select: if exprs.is_empty() { "NULL".to_string() } else { exprs.join(", ") },
-        from: format!("{only}{}.{}", quote_ident(&t.schema), quote_ident(&t.name)),
+        from: format!("{only}{}.{} AS {ALIAS}", quote_ident(&t.schema), quote_ident(&t.name)),
         order_by: order.join(", "),
     }
 }

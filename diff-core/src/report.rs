@@ -96,6 +96,8 @@ pub struct TableSummary {
     pub millis: u64,
     /// How rows were read.
     pub strategy: ReadStrategy,
+    /// Why the strategy asked for was not used (the table was streamed instead).
+    pub fallback: Option<String>,
 }
 
 /// A compared table, as announced before its rows.

@@ -11,11 +11,14 @@ use crate::error::{pg_message, Error, Result, SideName};
 
 /// Session settings pinned on every connection: values read as text (dates,
 /// intervals, floats inside arrays, bytea, money) must print the same on both sides.
+/// `row_security = off` (as pg_dump does): a policy that would hide rows from
+/// this role makes the read fail instead of silently returning fewer rows.
 const SESSION_SETUP: &str =
     "SET search_path = ''; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
      SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; \
      SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0; \
-     SET default_transaction_read_only = on; SET statement_timeout = 0; SET lock_timeout = '10s'";
+     SET default_transaction_read_only = on; SET statement_timeout = 0; SET lock_timeout = '10s'; \
+     SET row_security = off";
 
 const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
@@ -114,11 +117,13 @@ impl Side {
 
     /// A query error on this side, one line.
     pub fn query_error(&self, context: &str, e: &tokio_postgres::Error) -> Error {
-        Error::Query {
-            side: self.name,
-            endpoint: self.endpoint.clone(),
-            context: context.to_string(),
-            message: pg_message(e),
+        let mut message = pg_message(e);
+        if e.as_db_error().is_some_and(|d| d.message().contains("row-level security")) {
+            message.push_str(
+                "; this role is subject to row-level security and would see only some rows: \
+                 connect as the table's owner, a superuser or a role with BYPASSRLS",
+            );
         }
+        Error::Query { side: self.name, endpoint: self.endpoint.clone(), context: context.to_string(), message }
     }
 }

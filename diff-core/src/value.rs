@@ -87,25 +87,26 @@ impl Kind {
         matches!(self, Kind::Text | Kind::BpChar)
     }
 
-    fn is_int(self) -> bool {
+    pub(crate) fn is_int(self) -> bool {
         matches!(self, Kind::Int2 | Kind::Int4 | Kind::Int8)
     }
 }
 
-/// Equality of two non-null values of the same kind.
+/// Equality of two non-null values of the same kind: the rule of
+/// `docs/architecture.md` ("What counts as a change"): equal when PostgreSQL
+/// prints them identically under the pinned session settings. So numeric
+/// `1.0` ≠ `1.00`, float `-0` ≠ `0`, every NaN equals every NaN, and char(n)
+/// ignores trailing spaces (the type pads them; the text form of a changed
+/// length pads differently but means the same).
 pub fn equal(kind: Kind, a: &[u8], b: &[u8]) -> bool {
-    if a == b {
-        return true;
-    }
     match kind {
-        Kind::Numeric => a.len() == b.len() && a.len() >= 8 && a[..6] == b[..6] && a[8..] == b[8..],
+        Kind::Numeric => numeric_cmp(a, b) == Ordering::Equal && dscale(a) == dscale(b),
         Kind::Float4 | Kind::Float8 => {
             let (x, y) = (float(kind, a), float(kind, b));
-            x == y || (x.is_nan() && y.is_nan())
+            (x.is_nan() && y.is_nan()) || (x == y && x.is_sign_negative() == y.is_sign_negative())
         }
         Kind::BpChar => trim_spaces(a) == trim_spaces(b),
-        Kind::Jsonb => canonical_json_numbers(strip_jsonb_version(a)) == canonical_json_numbers(strip_jsonb_version(b)),
-        _ => false,
+        _ => a == b,
     }
 }
 
@@ -128,30 +129,48 @@ pub fn compare_opt(kind: Kind, a: Option<&[u8]>, b: Option<&[u8]>) -> Ordering {
     }
 }
 
-/// Order of two non-null values as the server sorts them.
+/// Order of two non-null values as the server sorts them, refined so that it
+/// is `Equal` exactly when [`equal`] holds: values equal in SQL but printed
+/// differently (numeric scale, `-0`) are ordered by their print, as the
+/// queries' tie-breaking sort keys order them (see `plan`).
 pub fn compare(kind: Kind, a: &[u8], b: &[u8]) -> Ordering {
     match kind {
         Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Date | Kind::Time | Kind::Timestamp | Kind::Timestamptz => {
             int(a).cmp(&int(b))
         }
-        Kind::Oid => int(a).cmp(&int(b)),
-        Kind::Float4 | Kind::Float8 => {
-            let (x, y) = (float(kind, a), float(kind, b));
-            match (x.is_nan(), y.is_nan()) {
-                (true, true) => Ordering::Equal,
-                (true, false) => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                _ => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-            }
-        }
-        Kind::Numeric => numeric_cmp(a, b),
+        Kind::Oid => uint(a).cmp(&uint(b)),
+        Kind::Float4 | Kind::Float8 => float_cmp(float(kind, a), float(kind, b)),
+        Kind::Numeric => numeric_cmp(a, b).then_with(|| dscale(a).cmp(&dscale(b))),
         Kind::BpChar => trim_spaces(a).cmp(trim_spaces(b)),
         _ => a.cmp(b),
     }
 }
 
-/// Big-endian signed integer of 2, 4 or 8 bytes; oid (4 bytes) is unsigned.
-fn int(b: &[u8]) -> i64 {
+/// PostgreSQL's float order (NaN above +Infinity, all NaNs equal), then `-0` before `0`.
+pub(crate) fn float_cmp(x: f64, y: f64) -> Ordering {
+    match (x.is_nan(), y.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        _ => x.partial_cmp(&y).unwrap_or(Ordering::Equal).then_with(|| y.is_sign_negative().cmp(&x.is_sign_negative())),
+    }
+}
+
+/// Display scale of a binary numeric.
+pub(crate) fn dscale(b: &[u8]) -> u16 {
+    if b.len() < 8 {
+        return 0;
+    }
+    u16::from_be_bytes([b[6], b[7]])
+}
+
+/// oid: a big-endian unsigned 32-bit integer (3000000000 sorts after 2147483647).
+fn uint(b: &[u8]) -> u32 {
+    b.try_into().map(u32::from_be_bytes).unwrap_or(0)
+}
+
+/// Big-endian signed integer of 2, 4 or 8 bytes.
+pub(crate) fn int(b: &[u8]) -> i64 {
     match b.len() {
         2 => i16::from_be_bytes([b[0], b[1]]) as i64,
         4 => i32::from_be_bytes([b[0], b[1], b[2], b[3]]) as i64,
@@ -160,7 +179,7 @@ fn int(b: &[u8]) -> i64 {
     }
 }
 
-fn float(kind: Kind, b: &[u8]) -> f64 {
+pub(crate) fn float(kind: Kind, b: &[u8]) -> f64 {
     match (kind, b.len()) {
         (Kind::Float4, 4) => f32::from_be_bytes(b.try_into().unwrap()) as f64,
         (_, 8) => f64::from_be_bytes(b.try_into().unwrap()),
@@ -168,71 +187,13 @@ fn float(kind: Kind, b: &[u8]) -> f64 {
     }
 }
 
-fn trim_spaces(b: &[u8]) -> &[u8] {
+pub(crate) fn trim_spaces(b: &[u8]) -> &[u8] {
     let end = b.iter().rposition(|&c| c != b' ').map_or(0, |p| p + 1);
     &b[..end]
 }
 
 fn strip_jsonb_version(b: &[u8]) -> &[u8] {
     b.strip_prefix(&[1u8]).unwrap_or(b)
-}
-
-/// jsonb prints numbers with their scale (`2.0` vs `2.00`) although jsonb
-/// equality compares them as numeric. jsonb never prints exponents.
-fn canonical_json_numbers(text: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let mut out: Option<Vec<u8>> = None;
-    let mut i = 0;
-    let mut in_string = false;
-    let mut copied = 0;
-    while i < text.len() {
-        let c = text[i];
-        if in_string {
-            match c {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            i += 1;
-            continue;
-        }
-        if c == b'"' {
-            in_string = true;
-            i += 1;
-            continue;
-        }
-        if c == b'-' || c.is_ascii_digit() {
-            let start = i;
-            i += 1;
-            while i < text.len() && (text[i].is_ascii_digit() || text[i] == b'.') {
-                i += 1;
-            }
-            let num = &text[start..i];
-            if let Some(dot) = num.iter().position(|&d| d == b'.') {
-                let mut end = num.len();
-                while end > dot + 1 && num[end - 1] == b'0' {
-                    end -= 1;
-                }
-                if end == dot + 1 {
-                    end = dot;
-                }
-                if end != num.len() {
-                    let buf = out.get_or_insert_with(|| Vec::with_capacity(text.len()));
-                    buf.extend_from_slice(&text[copied..start]);
-                    buf.extend_from_slice(&num[..end]);
-                    copied = i;
-                }
-            }
-            continue;
-        }
-        i += 1;
-    }
-    match out {
-        None => std::borrow::Cow::Borrowed(text),
-        Some(mut buf) => {
-            buf.extend_from_slice(&text[copied..]);
-            std::borrow::Cow::Owned(buf)
-        }
-    }
 }
 
 struct Num<'a> {
@@ -253,7 +214,7 @@ fn num(b: &[u8]) -> Num<'_> {
     Num { weight: i16::from_be_bytes([b[2], b[3]]), sign: u16::from_be_bytes([b[4], b[5]]), digits: &b[8..] }
 }
 
-fn numeric_cmp(a: &[u8], b: &[u8]) -> Ordering {
+pub(crate) fn numeric_cmp(a: &[u8], b: &[u8]) -> Ordering {
     let (x, y) = (num(a), num(b));
     // NaN sorts above +Infinity in PostgreSQL.
     let class = |n: &Num| match n.sign {
@@ -354,25 +315,7 @@ pub fn decode(kind: Kind, literal: bool, bytes: Option<&[u8]>) -> Value {
     }
 }
 
-/// Whether a kind's values are integers for the purposes of cross-type comparison.
-pub(crate) fn common_kind(a: Kind, b: Kind) -> Option<(Kind, &'static str)> {
-    if a == b {
-        return Some((a, ""));
-    }
-    if a.is_int() && b.is_int() {
-        return Some((Kind::Int8, "int8"));
-    }
-    let numeric = |k: Kind| k.is_int() || k == Kind::Numeric;
-    if numeric(a) && numeric(b) {
-        return Some((Kind::Numeric, "numeric"));
-    }
-    if matches!(a, Kind::Float4 | Kind::Float8) && matches!(b, Kind::Float4 | Kind::Float8) {
-        return Some((Kind::Float8, "float8"));
-    }
-    None
-}
-
-fn numeric_text(b: &[u8]) -> String {
+pub(crate) fn numeric_text(b: &[u8]) -> String {
     if b.len() < 8 {
         return "NaN".into();
     }
@@ -506,11 +449,13 @@ mod tests {
     }
 
     #[test]
-    fn numeric_scale_is_not_a_change() {
-        // 24.6900 (dscale 4) vs 24.69 (dscale 2): digits [24, 6900], weight 0.
+    fn numeric_scale_is_a_change() {
+        // 24.6900 (dscale 4) vs 24.69 (dscale 2): digits [24, 6900], weight 0. Printed differently.
         let a = numeric_bytes(0, 0, 4, &[24, 6900]);
         let b = numeric_bytes(0, 0, 2, &[24, 6900]);
-        assert!(equal(Kind::Numeric, &a, &b));
+        assert!(!equal(Kind::Numeric, &a, &b));
+        assert_eq!(compare(Kind::Numeric, &b, &a), Ordering::Less);
+        assert!(equal(Kind::Numeric, &a, &a.clone()));
         assert_eq!(numeric_text(&a), "24.6900");
         assert_eq!(numeric_text(&b), "24.69");
         let c = numeric_bytes(0, 0, 2, &[2, 4700]);
@@ -532,32 +477,33 @@ mod tests {
             numeric_bytes(0, NUMERIC_NAN, 0, &[]),
             numeric_bytes(0, NUMERIC_PINF, 0, &[]),
             numeric_bytes(0, 0, 1, &[5, 1000]),
+            numeric_bytes(0, 0, 2, &[5]),
         ];
         let mut sorted = v.to_vec();
-        sorted.sort_by(|a, b| numeric_cmp(a, b));
+        sorted.sort_by(|a, b| compare(Kind::Numeric, a, b));
         let text: Vec<String> = sorted.iter().map(|b| numeric_text(b)).collect();
-        assert_eq!(text, ["-Infinity", "-5", "0", "5", "5.1", "10000", "Infinity", "NaN"]);
+        assert_eq!(text, ["-Infinity", "-5", "0", "5", "5.00", "5.1", "10000", "Infinity", "NaN"]);
     }
 
     #[test]
-    fn floats_follow_sql_equality() {
+    fn floats_by_print() {
         let z = 0f64.to_be_bytes();
         let nz = (-0f64).to_be_bytes();
-        assert!(equal(Kind::Float8, &z, &nz));
+        assert!(!equal(Kind::Float8, &z, &nz));
+        assert_eq!(compare(Kind::Float8, &nz, &z), Ordering::Less);
         let n1 = f64::NAN.to_be_bytes();
         let n2 = f64::from_bits(0x7ff8_0000_0000_0001).to_be_bytes();
         assert!(equal(Kind::Float8, &n1, &n2));
+        assert_eq!(compare(Kind::Float8, &n1, &n2), Ordering::Equal);
         assert_eq!(compare(Kind::Float8, &n1, &f64::INFINITY.to_be_bytes()), Ordering::Greater);
     }
 
     #[test]
-    fn jsonb_number_scale() {
-        let a = b"\x01{\"a\": 2.0, \"b\": [1.50, \"x 2.0\"]}";
-        let b = b"\x01{\"a\": 2, \"b\": [1.5, \"x 2.0\"]}";
-        assert!(equal(Kind::Jsonb, a, b));
-        let c = b"\x01{\"a\": 2, \"b\": [1.5, \"x 2\"]}";
-        assert!(!equal(Kind::Jsonb, a, c));
-        assert!(!equal(Kind::Jsonb, b"\x01{\"a\": 20}", b"\x01{\"a\": 2}"));
+    fn oids_are_unsigned() {
+        let big = 3_000_000_000u32.to_be_bytes();
+        let small = 2_147_483_647u32.to_be_bytes();
+        assert_eq!(compare(Kind::Oid, &small, &big), Ordering::Less);
+        assert_eq!(decode(Kind::Oid, false, Some(&big)), Value::Int(3_000_000_000));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod harness;
 
 mod cli;
+mod correctness;
 mod keys;
 mod library;
 mod schema_doc;

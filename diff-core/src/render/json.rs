@@ -47,8 +47,10 @@ struct TableHead<'a> {
 }
 
 #[derive(Serialize)]
-struct TableStats {
+struct TableStats<'a> {
     strategy: crate::report::ReadStrategy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback: Option<&'a str>,
     parent: SideStats,
     child: SideStats,
     millis: u64,
@@ -283,7 +285,13 @@ impl JsonWriter {
                 spill.copy_to(out)?;
                 out.write_all(b"\n    ")?;
             }
-            let stats = TableStats { strategy: s.strategy, parent: s.parent, child: s.child, millis: s.millis };
+            let stats = TableStats {
+                strategy: s.strategy,
+                fallback: s.fallback.as_deref(),
+                parent: s.parent,
+                child: s.child,
+                millis: s.millis,
+            };
             write!(
                 out,
                 "],\n    \"rows_omitted\": {omitted},\n    \"counts\": {},\n    \"stats\": {}}}",

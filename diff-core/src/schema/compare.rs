@@ -29,10 +29,32 @@ impl Pairs {
         self.tables.get(child).map(String::as_str).unwrap_or(child)
     }
 
+    /// A renamed table's name on the other side (`schema.table`, either direction).
+    pub fn other_name(&self, qualified: &str) -> Option<&str> {
+        if let Some(p) = self.tables.get(qualified) {
+            return Some(p);
+        }
+        self.tables.iter().find(|(_, p)| p.as_str() == qualified).map(|(c, _)| c.as_str())
+    }
+
     /// The parent name of a child column.
     pub fn column<'a>(&'a self, child_table: &str, child_col: &'a str) -> &'a str {
         self.columns.get(&(child_table.to_string(), child_col.to_string())).map(String::as_str).unwrap_or(child_col)
     }
+}
+
+/// Objects created by initdb have OIDs below this, the same in every database.
+const FIRST_NORMAL_OID: u32 = 16384;
+
+/// Whether two databases of one cluster share lineage: a TEMPLATE copy keeps
+/// its source's OIDs, so user objects appear on both sides with the same OID
+/// and kind; a dump restored into another database of the cluster gets fresh
+/// OIDs from the cluster's counter and shares none. Only then is an OID an
+/// identity across the two sides.
+pub fn shares_objects(parent: &[Object], child: &[Object]) -> bool {
+    let user = |o: &Object| o.identity.filter(|id| id.0 >= FIRST_NORMAL_OID && id.1 == 0).map(|id| (o.kind, id.0));
+    let parent_ids: HashSet<(ObjKind, u32)> = parent.iter().filter_map(user).collect();
+    child.iter().filter_map(user).any(|id| parent_ids.contains(&id))
 }
 
 /// Attributes that are read but not compared as such.

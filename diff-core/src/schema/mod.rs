@@ -5,7 +5,7 @@
 pub mod compare;
 pub mod read;
 
-pub use compare::{compare, Pairs};
+pub use compare::{compare, shares_objects, Pairs};
 pub use read::{ObjKind, Object};
 
 use std::collections::BTreeMap;
