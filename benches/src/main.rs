@@ -49,6 +49,10 @@ enum Cmd {
         /// Skip pg_comparator and reladiff even when installed.
         #[arg(long)]
         no_peers: bool,
+        /// Another pgbranchdiff binary (e.g. the previous commit's) timed in the same rounds
+        /// on the same whole-database diff, for a before/after comparison.
+        #[arg(long)]
+        baseline: Option<String>,
     },
 }
 
@@ -212,7 +216,15 @@ fn param<'a>(server: &'a str, key: &str) -> Option<&'a str> {
     server.split_whitespace().find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
 }
 
-async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String], no_peers: bool) -> Result<()> {
+async fn run(
+    server: &str,
+    scale: u32,
+    rounds: usize,
+    bin: &str,
+    extra: &[String],
+    no_peers: bool,
+    baseline: Option<&str>,
+) -> Result<()> {
     let (parent, branch) = db(scale);
     let conn = |d: &str| format!("{server} dbname={d}");
     let mut ours = vec![];
@@ -228,6 +240,7 @@ async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String
     let reladiff = !no_peers && have("reladiff");
     let mut ours_orders = vec![];
     let mut ours_stream = vec![];
+    let mut base_times = vec![];
     if pg_comparator {
         // pg_comparator needs its helper extension on both sides (benchmark databases only).
         for d in [&parent, &branch] {
@@ -269,6 +282,16 @@ async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String
             counts("users"),
             counts("events")
         );
+        if let Some(base) = baseline {
+            let mut cmd = Command::new(base);
+            cmd.args(["--format", "json", "--quiet", "-o", "/dev/null"])
+                .args(extra)
+                .arg(conn(&parent))
+                .arg(conn(&branch));
+            let r = timed(&mut cmd)?;
+            base_times.push(r.secs);
+            eprintln!("round {round}: baseline {base} {:.2}s ({:.0} MB peak)", r.secs, r.max_rss_mb);
+        }
         // The same diff reading every row (no tuple identity), and orders alone, for the peers.
         let mut cmd = Command::new(bin);
         cmd.args(["--format", "json", "--quiet", "-o", "/dev/null", "--strategy", "stream"])
@@ -328,6 +351,10 @@ async fn run(server: &str, scale: u32, rounds: usize, bin: &str, extra: &[String
     println!("scale {scale}, {rounds} rounds (medians)");
     println!("  floor (binary COPY, all tables, both sides)  {f:.2}s");
     println!("  pgbranchdiff whole database, JSON            {o:.2}s  = {:.2} x floor", o / f);
+    if !base_times.is_empty() {
+        let b = median(&mut base_times);
+        println!("  baseline whole database, JSON                {b:.2}s  = {:.2} x floor", b / f);
+    }
     println!("  pgbranchdiff --strategy stream, JSON         {st:.2}s  = {:.2} x floor", st / f);
     println!("  pgbranchdiff peak memory (any run)           {rss:.0} MB");
     println!("  pgbranchdiff orders only                     {oo:.2}s");
@@ -353,8 +380,8 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     match args.cmd {
         Cmd::Generate { scale } => generate(&args.server, scale).await,
-        Cmd::Run { scale, rounds, bin, extra, no_peers } => {
-            run(&args.server, scale, rounds, &bin, &extra, no_peers).await
+        Cmd::Run { scale, rounds, bin, extra, no_peers, baseline } => {
+            run(&args.server, scale, rounds, &bin, &extra, no_peers, baseline.as_deref()).await
         }
     }
 }

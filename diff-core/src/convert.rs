@@ -354,9 +354,20 @@ mod tests {
         let ipad = (4 - int_part.len() % 4) % 4;
         let fpad = (4 - frac.len() % 4) % 4;
         let all = format!("{}{int_part}{frac}{}", "0".repeat(ipad), "0".repeat(fpad));
-        let groups: Vec<u16> =
+        let mut groups: Vec<u16> =
             all.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap().parse().unwrap()).collect();
-        let weight = ((int_part.len() + ipad) / 4) as i16 - 1;
+        let mut weight = ((int_part.len() + ipad) / 4) as i16 - 1;
+        // PostgreSQL sends no leading or trailing zero groups (zero has none at all).
+        while groups.first() == Some(&0) {
+            groups.remove(0);
+            weight -= 1;
+        }
+        while groups.last() == Some(&0) {
+            groups.pop();
+        }
+        if groups.is_empty() {
+            weight = 0;
+        }
         let mut v = vec![];
         v.extend((groups.len() as i16).to_be_bytes());
         v.extend(weight.to_be_bytes());
@@ -418,5 +429,87 @@ mod tests {
         assert!(unpad.equal(b"ab  ", b"ab"));
         assert!(!unpad.equal(b"ab  ", b"ab "));
         assert!(Conversion::new(Kind::Uuid, Kind::Text, -1).is_none());
+    }
+
+    mod properties {
+        use super::super::*;
+        use crate::value::{compare, equal};
+        use proptest::prelude::*;
+
+        /// A numeric's binary form from an integer mantissa and a scale: mantissa × 10^-scale.
+        fn numeric_of(mantissa: i64, scale: u32) -> Vec<u8> {
+            let digits = mantissa.unsigned_abs().to_string();
+            let s = scale as usize;
+            let padded = format!("{}{digits}", "0".repeat((s + 1).saturating_sub(digits.len())));
+            let (int_part, frac) = padded.split_at(padded.len() - s);
+            let text =
+                format!("{}{int_part}{}{frac}", if mantissa < 0 { "-" } else { "" }, if s > 0 { "." } else { "" });
+            super::numeric(&text)
+        }
+
+        /// round(m × 10^-from, to) by integer arithmetic, half away from zero, as a mantissa at scale `to`.
+        fn round_ref(m: i64, from: u32, to: u32) -> i128 {
+            if to >= from {
+                return m as i128 * 10i128.pow(to - from);
+            }
+            let div = 10i128.pow(from - to);
+            let (q, r) = ((m as i128) / div, (m as i128) % div);
+            if r.abs() * 2 >= div {
+                q + r.signum()
+            } else {
+                q
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn numeric_order_agrees_with_its_equality(a in any::<i64>(), sa in 0u32..8, b in any::<i64>(), sb in 0u32..8) {
+                let (x, y) = (numeric_of(a, sa), numeric_of(b, sb));
+                let ord = compare(Kind::Numeric, &x, &y);
+                prop_assert_eq!(ord == Ordering::Equal, equal(Kind::Numeric, &x, &y));
+                prop_assert_eq!(ord, compare(Kind::Numeric, &y, &x).reverse());
+                // Two implementations of numeric order: value.rs on base-10000 digits, Dec on decimal digits.
+                prop_assert_eq!(ord, Dec::from_numeric(&x).cmp(&Dec::from_numeric(&y)));
+                // By value: a × 10^-sa against b × 10^-sb, then by scale.
+                let scale = sa.max(sb);
+                let (va, vb) = (a as i128 * 10i128.pow(scale - sa), b as i128 * 10i128.pow(scale - sb));
+                prop_assert_eq!(ord, va.cmp(&vb).then(sa.cmp(&sb)));
+            }
+
+            #[test]
+            fn numeric_typmod_conversion_is_the_cast(m in any::<i32>(), from in 0u32..7, to in 0u32..5) {
+                let cv = Conversion::new(Kind::Numeric, Kind::Numeric, ((38 << 16) | to as i32) + 4).unwrap();
+                let parent = numeric_of(m as i64, from);
+                let rounded = round_ref(m as i64, from, to);
+                let child = numeric_of(rounded as i64, to);
+                prop_assert!(cv.equal(&parent, &child));
+                let other = numeric_of(rounded as i64 + 1, to);
+                prop_assert!(!cv.equal(&parent, &other));
+                prop_assert_eq!(cv.compare(&parent, &other), Ordering::Less);
+            }
+
+            #[test]
+            fn float_order_agrees_with_its_equality(a in any::<f64>(), b in any::<f64>(), pick in 0usize..6) {
+                let specials = [0.0, -0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, a];
+                let (x, y) = (specials[pick].to_be_bytes(), b.to_be_bytes());
+                let ord = compare(Kind::Float8, &x, &y);
+                prop_assert_eq!(ord == Ordering::Equal, equal(Kind::Float8, &x, &y));
+                prop_assert_eq!(ord, compare(Kind::Float8, &y, &x).reverse());
+                // Printed the same ⇔ equal (Rust prints -0 as "-0" and every NaN as "NaN", like PostgreSQL).
+                let (fx, fy) = (specials[pick], b);
+                prop_assert_eq!(format!("{fx:?}") == format!("{fy:?}"), equal(Kind::Float8, &x, &y));
+            }
+
+            #[test]
+            fn numbers_to_floats_parse_like_strtod(m in any::<i64>(), s in 0u32..10) {
+                let cv = Conversion::new(Kind::Numeric, Kind::Float8, -1).unwrap();
+                let text = {
+                    let d = numeric_of(m, s);
+                    crate::value::numeric_text(&d)
+                };
+                let f: f64 = text.parse().unwrap();
+                prop_assert!(cv.equal(&numeric_of(m, s), &f.to_be_bytes()));
+            }
+        }
     }
 }
