@@ -46,6 +46,8 @@ fn plan() -> TablePlan {
         name: name.into(),
         parent_name: name.into(),
         kind,
+        parent_kind: kind,
+        conversion: None,
         literal: false,
         parent_type: String::new(),
         child_type: String::new(),
@@ -67,7 +69,8 @@ fn plan() -> TablePlan {
         parent_query: Default::default(),
         child_query: Default::default(),
         bytes: 0,
-        same_relation: false,
+        identity_blocker: None,
+        hash_blocker: None,
     }
 }
 

@@ -262,7 +262,7 @@ impl Dec {
 
     /// `round(x, scale)` as numeric rounds: half away from zero; the result shows `scale` digits.
     fn round(self, scale: i32) -> Dec {
-        if !matches!(self.class, 1 | 2 | 3) {
+        if !matches!(self.class, 1..=3) {
             return self;
         }
         let dscale = scale.max(0);
