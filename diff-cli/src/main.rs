@@ -149,6 +149,7 @@ async fn run(args: Args) -> Result<bool> {
     let started = std::time::Instant::now();
     let mut stream = diff_core::start(&parent, &child, &opts).await?;
     let mut progress = progress::Progress::new(!args.quiet && std::io::stderr().is_terminal());
+    let mut fallbacks = Fallbacks::default();
     // Opened only once the diff has completed: a failed run leaves no file that looks like a report.
     let open = |args: &Args| -> Result<Box<dyn Write>> {
         Ok(match &args.output {
@@ -165,6 +166,7 @@ async fn run(args: Args) -> Result<bool> {
             while let Some(event) = stream.next().await {
                 let event = event?;
                 progress.observe(&event);
+                fallbacks.observe(&event);
                 writer.push(&event).context("cannot buffer the report")?;
             }
             progress.finish();
@@ -181,6 +183,7 @@ async fn run(args: Args) -> Result<bool> {
             while let Some(event) = stream.next().await {
                 let event = event?;
                 progress.observe(&event);
+                fallbacks.observe(&event);
                 builder.push(event);
             }
             progress.finish();
@@ -200,7 +203,48 @@ async fn run(args: Args) -> Result<bool> {
             report.has_differences()
         }
     };
+    if opts.strategy == diff_core::options::Strategy::Hash && !args.quiet {
+        fallbacks.tell();
+    }
     Ok(differs)
+}
+
+/// Tables `--strategy hash` could not hash, said once per run on stderr (the
+/// JSON report has the reason per table in `stats.fallback`).
+#[derive(Default)]
+struct Fallbacks {
+    names: Vec<String>,
+    tables: Vec<(String, String)>,
+}
+
+impl Fallbacks {
+    fn observe(&mut self, event: &diff_core::Event) {
+        match event {
+            diff_core::Event::Started { tables, .. } => self.names = tables.iter().map(|t| t.qualified()).collect(),
+            diff_core::Event::TableDone { table, summary } => {
+                if let Some(why) = summary.fallback.as_deref().and_then(|f| f.strip_prefix("hash: ")) {
+                    self.tables.push((self.names.get(*table).cloned().unwrap_or_default(), why.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn tell(&mut self) {
+        if self.tables.is_empty() {
+            return;
+        }
+        self.tables.sort();
+        let shown: Vec<String> = self.tables.iter().take(3).map(|(t, why)| format!("{t} ({why})")).collect();
+        let more = self.tables.len().saturating_sub(3);
+        eprintln!(
+            "pgbranchdiff: note: --strategy hash read {} table{} in full: {}{}",
+            self.tables.len(),
+            if self.tables.len() == 1 { "" } else { "s" },
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        );
+    }
 }
 
 /// A closed pipe on stdout (`| head`) is not worth a message; a failed file write is.

@@ -72,6 +72,8 @@ impl ConnConfig {
             parse_url(s).map_err(bad)?
         } else if s.contains('=') {
             parse_keywords(s).map_err(bad)?
+        } else if let Some((scheme, _)) = s.split_once("://") {
+            return Err(bad(format!("unknown scheme \"{scheme}://\": expected postgresql:// or postgres://")));
         } else if !s.is_empty() && !s.contains(char::is_whitespace) {
             // A bare word is a database name, like `psql shop`.
             BTreeMap::from([("dbname".to_string(), s.to_string())])
@@ -272,8 +274,9 @@ impl ConnConfig {
         Ok(postgres_native_tls::MakeTlsConnector::new(connector))
     }
 
-    /// Opens one connection; its driver task runs on the current tokio runtime.
-    pub async fn connect(&self) -> Result<tokio_postgres::Client> {
+    /// Opens one connection; its driver task runs on the current tokio runtime
+    /// and ends once the client is dropped (after telling the server goodbye).
+    pub async fn connect(&self) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
         let fail = |e: tokio_postgres::Error| Error::Connect {
             side: self.side,
             endpoint: self.endpoint(),
@@ -284,8 +287,7 @@ impl ConnConfig {
             let mut cfg = self.to_pg();
             cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
             let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.map_err(fail)?;
-            tokio::spawn(connection);
-            return Ok(client);
+            return Ok((client, tokio::spawn(async move { drop(connection.await) })));
         }
         let tls = match self.tls.get() {
             Some(t) => t.clone(),
@@ -296,8 +298,7 @@ impl ConnConfig {
         };
         let (client, connection) = self.to_pg().connect(tls).await.map_err(fail)?;
         // Errors surface on the client's next call.
-        tokio::spawn(connection);
-        Ok(client)
+        Ok((client, tokio::spawn(async move { drop(connection.await) })))
     }
 
     /// Removes the password from a message, in case a server or library echoes it.
@@ -373,7 +374,10 @@ fn parse_url(s: &str) -> std::result::Result<BTreeMap<String, String>, String> {
             let (h, after) = rest.split_once(']').ok_or("unterminated [ in host")?;
             (h.to_string(), after.strip_prefix(':'))
         } else {
-            match hp.rsplit_once(':') {
+            match hp.split_once(':') {
+                Some((_, port)) if port.contains(':') => {
+                    return Err(format!("invalid port \"{port}\" in \"{hp}\" (IPv6 addresses go in brackets)"));
+                }
                 Some((h, port)) => (h.to_string(), Some(port)),
                 None => (hp.to_string(), None),
             }
@@ -382,6 +386,9 @@ fn parse_url(s: &str) -> std::result::Result<BTreeMap<String, String>, String> {
             hosts.push(percent_decode(&h)?);
         }
         if let Some(port) = port.filter(|x| !x.is_empty()) {
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(format!("invalid port \"{port}\" in \"{hp}\": expected a number from 1 to 65535"));
+            }
             ports.push(port.to_string());
         }
     }

@@ -49,10 +49,48 @@ impl ChangeStream {
 pub async fn start(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> Result<ChangeStream> {
     let jobs = opts.jobs.max(1);
     // Both sides connect at once; when both fail, the parent's error is the one reported.
-    let (p, c) = tokio::join!(Side::open(parent, jobs), Side::open(child, jobs));
-    let (p, c) = (p?, c?);
+    let (p, c) = match tokio::join!(Side::open(parent, jobs), Side::open(child, jobs)) {
+        (Ok(p), Ok(c)) => (p, c),
+        (Err(e), other) => {
+            if let Ok(c) = other {
+                c.close().await;
+            }
+            return Err(e);
+        }
+        (Ok(p), Err(e)) => {
+            p.close().await;
+            return Err(e);
+        }
+    };
+    let (plan, changes) = match prepare(&p, &c, opts).await {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            tokio::join!(p.close(), c.close());
+            return Err(e);
+        }
+    };
+    let (tx, rx) = mpsc::channel(1024);
+    let opts = opts.clone();
+    tokio::spawn(async move {
+        let tx2 = tx.clone();
+        let (p, c) = (Arc::new(p), Arc::new(c));
+        let result = drive(p.clone(), c.clone(), plan, changes, opts, tx).await;
+        // The workers are done and gone: the sides are ours alone again. Close them before the
+        // consumer hears the end, so a program that exits right after leaves no open transaction.
+        if let (Ok(p), Ok(c)) = (Arc::try_unwrap(p), Arc::try_unwrap(c)) {
+            tokio::join!(p.close(), c.close());
+        }
+        if let Err(e) = result {
+            let _ = tx2.send(Err(e)).await;
+        }
+    });
+    Ok(ChangeStream { rx })
+}
+
+/// Reads and pairs both catalogs: the schema changes and the row plan.
+async fn prepare(p: &Side, c: &Side, opts: &Options) -> Result<(plan::Plan, Vec<schema::SchemaChange>)> {
     let (pcat, ccat, pobj, cobj) =
-        tokio::try_join!(catalog::read(&p), catalog::read(&c), schema::read::read(&p), schema::read::read(&c))?;
+        tokio::try_join!(catalog::read(p), catalog::read(c), schema::read::read(p), schema::read::read(c))?;
     let same_lineage = p.system_identifier.is_some()
         && p.system_identifier == c.system_identifier
         && schema::shares_objects(&pobj, &cobj);
@@ -61,15 +99,7 @@ pub async fn start(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> R
     let (mut changes, pairs) = schema::compare(&pobj, &cobj, same_lineage);
     changes.retain(|ch| change_selected(opts, ch, &pairs));
     let plan = plan::build(&pcat, &ccat, opts, &pairs)?;
-    let (tx, rx) = mpsc::channel(1024);
-    let opts = opts.clone();
-    tokio::spawn(async move {
-        let tx2 = tx.clone();
-        if let Err(e) = drive(Arc::new(p), Arc::new(c), plan, changes, opts, tx).await {
-            let _ = tx2.send(Err(e)).await;
-        }
-    });
-    Ok(ChangeStream { rx })
+    Ok((plan, changes))
 }
 
 /// Runs a whole diff and returns the report. Rows beyond
@@ -116,7 +146,7 @@ async fn drive(
 ) -> Result<()> {
     let endpoint = |s: &Side| Endpoint { endpoint: s.endpoint.clone(), server_version: s.server_version };
     let tables = if opts.data { plan.tables.iter().map(TableInfo::from_plan).collect() } else { vec![] };
-    send(&tx, Event::Started { parent: endpoint(&p), child: endpoint(&c), tables }).await?;
+    send(&tx, Event::Started { parent: endpoint(&p), child: endpoint(&c), tables, rows: opts.data }).await?;
     if opts.schema {
         for change in changes {
             send(&tx, Event::Schema(change)).await?;

@@ -22,8 +22,9 @@ impl fmt::Display for SideName {
     }
 }
 
-/// Everything that can go wrong while diffing.
-#[derive(Debug, thiserror::Error)]
+/// Everything that can go wrong while diffing. `Display` (and `Debug`, so
+/// that `fn main() -> Result<(), Error>` prints it well) is one line.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A connection string or option could not be understood.
@@ -92,6 +93,12 @@ pub enum Error {
     /// The consumer of the change stream went away.
     #[error("diff cancelled")]
     Cancelled,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// Result with the library's error.

@@ -164,7 +164,8 @@ pub fn table_selected(opts: &Options, names: &[(&str, &str)]) -> bool {
         && !any(&opts.exclude_tables)
 }
 
-/// A filter that selects nothing is almost always a typo: refuse it.
+/// A filter that selects nothing is almost always a typo: refuse it, alone or
+/// together with the others (`-t 'public.*' -T 'public.*'` would pass a CI gate).
 fn check_filters(parent: &Catalog, child: &Catalog, opts: &Options) -> Result<()> {
     let all = || parent.tables.iter().chain(child.tables.iter());
     for s in &opts.schemas {
@@ -189,6 +190,12 @@ fn check_filters(parent: &Catalog, child: &Catalog, opts: &Options) -> Result<()
         if !all().any(|t| table_matches(&k.table, &t.schema, &t.name)) {
             return Err(Error::Options(format!("--key {}: matches no table on either side", k.table)));
         }
+    }
+    let filtered = !(opts.tables.is_empty() && opts.exclude_tables.is_empty() && opts.schemas.is_empty());
+    if filtered && !all().any(|t| table_selected(opts, &[(&t.schema, &t.name)])) {
+        return Err(Error::Options(
+            "the table filters (--table, --exclude-table, --schema) together select no table on either side".into(),
+        ));
     }
     Ok(())
 }

@@ -162,6 +162,8 @@ pub enum Event {
         child: Endpoint,
         /// Tables that will be compared.
         tables: Vec<TableInfo>,
+        /// Whether rows are compared (false with `--schema-only`).
+        rows: bool,
     },
     /// A catalog change.
     Schema(SchemaChange),
@@ -214,9 +216,48 @@ pub struct Report {
     pub schema_changes: Vec<SchemaChange>,
     /// Wall time of the whole diff.
     pub millis: u64,
+    /// Whether rows were compared (false with `--schema-only`).
+    pub rows_compared: bool,
+}
+
+/// The report's numbers, computed once for every renderer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Tables compared row by row.
+    pub tables_compared: usize,
+    /// Tables with at least one changed row.
+    pub tables_changed: usize,
+    /// Row counts over all tables.
+    pub rows: Counts,
+    /// Schema changes that are not the consequence of another.
+    pub schema_changes: usize,
+    /// Schema changes that are consequences of those (a dropped table's columns…).
+    pub consequences: usize,
+    /// Root schema changes with a danger label.
+    pub dangerous_schema_changes: usize,
 }
 
 impl Report {
+    /// Counts for headers and footers, so that every renderer says the same.
+    ///
+    /// ```
+    /// # fn f(report: &diff_core::Report) {
+    /// let s = report.summary();
+    /// println!("{} rows inserted, {} schema changes", s.rows.inserted, s.schema_changes);
+    /// # }
+    /// ```
+    pub fn summary(&self) -> Summary {
+        let roots = self.schema_changes.iter().filter(|c| c.cause.is_none());
+        Summary {
+            tables_compared: self.tables.len(),
+            tables_changed: self.tables.iter().filter(|t| t.summary.counts.any()).count(),
+            rows: self.totals(),
+            schema_changes: roots.clone().count(),
+            consequences: self.schema_changes.iter().filter(|c| c.cause.is_some()).count(),
+            dangerous_schema_changes: roots.filter(|c| c.is_dangerous()).count(),
+        }
+    }
+
     /// Whether the databases differ in any compared way.
     pub fn has_differences(&self) -> bool {
         !self.schema_changes.is_empty() || self.tables.iter().any(|t| t.summary.counts.any())
@@ -250,12 +291,13 @@ impl ReportBuilder {
     /// Adds one event.
     pub fn push(&mut self, event: Event) {
         match event {
-            Event::Started { parent, child, tables } => {
+            Event::Started { parent, child, tables, rows } => {
                 let tables = tables
                     .into_iter()
                     .map(|info| TableReport { info, summary: TableSummary::default(), rows: vec![], omitted: 0 })
                     .collect();
-                self.report = Some(Report { parent, child, tables, schema_changes: vec![], millis: 0 });
+                self.report =
+                    Some(Report { parent, child, tables, schema_changes: vec![], millis: 0, rows_compared: rows });
             }
             Event::Schema(change) => {
                 if let Some(r) = &mut self.report {

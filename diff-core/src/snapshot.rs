@@ -40,13 +40,14 @@ pub struct Side {
     /// Transaction id epoch of the snapshot (0: the instance never wrapped around).
     pub xid_epoch: Option<i64>,
     clients: Vec<Client>,
+    drivers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Side {
     /// Opens `n` (≥ 1) connections and puts them all in one snapshot.
     pub async fn open(cfg: &ConnConfig, n: usize) -> Result<Side> {
         let n = n.max(1);
-        let clients = try_join_all((0..n).map(|_| cfg.connect())).await?;
+        let (clients, drivers) = try_join_all((0..n).map(|_| cfg.connect())).await?.into_iter().unzip();
         let mut side = Side {
             name: cfg.side(),
             endpoint: cfg.endpoint(),
@@ -56,6 +57,7 @@ impl Side {
             postmaster_start: None,
             xid_epoch: None,
             clients,
+            drivers,
         };
         try_join_all(side.clients.iter().map(|c| c.batch_execute(SESSION_SETUP)))
             .await
@@ -92,6 +94,20 @@ impl Side {
             side.snapshot_id = Some(id);
         }
         Ok(side)
+    }
+
+    /// Ends the read-only transactions and closes every connection politely
+    /// (a Terminate message, then the socket), so the server logs no
+    /// "unexpected EOF … with an open transaction". Errors are ignored: the
+    /// diff's outcome is already decided.
+    pub async fn close(self) {
+        let Side { clients, drivers, .. } = self;
+        let ends = clients.iter().map(|c| async move { drop(c.batch_execute("COMMIT").await) });
+        // A connection still draining an abandoned COPY (an early stop) is not waited for long.
+        let limit = std::time::Duration::from_secs(2);
+        let _ = tokio::time::timeout(limit, futures_util::future::join_all(ends)).await;
+        drop(clients);
+        let _ = tokio::time::timeout(limit, futures_util::future::join_all(drivers)).await;
     }
 
     /// Connection `i` (modulo the number open).

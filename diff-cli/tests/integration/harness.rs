@@ -334,3 +334,9 @@ pub fn counts(doc: &serde_json::Value, qualified: &str) -> (u64, u64, u64) {
     let c = &table(doc, qualified)["counts"];
     (c["inserted"].as_u64().unwrap(), c["updated"].as_u64().unwrap(), c["deleted"].as_u64().unwrap())
 }
+
+/// The test cluster's server log, when the harness started the server itself.
+pub fn server_log() -> Option<String> {
+    let (_, dir) = cluster().stop.as_ref()?;
+    std::fs::read_to_string(dir.join("log")).ok()
+}

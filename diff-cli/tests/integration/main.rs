@@ -4,6 +4,7 @@ mod harness;
 
 mod cli;
 mod correctness;
+mod first_hour;
 mod keys;
 mod library;
 mod schema_doc;

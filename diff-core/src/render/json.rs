@@ -201,7 +201,7 @@ impl JsonWriter {
     /// Takes one event.
     pub fn push(&mut self, event: &Event) -> io::Result<()> {
         match event {
-            Event::Started { parent, child, tables } => {
+            Event::Started { parent, child, tables, .. } => {
                 self.parent = Some(parent.clone());
                 self.child = Some(child.clone());
                 self.tables = tables.clone();
@@ -325,7 +325,7 @@ mod erased {
 pub fn json(r: &Report) -> String {
     let mut w = JsonWriter::new(None);
     let tables = r.tables.iter().map(|t| t.info.clone()).collect();
-    let started = Event::Started { parent: r.parent.clone(), child: r.child.clone(), tables };
+    let started = Event::Started { parent: r.parent.clone(), child: r.child.clone(), tables, rows: r.rows_compared };
     let push = |w: &mut JsonWriter, e: Event| w.push(&e).expect("in-memory JSON");
     push(&mut w, started);
     for c in &r.schema_changes {

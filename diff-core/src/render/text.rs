@@ -54,13 +54,16 @@ impl Paint {
     }
 }
 
-/// Renders the report as text.
+/// Renders the report as text. Every value, name and message from the
+/// databases is escaped ([`escape`]): no value can forge a line or send the
+/// terminal a control sequence.
 pub fn text(r: &Report, opts: &TextOptions) -> String {
     let paint = Paint(opts.color);
     let mut out = String::new();
-    let _ = writeln!(out, "parent: {}\nchild:  {}", r.parent.endpoint, r.child.endpoint);
+    let _ = writeln!(out, "parent: {}\nchild:  {}", escape(&r.parent.endpoint), escape(&r.child.endpoint));
+    let summary = r.summary();
     if !r.schema_changes.is_empty() {
-        out.push_str(&schema_section(&r.schema_changes, &paint));
+        out.push_str(&schema_section(&r.schema_changes, &summary, &paint));
     }
     let changed: Vec<&TableReport> = r.tables.iter().filter(|t| t.summary.counts.any()).collect();
     if !changed.is_empty() {
@@ -71,25 +74,41 @@ pub fn text(r: &Report, opts: &TextOptions) -> String {
             out.push_str(&table_rows(t, opts, &paint));
         }
     }
-    let totals = r.totals();
-    let _ = writeln!(
-        out,
-        "\n{} tables compared, {} with row changes: {} {} {}; {} schema changes{}",
-        r.tables.len(),
-        changed.len(),
-        paint.green(&format!("+{}", totals.inserted)),
-        paint.yellow(&format!("~{}", totals.updated)),
-        paint.red(&format!("-{}", totals.deleted)),
-        r.schema_changes.len(),
-        if r.has_differences() { "" } else { " (identical)" }
-    );
+    let rows = if r.rows_compared {
+        let t = summary.rows;
+        format!(
+            "{} tables compared, {} with row changes: {} {} {}",
+            summary.tables_compared,
+            summary.tables_changed,
+            paint.green(&format!("+{}", t.inserted)),
+            paint.yellow(&format!("~{}", t.updated)),
+            paint.red(&format!("-{}", t.deleted)),
+        )
+    } else {
+        "rows not compared (--schema-only)".to_string()
+    };
+    let _ =
+        writeln!(out, "\n{rows}; {}{}", schema_count(&summary), if r.has_differences() { "" } else { " (identical)" });
     out
 }
 
+/// "N schema changes (+M consequences)": the footer's words for the header's numbers.
+fn schema_count(s: &crate::report::Summary) -> String {
+    let mut text = format!("{} schema change{}", s.schema_changes, if s.schema_changes == 1 { "" } else { "s" });
+    if s.consequences > 0 {
+        let _ = write!(text, " (+{} consequences)", s.consequences);
+    }
+    text
+}
+
 /// Root changes (dangerous first), each followed by the changes it caused.
-fn schema_section(changes: &[SchemaChange], paint: &Paint) -> String {
+fn schema_section(changes: &[SchemaChange], summary: &crate::report::Summary, paint: &Paint) -> String {
     let roots: Vec<&SchemaChange> = changes.iter().filter(|c| c.cause.is_none()).collect();
-    let mut out = format!("\n{}\n", paint.bold(&format!("Schema changes ({})", roots.len())));
+    let mut consequences = String::new();
+    if summary.consequences > 0 {
+        consequences = format!(" (+{} consequences)", summary.consequences);
+    }
+    let mut out = format!("\n{}\n", paint.bold(&format!("Schema changes: {}{consequences}", summary.schema_changes)));
     let mut shown = 0;
     for root in &roots {
         out.push_str(&schema_line(root, paint, "  "));
@@ -126,18 +145,18 @@ fn schema_line(c: &SchemaChange, paint: &Paint, indent: &str) -> String {
         }
     }
     let danger: Vec<&str> = c.danger.iter().map(|d| d.label()).collect();
-    let mut line = format!("{indent}{op} {:<8} {}", c.kind, c.object);
+    let mut line = format!("{indent}{op} {:<8} {}", c.kind, escape(&c.object));
     if !details.is_empty() {
-        let _ = write!(line, "  ({})", details.join(", "));
+        let _ = write!(line, "  ({})", escape(&details.join(", ")));
     }
     if !danger.is_empty() {
         let _ = write!(line, "  {}", paint.red(&format!("[{}]", danger.join(", "))));
     }
     if let Some(cause) = &c.cause {
-        let _ = write!(line, "  {}", paint.dim(&format!("because of {cause}")));
+        let _ = write!(line, "  {}", paint.dim(&format!("because of {}", escape(cause))));
     }
     if let Some(note) = &c.note {
-        let _ = write!(line, "  {}", paint.dim(&format!("({note})")));
+        let _ = write!(line, "  {}", paint.dim(&format!("({})", escape(note))));
     }
     line.push('\n');
     line
@@ -151,10 +170,10 @@ fn summary_table(tables: &[&TableReport], color: bool) -> String {
     for tr in tables {
         let c = tr.summary.counts;
         t.add_row(vec![
-            Cell::new(tr.info.qualified()),
+            Cell::new(escape(&tr.info.qualified())),
             Cell::new(match tr.info.key_source {
                 KeySource::WholeRow => "(whole row)".to_string(),
-                _ => tr.info.key.join(", "),
+                _ => escape(&tr.info.key.join(", ")).into_owned(),
             }),
             Cell::new(format!("+{}", c.inserted)).set_alignment(CellAlignment::Right),
             Cell::new(format!("~{}", c.updated)).set_alignment(CellAlignment::Right),
@@ -181,7 +200,7 @@ fn table_rows(t: &TableReport, opts: &TextOptions, paint: &Paint) -> String {
     let c = t.summary.counts;
     let mut out = format!(
         "\n{}  {} {} {}\n",
-        paint.bold(&t.info.qualified()),
+        paint.bold(&escape(&t.info.qualified())),
         paint.green(&format!("+{}", c.inserted)),
         paint.yellow(&format!("~{}", c.updated)),
         paint.red(&format!("-{}", c.deleted))
@@ -197,7 +216,8 @@ fn table_rows(t: &TableReport, opts: &TextOptions, paint: &Paint) -> String {
 }
 
 fn row_line(t: &TableReport, r: &RowChange, paint: &Paint) -> String {
-    let key: Vec<String> = t.info.key.iter().zip(&r.key).map(|(k, v)| format!("{k}={}", show(v, 40))).collect();
+    let key: Vec<String> =
+        t.info.key.iter().zip(&r.key).map(|(k, v)| format!("{}={}", escape(k), show(v, 40))).collect();
     let key = key.join(" ");
     let cols = &t.info.columns;
     let nkey = t.info.key.len();
@@ -205,7 +225,7 @@ fn row_line(t: &TableReport, r: &RowChange, paint: &Paint) -> String {
         Op::Insert | Op::Delete => {
             let vals = if r.op == Op::Insert { r.after.as_ref() } else { r.before.as_ref() };
             let rest: Vec<String> = vals
-                .map(|v| cols.iter().zip(v).skip(nkey).map(|(c, v)| format!("{c}={}", show(v, 60))).collect())
+                .map(|v| cols.iter().zip(v).skip(nkey).map(|(c, v)| format!("{}={}", escape(c), show(v, 60))).collect())
                 .unwrap_or_default();
             let (sign, k) = if r.op == Op::Insert {
                 (paint.green("+"), paint.green(&key))
@@ -223,23 +243,44 @@ fn row_line(t: &TableReport, r: &RowChange, paint: &Paint) -> String {
             let (b, a) = (r.before.as_deref().unwrap_or(&[]), r.after.as_deref().unwrap_or(&[]));
             for &i in &r.changed {
                 let (old, new) = (b.get(i).unwrap_or(&Value::Null), a.get(i).unwrap_or(&Value::Null));
-                let _ = writeln!(s, "      {}: {}", cols[i], change(old, new, paint));
+                let _ = writeln!(s, "      {}: {}", escape(&cols[i]), change(old, new, paint));
             }
             s
         }
     }
 }
 
-/// A value as shown in text: strings quoted, long ones shortened.
+/// Control characters (C0, DEL, C1) as visible escapes: `\n`, `\t`, `\r`,
+/// else `\u{…}`, so a value cannot break a line or steer the terminal.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control()) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A value as shown in text: strings quoted, long ones shortened, control characters escaped.
 fn show(v: &Value, max: usize) -> String {
     let Some(text) = v.to_text() else { return "NULL".into() };
     let quoted = matches!(v, Value::Text(_));
     let n = text.chars().count();
     let body = if n > max {
         let head: String = text.chars().take(max).collect();
-        format!("{head}…({n} chars)")
+        format!("{}…({n} chars)", escape(&head))
     } else {
-        text
+        escape(&text).into_owned()
     };
     if quoted {
         format!("'{}'", body.replace('\'', "''"))
@@ -254,25 +295,38 @@ const CONTEXT: usize = 24;
 const INLINE_LIMIT: usize = 4000;
 
 fn change(old: &Value, new: &Value, paint: &Paint) -> String {
+    if let (Value::Bytes(o), Value::Bytes(n)) = (old, new) {
+        if o.len() + n.len() > 30 {
+            return format!("\\x{}", hex_diff(o, n, paint));
+        }
+    }
     match (old.to_text(), new.to_text()) {
-        (Some(o), Some(n)) if o.chars().count() + n.chars().count() > 60 => inline_diff(&o, &n, paint),
+        (Some(o), Some(n)) if o.chars().count() + n.chars().count() > 60 => inline_diff(&o, &n, paint, 1),
         _ => format!("{} → {}", paint.red(&show(old, 80)), paint.green(&show(new, 80))),
     }
 }
 
+/// bytea: the inline diff of the hex digits, cut at whole bytes and counted in bytes.
+fn hex_diff(old: &[u8], new: &[u8], paint: &Paint) -> String {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    inline_diff(&hex(old), &hex(new), paint, 2)
+}
+
 /// Long values: common prefix and suffix are skipped (a one-byte change in a
 /// 5 MB value costs one linear scan), the middle is diffed with `similar`.
-fn inline_diff(old: &str, new: &str, paint: &Paint) -> String {
-    let prefix = common_prefix(old, new);
-    let suffix = common_suffix(&old[prefix..], &new[prefix..]);
+/// `unit` characters make one counted byte (2 for the hex digits of bytea),
+/// and the skipped parts are cut at whole units.
+fn inline_diff(old: &str, new: &str, paint: &Paint, unit: usize) -> String {
+    let prefix = common_prefix(old, new) / unit * unit;
+    let suffix = common_suffix(&old[prefix..], &new[prefix..]) / unit * unit;
     let (om, nm) = (&old[prefix..old.len() - suffix], &new[prefix..new.len() - suffix]);
     let mut s = String::new();
     let head = &old[..prefix];
-    let head_ctx = tail_chars(head, CONTEXT);
+    let head_ctx = tail_chars(head, CONTEXT / unit * unit);
     if head_ctx.len() < head.len() {
-        s.push_str(&paint.dim(&format!("…({} bytes same)…", head.len() - head_ctx.len())));
+        s.push_str(&paint.dim(&format!("…({} bytes same)…", (head.len() - head_ctx.len()) / unit)));
     }
-    s.push_str(head_ctx);
+    s.push_str(&escape(head_ctx));
     if om.len() + nm.len() <= INLINE_LIMIT {
         // Runs of one tag are marked once, not character by character.
         let mut runs: Vec<(ChangeTag, String)> = vec![];
@@ -284,20 +338,21 @@ fn inline_diff(old: &str, new: &str, paint: &Paint) -> String {
         }
         for (tag, v) in runs {
             match tag {
-                ChangeTag::Equal => s.push_str(&v),
-                ChangeTag::Delete => s.push_str(&mark(paint, &v, true)),
-                ChangeTag::Insert => s.push_str(&mark(paint, &v, false)),
+                ChangeTag::Equal => s.push_str(&escape(&v)),
+                ChangeTag::Delete => s.push_str(&mark(paint, &escape(&v), true)),
+                ChangeTag::Insert => s.push_str(&mark(paint, &escape(&v), false)),
             }
         }
     } else {
-        s.push_str(&mark(paint, &format!("{}…({} bytes)", head_chars(om, 40), om.len()), true));
-        s.push_str(&mark(paint, &format!("{}…({} bytes)", head_chars(nm, 40), nm.len()), false));
+        let shown = |m: &str| format!("{}…({} bytes)", escape(head_chars(m, 40 / unit * unit)), m.len() / unit);
+        s.push_str(&mark(paint, &shown(om), true));
+        s.push_str(&mark(paint, &shown(nm), false));
     }
     let tail = &old[old.len() - suffix..];
-    let tail_ctx = head_chars(tail, CONTEXT);
-    s.push_str(tail_ctx);
+    let tail_ctx = head_chars(tail, CONTEXT / unit * unit);
+    s.push_str(&escape(tail_ctx));
     if tail_ctx.len() < tail.len() {
-        s.push_str(&paint.dim(&format!("…({} bytes same)…", tail.len() - tail_ctx.len())));
+        s.push_str(&paint.dim(&format!("…({} bytes same)…", (tail.len() - tail_ctx.len()) / unit)));
     }
     s
 }
@@ -347,9 +402,29 @@ mod tests {
     fn one_byte_in_a_long_value() {
         let old = "a".repeat(5_000_000) + "X" + &"b".repeat(1000);
         let new = "a".repeat(5_000_000) + "Y" + &"b".repeat(1000);
-        let s = inline_diff(&old, &new, &Paint(false));
+        let s = inline_diff(&old, &new, &Paint(false), 1);
         assert!(s.len() < 200, "{s}");
         assert!(s.contains("[-X-]{+Y+}"), "{s}");
         assert!(s.contains("(4999976 bytes same)"), "{s}");
+    }
+
+    #[test]
+    fn bytea_counts_bytes() {
+        // A change at byte 15,000 of 30,000: 15,000 - 12 context bytes are skipped before it.
+        let old = vec![7u8; 30_000];
+        let mut new = old.clone();
+        new[15_000] = 8;
+        let s = hex_diff(&old, &new, &Paint(false));
+        assert!(s.contains("(14988 bytes same)"), "{s}");
+        assert!(s.contains("[-7-]{+8+}"), "{s}");
+        assert!(s.ends_with("(14987 bytes same)…"), "{s}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape("a\nb\x1b[2Jc\\"), "a\\nb\\u{1b}[2Jc\\");
+        assert_eq!(escape("plain"), "plain");
+        let v = Value::Text("x\n  ~ id=2\r".into());
+        assert_eq!(show(&v, 80), "'x\\n  ~ id=2\\r'");
     }
 }

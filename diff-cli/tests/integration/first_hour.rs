@@ -1,0 +1,100 @@
+//! What a new user meets first: messages that say what is wrong with the
+//! input, text that no value can forge, counts that agree, and a server log
+//! left clean.
+
+use crate::harness::{branch, cli, conn, diff_json, server_log, table};
+
+#[test]
+fn filters_that_together_select_nothing_are_an_error() {
+    let pair = branch("emptysel", "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);", "");
+    let run = cli(&["-T", "public.*", "-t", "public.*", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(run.stderr.contains("select no table"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn connection_string_mistakes_are_named() {
+    for (arg, says) in [
+        ("postgresq://app@localhost/db", "unknown scheme \"postgresq://\""),
+        ("postgresql://app@localhost:5561:99/db", "invalid port"),
+        ("postgresql://app@localhost:99999/db", "invalid port \"99999\""),
+    ] {
+        let run = cli(&[arg, arg], &[]);
+        assert_eq!(run.code, 2, "{arg}");
+        assert_eq!(run.stderr.lines().count(), 1, "{arg}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{arg}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn hash_strategy_says_which_tables_it_read_in_full() {
+    let pair = branch(
+        "hashnote",
+        "CREATE TABLE t (k text PRIMARY KEY, v int); INSERT INTO t VALUES ('a', 1), ('b', 2);
+         CREATE TABLE n (id int PRIMARY KEY); INSERT INTO n VALUES (1);",
+        "UPDATE t SET v = 3 WHERE k = 'b';",
+    );
+    let run = cli(&["--strategy", "hash", "--format", "json", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let notes: Vec<&str> = run.stderr.lines().filter(|l| l.contains("note:")).collect();
+    assert_eq!(notes.len(), 1, "{}", run.stderr);
+    assert!(notes[0].contains("public.t (the key is not a single integer column)"), "{}", notes[0]);
+    let doc = run.json();
+    assert_eq!(table(&doc, "public.t")["stats"]["fallback"], "hash: the key is not a single integer column");
+    if crate::harness::cluster().version_num >= 140000 {
+        assert!(table(&doc, "public.n")["stats"].get("fallback").is_none());
+    }
+}
+
+#[test]
+fn text_report_counts_agree_and_schema_only_says_rows_were_not_compared() {
+    // Dropping a table with two columns: one root change and three consequences (its columns and key).
+    let pair = branch(
+        "counts",
+        "CREATE TABLE gone (id int PRIMARY KEY, v text); CREATE TABLE kept (id int PRIMARY KEY);",
+        "DROP TABLE gone;",
+    );
+    let run = cli(&[&conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert_eq!(run.code, 1);
+    // Consequences of the drop: columns id and v, and the primary key constraint.
+    let header = run.stdout.lines().find(|l| l.starts_with("Schema changes")).unwrap();
+    assert_eq!(header, "Schema changes: 1 (+3 consequences)", "{}", run.stdout);
+    let footer = run.stdout.lines().last().unwrap();
+    assert!(footer.ends_with("; 1 schema change (+3 consequences)"), "{}", run.stdout);
+    let run = cli(&["--schema-only", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert!(run.stdout.lines().last().unwrap().starts_with("rows not compared (--schema-only)"), "{}", run.stdout);
+}
+
+#[test]
+fn values_cannot_forge_lines_or_steer_the_terminal() {
+    let pair = branch(
+        "escapes",
+        "CREATE TABLE t (id int PRIMARY KEY, v text, b bytea);
+         INSERT INTO t VALUES (1, 'plain', NULL), (2, 'x', decode(repeat('07', 1000000), 'hex'));",
+        "UPDATE t SET v = E'evil\\n  ~ id=99\\n      v: ''a'' → ''b''\\x1b[2J' WHERE id = 1;
+         UPDATE t SET b = overlay(b placing '\\x08'::bytea from 500001 for 1) WHERE id = 2;",
+    );
+    let run = cli(&["--color", "always", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    // The only escape sequences are the renderer's colours, which always start "\x1b[" and a digit
+    // and end in "m"; the value's "\x1b[2J" is shown as text.
+    assert!(!run.stdout.contains("\x1b[2J"), "{}", run.stdout);
+    assert!(run.stdout.contains("\\u{1b}[2J"), "{}", run.stdout);
+    assert!(!run.stdout.lines().any(|l| l.contains("id=99") && !l.contains("evil")), "{}", run.stdout);
+    // bytea: one byte changed at offset 500,000 of 1,000,000; 12 bytes of context on each side.
+    assert!(run.stdout.contains("…(499988 bytes same)…"), "{}", run.stdout);
+    assert!(run.stdout.contains("…(499987 bytes same)…"), "{}", run.stdout);
+}
+
+#[test]
+fn runs_leave_no_open_transaction_in_the_server_log() {
+    let pair = branch("logclean", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);", "DELETE FROM t;");
+    let Some(before) = server_log() else { return };
+    diff_json(&pair, &[]);
+    let run = cli(&["--table", "nope", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert_eq!(run.code, 2);
+    let log = server_log().unwrap();
+    let new = &log[before.len().min(log.len())..];
+    assert!(!new.contains("unexpected EOF"), "{new}");
+}
