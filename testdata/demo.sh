@@ -3,6 +3,10 @@
 # testdata/shop.sql, a branch made with CREATE DATABASE … TEMPLATE,
 # testdata/migration.sql applied to the branch, the diff printed, and
 # everything removed again. Usage: testdata/demo.sh [pgbranchdiff options…]
+# Works from any clone location (the SQL is fed to psql on standard input, so the
+# server's user never needs to read the clone) and honours CARGO_TARGET_DIR.
+# Exit status: 0 when the diff ran (it finds differences: that is the example),
+# otherwise the failing step's status.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -24,15 +28,22 @@ trap cleanup EXIT
 "${as_pg[@]}" "$bindir/initdb" -D "$work/data" -U postgres -A trust --no-sync >/dev/null
 "${as_pg[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/log" -w \
   -o "-k $work -c listen_addresses='' -c fsync=off -c full_page_writes=off" start >/dev/null
-psql=("${as_pg[@]}" "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$work" -U postgres)
+psql_bin=$bindir/psql
+[ -x "$psql_bin" ] || psql_bin=$(command -v psql) || { echo "demo: psql not found" >&2; exit 2; }
+psql=("$psql_bin" -X -q -v ON_ERROR_STOP=1 -h "$work" -U postgres)
 "${psql[@]}" -d postgres -c "CREATE DATABASE shop"
-"${psql[@]}" -d shop -f "$here/shop.sql" >/dev/null
+"${psql[@]}" -d shop <"$here/shop.sql" >/dev/null
 "${psql[@]}" -d postgres -c "CREATE DATABASE shop_branch TEMPLATE shop"
-"${psql[@]}" -d shop_branch -f "$here/migration.sql" >/dev/null
+"${psql[@]}" -d shop_branch <"$here/migration.sql" >/dev/null
 
-cargo build --quiet --release -p diff-cli --manifest-path "$root/Cargo.toml"
+echo "demo: building pgbranchdiff (the first build compiles for a few minutes)…" >&2
+cargo build -p diff-cli --manifest-path "$root/Cargo.toml"
+bin="${CARGO_TARGET_DIR:-$root/target}/debug/pgbranchdiff"
+[ -x "$bin" ] || { echo "demo: the build did not produce $bin" >&2; exit 2; }
 set +e
-"$root/target/release/pgbranchdiff" "host=$work user=postgres dbname=shop" "host=$work user=postgres dbname=shop_branch" "$@"
+"$bin" "host=$work user=postgres dbname=shop" "host=$work user=postgres dbname=shop_branch" "$@"
 status=$?
 set -e
 echo "(exit status $status: 0 identical, 1 differences, 2 trouble)"
+# Differences are what the example shows; anything else is a failure of the demo.
+[ "$status" -le 1 ] || exit "$status"

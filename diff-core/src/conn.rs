@@ -65,6 +65,14 @@ impl ConnConfig {
     /// `key=value` string, then fills what is missing from `PGHOST`, `PGPORT`,
     /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`,
     /// `PGAPPNAME`, `PGCONNECT_TIMEOUT` and the password file.
+    ///
+    /// ```
+    /// use diff_core::{ConnConfig, SideName};
+    /// let c = ConnConfig::parse(SideName::Parent, "postgresql://app:secret@db.example.com:6432/shop").unwrap();
+    /// assert_eq!(c.endpoint(), "app@db.example.com:6432/shop"); // never the password
+    /// let e = ConnConfig::parse(SideName::Child, "postgresq://app@db/shop").unwrap_err();
+    /// assert!(e.to_string().contains("unknown scheme"));
+    /// ```
     pub fn parse(side: SideName, s: &str) -> Result<ConnConfig> {
         let bad = |message: String| Error::ConnString { side, message };
         let s = s.trim();

@@ -46,6 +46,23 @@ impl ChangeStream {
 
 /// Starts a diff. Connection, catalog and option errors are returned here,
 /// before any event; errors while reading rows arrive through the stream.
+///
+/// Events come in this order: `Started` first, every `Schema` change before
+/// any `Row`, a table's rows in key order, its `TableDone` after its last row.
+///
+/// ```no_run
+/// # async fn demo() -> diff_core::Result<()> {
+/// use diff_core::{ConnConfig, Event, Options, SideName};
+/// let parent = ConnConfig::parse(SideName::Parent, "shop")?;
+/// let child = ConnConfig::parse(SideName::Child, "shop_branch")?;
+/// let mut stream = diff_core::start(&parent, &child, &Options::default()).await?;
+/// while let Some(event) = stream.next().await {
+///     if let Event::Row { table, change } = event? {
+///         println!("table {table}: {:?} {:?}", change.op, change.key);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 pub async fn start(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> Result<ChangeStream> {
     let jobs = opts.jobs.max(1);
     // Both sides connect at once; when both fail, the parent's error is the one reported.
@@ -104,6 +121,19 @@ async fn prepare(p: &Side, c: &Side, opts: &Options) -> Result<(plan::Plan, Vec<
 
 /// Runs a whole diff and returns the report. Rows beyond
 /// `opts.max_rows_per_table` are counted but not kept.
+///
+/// ```no_run
+/// # async fn demo() -> diff_core::Result<()> {
+/// use diff_core::{ConnConfig, Options, SideName};
+/// let parent = ConnConfig::parse(SideName::Parent, "postgresql://app@prod/shop")?;
+/// let child = ConnConfig::parse(SideName::Child, "postgresql://app@branch/shop")?;
+/// let opts = Options { tables: vec!["public.orders".into()], max_rows_per_table: Some(100), ..Options::default() };
+/// let report = diff_core::run(&parent, &child, &opts).await?;
+/// for t in &report.tables {
+///     println!("{}: {:?}", t.info.qualified(), t.summary.counts);
+/// }
+/// # Ok(()) }
+/// ```
 pub async fn run(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> Result<Report> {
     let mut stream = start(parent, child, opts).await?;
     let mut builder = ReportBuilder::new(opts.max_rows_per_table);

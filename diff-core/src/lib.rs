@@ -43,5 +43,11 @@ pub use conn::{ConnConfig, SslMode};
 pub use engine::{run, start, ChangeStream};
 pub use error::{Error, Result, SideName};
 pub use options::{KeyOverride, Options};
-pub use report::{Counts, Event, Op, Report, ReportBuilder, RowChange, TableInfo, TableReport};
+pub use report::{Counts, Event, Op, Report, ReportBuilder, RowChange, Summary, TableInfo, TableReport};
 pub use value::Value;
+
+/// The README's code blocks, compiled by `cargo test` so that the first
+/// program a user copies from it builds.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -321,7 +321,13 @@ mod erased {
     }
 }
 
-/// The report as JSON text.
+/// The report as JSON text (the document of `docs/output-format.md`).
+///
+/// ```no_run
+/// # fn f(report: &diff_core::Report) {
+/// std::fs::write("diff.json", diff_core::render::json(report)).unwrap();
+/// # }
+/// ```
 pub fn json(r: &Report) -> String {
     let mut w = JsonWriter::new(None);
     let tables = r.tables.iter().map(|t| t.info.clone()).collect();

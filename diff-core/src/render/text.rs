@@ -57,6 +57,13 @@ impl Paint {
 /// Renders the report as text. Every value, name and message from the
 /// databases is escaped ([`escape`]): no value can forge a line or send the
 /// terminal a control sequence.
+///
+/// ```no_run
+/// # fn f(report: &diff_core::Report) {
+/// use diff_core::render::{text, TextOptions};
+/// print!("{}", text(report, &TextOptions { color: false, max_rows: 5 }));
+/// # }
+/// ```
 pub fn text(r: &Report, opts: &TextOptions) -> String {
     let paint = Paint(opts.color);
     let mut out = String::new();

@@ -11,8 +11,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::classify::{self, Subject};
+use super::portable::{self, Names};
 use super::read::{ObjKind, Object};
-use super::{ChangeOp, Danger, SchemaChange};
+use super::{ChangeOp, SchemaChange};
 
 /// Renames found, for the row diff.
 #[derive(Debug, Default, Clone)]
@@ -105,6 +107,8 @@ pub fn compare(parent: &[Object], child: &[Object], lineage: bool) -> (Vec<Schem
     }
 
     let mut pairs = Pairs::default();
+    let names = (Names::of(parent), Names::of(child));
+    let renames = Renames::of(&matched);
     // Objects whose parent object was renamed keep their own name: not a rename of theirs.
     let mut changes = vec![];
     for m in &matched {
@@ -127,10 +131,10 @@ pub fn compare(parent: &[Object], child: &[Object], lineage: bool) -> (Vec<Schem
             if let Some(how) = m.inferred {
                 ch.note = Some(format!("rename inferred: {how}"));
             }
-            label_rename(&mut ch);
+            ch.danger = classify::labels(&subject(ChangeOp::Renamed, Some(p), Some(c)));
             changes.push(ch);
         }
-        if let Some(ch) = altered(p, c, lineage) {
+        if let Some(ch) = altered(p, c, lineage, (&names.0, &names.1), &renames) {
             changes.push(ch);
         }
     }
@@ -141,7 +145,7 @@ pub fn compare(parent: &[Object], child: &[Object], lineage: bool) -> (Vec<Schem
     for o in &dropped {
         let mut ch = change(o, ChangeOp::Dropped);
         ch.before = visible(&o.attrs);
-        label_dropped(&mut ch, o);
+        ch.danger = classify::labels(&subject(ChangeOp::Dropped, Some(o), None));
         ch.cause = root_cause(o, &dropped_names);
         changes.push(ch);
     }
@@ -152,7 +156,7 @@ pub fn compare(parent: &[Object], child: &[Object], lineage: bool) -> (Vec<Schem
         ch.cause = root_cause(o, &added_names);
         // Parts of a new object (a new table's NOT NULL columns, its key) break nothing that exists.
         if ch.cause.is_none() {
-            label_added(&mut ch, o);
+            ch.danger = classify::labels(&subject(ChangeOp::Added, None, Some(o)));
         }
         changes.push(ch);
     }
@@ -165,6 +169,11 @@ pub fn compare(parent: &[Object], child: &[Object], lineage: bool) -> (Vec<Schem
         ))
     });
     (changes, pairs)
+}
+
+fn subject<'a>(op: ChangeOp, before: Option<&'a Object>, after: Option<&'a Object>) -> Subject<'a> {
+    let kind = before.or(after).map(|o| o.kind).unwrap_or(ObjKind::Schema);
+    Subject { op, kind, before, after, changed: Default::default(), rewritten: false, redefined: false }
 }
 
 fn change(o: &Object, op: ChangeOp) -> SchemaChange {
@@ -283,9 +292,10 @@ fn pair_children<'a>(
     }
 }
 
-fn altered(p: &Object, c: &Object, lineage: bool) -> Option<SchemaChange> {
+fn altered(p: &Object, c: &Object, lineage: bool, names: (&Names, &Names), renames: &Renames) -> Option<SchemaChange> {
     let mut ch = change(c, ChangeOp::Altered);
     let keys: std::collections::BTreeSet<&String> = p.attrs.keys().chain(c.attrs.keys()).collect();
+    let mut changed = std::collections::BTreeSet::new();
     for k in keys {
         // On one lineage a column cannot move without being dropped and added again, and
         // the ordinal positions after a drop would only repeat that change.
@@ -293,155 +303,138 @@ fn altered(p: &Object, c: &Object, lineage: bool) -> Option<SchemaChange> {
         if HIDDEN.contains(&k.as_str()) && !compared_position {
             continue;
         }
-        let (a, b) = (p.attrs.get(k), c.attrs.get(k));
-        if a != b {
-            if let Some(a) = a {
+        if !portable::same_attr(k, p, c, names) {
+            changed.insert(k.clone());
+            if let Some(a) = p.attrs.get(k) {
                 ch.before.insert(k.clone(), a.clone());
             }
-            if let Some(b) = b {
+            if let Some(b) = c.attrs.get(k) {
                 ch.after.insert(k.clone(), b.clone());
             }
         }
     }
     // relfilenode is only comparable on one lineage: a new one means the table was rewritten.
     let rewritten = lineage && p.kind == ObjKind::Table && p.attrs.get("relfilenode") != c.attrs.get("relfilenode");
-    if ch.before.is_empty() && ch.after.is_empty() && !rewritten {
+    if changed.is_empty() && !rewritten {
         return None;
     }
-    label_altered(&mut ch, p, c);
+    let redefined = (changed.contains("definition") || changed.contains("type"))
+        && matches!(p.kind, ObjKind::Constraint | ObjKind::Index)
+        && renames.redefined(p, c);
+    let s = Subject { changed, rewritten, redefined, ..subject(ChangeOp::Altered, Some(p), Some(c)) };
+    ch.danger = classify::labels(&s);
     if rewritten {
-        ch.danger.push(Danger::TableRewritten);
-        ch.note.get_or_insert_with(|| "the table was rewritten (new relfilenode)".into());
+        ch.note = Some("the table was rewritten (new relfilenode)".into());
+    } else if s.changed.contains("kind") && p.kind == ObjKind::Table {
+        ch.note = Some("the table was recreated as another kind: every row is written again".into());
     }
-    ch.danger.sort();
-    ch.danger.dedup();
     Some(ch)
 }
 
-fn label_rename(ch: &mut SchemaChange) {
-    if matches!(
-        ch.kind.as_str(),
-        "table" | "column" | "view" | "materialized_view" | "schema" | "function" | "procedure"
-    ) {
-        ch.danger.push(Danger::BreaksClients);
-    }
+/// Renames among the paired objects, to tell a definition that only prints
+/// new names from one that means something else.
+struct Renames {
+    /// Parent leaf → child leaf of renamed schemas and tables.
+    relations: HashMap<String, String>,
+    /// Renamed columns per table: (parent table leaf, child table name) → [(old, new)].
+    columns: Vec<((String, String), Vec<(String, String)>)>,
 }
 
-fn label_dropped(ch: &mut SchemaChange, o: &Object) {
-    match o.kind {
-        ObjKind::Table | ObjKind::Column | ObjKind::Schema | ObjKind::MaterializedView | ObjKind::Sequence => {
-            ch.danger.push(Danger::DropsData)
-        }
-        ObjKind::View | ObjKind::Function | ObjKind::Procedure => ch.danger.push(Danger::BreaksClients),
-        ObjKind::Constraint if o.attrs.get("type").map(String::as_str) == Some("foreign key") => {
-            ch.danger.push(Danger::ForeignKeyDropped)
-        }
-        ObjKind::Policy => ch.danger.push(Danger::Security),
-        _ => {}
-    }
-}
-
-fn label_added(ch: &mut SchemaChange, o: &Object) {
-    match o.kind {
-        ObjKind::Constraint => {
-            let ty = o.attrs.get("type").map(String::as_str).unwrap_or("");
-            if matches!(ty, "unique" | "primary key" | "exclusion") {
-                ch.danger.push(Danger::UniqueAdded);
+impl Renames {
+    fn of(matched: &[Matched]) -> Renames {
+        let mut relations = HashMap::new();
+        let mut columns: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
+        for m in matched {
+            let (p, c) = (m.parent, m.child);
+            if p.leaf == c.leaf {
+                continue;
             }
-            if matches!(ty, "foreign key" | "check") && o.attrs.get("validated").map(String::as_str) == Some("true") {
-                ch.danger.push(Danger::ValidatedConstraintAdded);
+            match p.kind {
+                ObjKind::Schema | ObjKind::Table => {
+                    relations.insert(p.leaf.clone(), c.leaf.clone());
+                }
+                ObjKind::Column => {
+                    let table_leaf = |o: &Object| o.table.as_ref().map(|t| t.1.clone()).unwrap_or_default();
+                    let key = (table_leaf(p), c.parent.clone().unwrap_or_default());
+                    columns.entry(key).or_default().push((p.leaf.clone(), c.leaf.clone()));
+                }
+                _ => {}
             }
         }
-        ObjKind::Index if o.attrs.get("definition").is_some_and(|d| d.starts_with("CREATE UNIQUE")) => {
-            ch.danger.push(Danger::UniqueAdded)
-        }
-        ObjKind::Column
-            if o.attrs.get("not_null").map(String::as_str) == Some("true") && !o.attrs.contains_key("default") =>
-        {
-            ch.danger.push(Danger::NotNullAdded)
-        }
-        ObjKind::Policy => ch.danger.push(Danger::Security),
-        _ => {}
+        Renames { relations, columns: columns.into_iter().collect() }
     }
-}
 
-fn label_altered(ch: &mut SchemaChange, p: &Object, c: &Object) {
-    let get = |o: &Object, k: &str| o.attrs.get(k).cloned().unwrap_or_default();
-    for k in ch.before.keys().chain(ch.after.keys()).cloned().collect::<std::collections::BTreeSet<_>>() {
-        let (a, b) = (get(p, &k), get(c, &k));
-        match (p.kind, k.as_str()) {
-            (ObjKind::Column, "type") => {
-                ch.danger.push(Danger::TypeChange);
-                if narrows(&a, &b) {
-                    ch.danger.push(Danger::MayNarrow);
+    /// Whether an altered constraint or index means something else: its
+    /// parent definition, with the renames applied, differs from the child's.
+    /// Storage parameters and INCLUDE columns do not change what it enforces.
+    fn redefined(&self, p: &Object, c: &Object) -> bool {
+        let def = |o: &Object| {
+            let mut d = o.attrs.get("type").cloned().unwrap_or_default();
+            d.push(' ');
+            d.push_str(o.attrs.get("definition").map(String::as_str).unwrap_or(""));
+            meaning(&d)
+        };
+        let (before, after) = (def(p), def(c));
+        let mentions = |leaf: &str| before.iter().any(|t| *t == portable::Tok::Name(leaf.to_string(), false));
+        let own_table = c.table.as_ref().map(|(s, t)| format!("{s}.{t}")).unwrap_or_default();
+        let mut map: HashMap<&str, &str> = HashMap::new();
+        for ((parent_leaf, child_table), cols) in &self.columns {
+            if *child_table == own_table || mentions(parent_leaf) {
+                for (old, new) in cols {
+                    map.insert(old, new);
                 }
             }
-            (ObjKind::Column | ObjKind::Domain, "not_null") if b == "true" => ch.danger.push(Danger::NotNullAdded),
-            (ObjKind::Column | ObjKind::Domain, "not_null") => ch.danger.push(Danger::NotNullDropped),
-            (ObjKind::Column | ObjKind::Domain, "default") => ch.danger.push(Danger::DefaultChanged),
-            // A new generation expression rewrites every value of the column.
-            (ObjKind::Column, "generated") => ch.danger.push(Danger::TypeChange),
-            (ObjKind::Constraint, "validated") if b == "true" => ch.danger.push(Danger::ValidatedConstraintAdded),
-            (ObjKind::Table, "row_security" | "force_row_security") => ch.danger.push(Danger::Security),
-            (ObjKind::Policy, _) => ch.danger.push(Danger::Security),
-            (_, "privileges") => ch.danger.push(Danger::Security),
-            (ObjKind::Function | ObjKind::Procedure, "security_definer") => ch.danger.push(Danger::Security),
-            (ObjKind::Enum, "labels") if !b.starts_with(&a) => ch.danger.push(Danger::BreaksClients),
-            _ => {}
         }
+        for (old, new) in &self.relations {
+            map.insert(old, new);
+        }
+        let renamed: Vec<portable::Tok> = before
+            .into_iter()
+            .map(|t| match &t {
+                portable::Tok::Name(n, q) => match map.get(n.as_str()) {
+                    Some(new) => portable::Tok::Name(new.to_string(), *q),
+                    None => t,
+                },
+                _ => t,
+            })
+            .collect();
+        renamed != after
     }
 }
 
-/// Whether a type change can lose information: shorter varchar/char/bit, less
-/// numeric precision or scale, a smaller integer or float, or to another family.
-fn narrows(from: &str, to: &str) -> bool {
-    let (fb, fm) = split_mods(from);
-    let (tb, tm) = split_mods(to);
-    let rank = |t: &str| match t {
-        "smallint" => Some(1),
-        "integer" => Some(2),
-        "bigint" => Some(3),
-        "numeric" => Some(4),
-        _ => None,
-    };
-    if fb == tb {
-        return match (fm.as_slice(), tm.as_slice()) {
-            (_, []) => false,
-            ([], _) => true,
-            (f, t) => {
-                f.iter().zip(t).any(|(a, b)| b < a) || (f.len() == 2 && t.len() == 2 && (t[0] - t[1]) < (f[0] - f[1]))
+/// A constraint or index definition as tokens, without an index's own name,
+/// storage parameters (`WITH (…)`) and INCLUDE columns.
+fn meaning(definition: &str) -> Vec<portable::Tok> {
+    use portable::Tok;
+    let toks = portable::tokenize(definition);
+    let mut out = vec![];
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        let skip_group = matches!(t, Tok::Name(w, false) if w == "with" || w == "include")
+            && toks.get(i + 1) == Some(&Tok::Punct('('));
+        if skip_group {
+            let mut depth = 0;
+            i += 1;
+            while i < toks.len() {
+                match toks[i] {
+                    Tok::Punct('(') => depth += 1,
+                    Tok::Punct(')') => depth -= 1,
+                    _ => {}
+                }
+                i += 1;
+                if depth == 0 {
+                    break;
+                }
             }
-        };
-    }
-    match (rank(fb), rank(tb)) {
-        (Some(a), Some(b)) => b < a || (b == 4 && !tm.is_empty()),
-        _ => !matches!((fb, tb), ("character varying" | "character", "text") | ("real", "double precision")),
-    }
-}
-
-fn split_mods(t: &str) -> (&str, Vec<i64>) {
-    match t.split_once('(') {
-        Some((base, rest)) => {
-            (base, rest.trim_end_matches(')').split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            continue;
         }
-        None => (t, vec![]),
+        out.push(t.clone());
+        if matches!(t, Tok::Name(w, false) if w == "index") && matches!(toks.get(i + 1), Some(Tok::Name(..))) {
+            // CREATE INDEX name ON …: the name is not what it enforces.
+            i += 1;
+        }
+        i += 1;
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::narrows;
-
-    #[test]
-    fn narrowing() {
-        assert!(narrows("character varying(30)", "character varying(10)"));
-        assert!(!narrows("character varying(10)", "character varying(30)"));
-        assert!(!narrows("character varying(10)", "text"));
-        assert!(narrows("numeric(12,4)", "numeric(12,2)"));
-        assert!(!narrows("integer", "bigint"));
-        assert!(narrows("bigint", "integer"));
-        assert!(narrows("text", "integer"));
-        assert!(!narrows("numeric(10,2)", "numeric(12,2)"));
-        assert!(narrows("numeric(12,2)", "numeric(11,2)"));
-    }
+    out
 }

@@ -1,8 +1,12 @@
 //! Catalog changes. Each change names its object, what happened to it, the
 //! attributes that differ, and danger labels a CI gate can act on.
-//! `read` turns each side's catalog into objects, `compare` pairs and diffs them.
+//! `read` turns each side's catalog into objects, `compare` pairs and diffs them,
+//! `classify` holds the danger rules, and `portable` compares what one server
+//! version prints with what another prints.
 
+pub mod classify;
 pub mod compare;
+pub mod portable;
 pub mod read;
 
 pub use compare::{compare, shares_objects, Pairs};
@@ -34,11 +38,11 @@ pub enum Danger {
     TypeChange,
     /// The new type can hold less than the old one (values may be truncated or rounded).
     MayNarrow,
-    /// NOT NULL added: existing NULLs fail, writers that omit the column fail.
+    /// NOT NULL added: writers that omit the column fail (and existing NULLs, unless NOT VALID).
     NotNullAdded,
     /// A unique index or constraint added: duplicate writes now fail.
     UniqueAdded,
-    /// A foreign key or check added as validated (a full scan under lock).
+    /// A foreign key, check or NOT NULL added as validated, or validated later (a full scan under lock).
     ValidatedConstraintAdded,
     /// A default changed or dropped.
     DefaultChanged,
@@ -50,11 +54,28 @@ pub enum Danger {
     BreaksClients,
     /// Row-level security, policies, privileges or security definer changed.
     Security,
-    /// The table was rewritten (new relfilenode).
+    /// The table was rewritten (new relfilenode), or recreated as another kind
+    /// (regular ↔ partitioned, logged ↔ unlogged): every row is written again.
     TableRewritten,
 }
 
 impl Danger {
+    /// Every label, in report order.
+    pub const ALL: [Danger; 12] = [
+        Danger::DropsData,
+        Danger::TypeChange,
+        Danger::MayNarrow,
+        Danger::NotNullAdded,
+        Danger::UniqueAdded,
+        Danger::ValidatedConstraintAdded,
+        Danger::DefaultChanged,
+        Danger::NotNullDropped,
+        Danger::ForeignKeyDropped,
+        Danger::BreaksClients,
+        Danger::Security,
+        Danger::TableRewritten,
+    ];
+
     /// The label as written in reports (`drops_data`, …).
     pub fn label(self) -> &'static str {
         match self {

@@ -2,7 +2,8 @@
 //! Queries are valid on PostgreSQL 13–18; newer catalog columns are guarded by
 //! the server version. `search_path` is empty in our sessions, so every name
 //! printed by `format_type`, `pg_get_*def` and `regclass` is schema-qualified
-//! the same way on both sides.
+//! the same way on both sides. Privileges equal to the owner's defaults read as
+//! none (NULL), however they are stored, as a restore stores them.
 
 use std::collections::BTreeMap;
 
@@ -110,6 +111,9 @@ pub struct Object {
     pub attrs: BTreeMap<String, String>,
     /// Names of objects (same side) this one depends on.
     pub depends_on: Vec<String>,
+    /// `server_version_num` of the server it was read from: what a definition
+    /// means can be printed differently by another major version.
+    pub server_version: i32,
 }
 
 fn obj(kind: ObjKind, schema: &str, rest: &[&str], identity: Option<(u32, i16)>) -> Object {
@@ -127,7 +131,17 @@ fn obj(kind: ObjKind, schema: &str, rest: &[&str], identity: Option<(u32, i16)>)
         }
         p
     });
-    Object { kind, name, leaf, parent, table: None, identity, attrs: BTreeMap::new(), depends_on: vec![] }
+    Object {
+        kind,
+        name,
+        leaf,
+        parent,
+        table: None,
+        identity,
+        attrs: BTreeMap::new(),
+        depends_on: vec![],
+        server_version: 0,
+    }
 }
 
 fn put(o: &mut Object, key: &str, v: Option<String>) {
@@ -143,13 +157,22 @@ fn not_ext(oid: &str) -> String {
     NOT_EXTENSION_MEMBER.replace("{oid}", oid)
 }
 
+/// An identifier quoted for SQL.
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Sequences whose state is read with one query each batch (a UNION ALL).
+const SEQUENCE_STATE_BATCH: usize = 200;
+
 /// Reads all objects of one side (on its first connection, inside its snapshot).
 pub async fn read(side: &Side) -> Result<Vec<Object>> {
     let c = side.client(0);
     let err = |e: tokio_postgres::Error| side.query_error("reading the schema catalog", &e);
     let f = SYSTEM_SCHEMA_FILTER;
     let q_schemas = format!(
-        "SELECT n.oid, n.nspname::text, pg_get_userbyid(n.nspowner)::text, obj_description(n.oid, 'pg_namespace'), n.nspacl::text
+        "SELECT n.oid, n.nspname::text, pg_get_userbyid(n.nspowner)::text, obj_description(n.oid, 'pg_namespace'),
+                NULLIF(n.nspacl, acldefault('n', n.nspowner))::text
          FROM pg_namespace n WHERE {f} AND {}",
         not_ext("n.oid")
     );
@@ -158,8 +181,11 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
                 (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition),
                 pg_get_expr(c.relpartbound, c.oid), CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
                 c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner)::text,
-                obj_description(c.oid, 'pg_class'), c.relacl::text, c.relfilenode::bigint, array_to_string(c.reloptions, ','),
-                CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END
+                obj_description(c.oid, 'pg_class'), NULLIF(c.relacl, acldefault('r', c.relowner))::text, c.relfilenode::bigint,
+                array_to_string(c.reloptions, ','), CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
+                c.relreplident::text,
+                (SELECT ri.relname::text FROM pg_index i JOIN pg_class ri ON ri.oid = i.indexrelid
+                  WHERE i.indrelid = c.oid AND i.indisreplident LIMIT 1)
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {f} AND {}",
         not_ext("c.oid")
@@ -169,19 +195,23 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
                 a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text,
                 CASE WHEN a.attcollation <> t.typcollation THEN (SELECT co.collname::text FROM pg_collation co WHERE co.oid = a.attcollation) END,
                 col_description(c.oid, a.attnum), a.attacl::text, a.atttypid,
-                row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum)
+                row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum),
+                nn.conname::text, nn.convalidated, nn.connoinherit
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
               JOIN pg_type t ON t.oid = a.atttypid
               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+              LEFT JOIN pg_constraint nn ON nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey = ARRAY[a.attnum]
          WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {f} AND {}
          ORDER BY c.oid, a.attnum",
         not_ext("c.oid")
     );
     let q_cons = format!(
         "SELECT k.oid, n.nspname::text, c.relname::text, k.conname::text, k.contype::text, pg_get_constraintdef(k.oid),
-                k.convalidated, obj_description(k.oid, 'pg_constraint'), k.conkey::int2[]
+                k.convalidated, obj_description(k.oid, 'pg_constraint'), k.conkey::int2[], k.conislocal,
+                CASE WHEN k.contype IN ('p', 'u', 'x') THEN (SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = k.conindid) END
          FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE k.contype IN ('p', 'u', 'f', 'c', 'x') AND k.conislocal AND {f}"
+         WHERE k.contype IN ('p', 'u', 'f', 'c', 'x') AND {f}
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint pk WHERE pk.oid = k.conparentid AND pk.conrelid = k.conrelid)"
     );
     let q_idx = format!(
         "SELECT i.indexrelid, n.nspname::text, ic.relname::text, c.relname::text, pg_get_indexdef(i.indexrelid),
@@ -194,19 +224,25 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
     );
     let q_seq = format!(
         "SELECT c.oid, n.nspname::text, c.relname::text, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin,
-                s.seqmax, s.seqcache, s.seqcycle, pg_get_userbyid(c.relowner)::text, obj_description(c.oid, 'pg_class'), c.relacl::text,
+                s.seqmax, s.seqcache, s.seqcycle, pg_get_userbyid(c.relowner)::text, obj_description(c.oid, 'pg_class'),
+                NULLIF(c.relacl, acldefault('s', c.relowner))::text,
                 (SELECT dn.nspname || '.' || dc.relname || '.' || a.attname FROM pg_depend d
                    JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
                    JOIN pg_class dc ON dc.oid = d.refobjid JOIN pg_namespace dn ON dn.oid = dc.relnamespace
-                  WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+                  WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')),
+                has_sequence_privilege(c.oid, 'SELECT') AND has_schema_privilege(n.oid, 'USAGE')
          FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE {f} AND {}",
         not_ext("c.oid")
     );
     let q_proc = format!(
-        "SELECT p.oid, n.nspname::text, p.proname::text, pg_get_function_identity_arguments(p.oid), p.prokind::text,
+        "SELECT p.oid, n.nspname::text, p.proname::text,
+                -- PostgreSQL 14+ spells a procedure's IN arguments with their mode, 13 without: one name for both.
+                CASE WHEN p.prokind = 'p' THEN regexp_replace(pg_get_function_identity_arguments(p.oid), '(^|, )IN ', '\\1', 'g')
+                     ELSE pg_get_function_identity_arguments(p.oid) END,
+                p.prokind::text,
                 regexp_replace(pg_get_functiondef(p.oid), '^[^\\n]*\\n', ''), pg_get_userbyid(p.proowner)::text,
-                obj_description(p.oid, 'pg_proc'), p.proacl::text, p.provolatile::text, p.prosecdef, l.lanname::text
+                obj_description(p.oid, 'pg_proc'), NULLIF(p.proacl, acldefault('f', p.proowner))::text, p.provolatile::text, p.prosecdef, l.lanname::text
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
          WHERE p.prokind IN ('f', 'p') AND {f} AND {}",
         not_ext("p.oid")
@@ -297,6 +333,17 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
             put(&mut o, "force_row_security", Some(r.get::<_, bool>(9).to_string()));
             // Not compared as such: tells a rewrite apart (see compare).
             put(&mut o, "relfilenode", Some(r.get::<_, i64>(13).to_string()));
+            let ident: String = r.get(16);
+            let ident = match ident.as_str() {
+                "n" => "nothing".to_string(),
+                "f" => "full".to_string(),
+                "i" => match r.get::<_, Option<String>>(17) {
+                    Some(index) => format!("using index {index}"),
+                    None => "using index".to_string(),
+                },
+                _ => "default".to_string(),
+            };
+            put(&mut o, "replica_identity", Some(ident));
         } else {
             put(&mut o, "definition", r.get(15));
         }
@@ -315,6 +362,14 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         o.depends_on.push(o.parent.clone().unwrap_or_default());
         put(&mut o, "type", r.get(5));
         put(&mut o, "not_null", Some(r.get::<_, bool>(6).to_string()));
+        // PostgreSQL 18 catalogs NOT NULL as a named constraint, possibly NOT VALID or NO INHERIT.
+        put(&mut o, "not_null_name", r.get(15));
+        if r.get::<_, Option<bool>>(16) == Some(false) {
+            put(&mut o, "not_null_validated", Some("false".into()));
+        }
+        if r.get::<_, Option<bool>>(17) == Some(true) {
+            put(&mut o, "not_null_no_inherit", Some("true".into()));
+        }
         // A generated column keeps its expression where defaults live.
         let generated: String = r.get::<_, Option<String>>(9).unwrap_or_default();
         let expr: Option<String> = r.get(7);
@@ -366,6 +421,11 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         put(&mut o, "definition", r.get(5));
         put(&mut o, "validated", Some(r.get::<_, bool>(6).to_string()));
         put(&mut o, "comment", r.get(7));
+        // Inherited from a parent table (a partition's copy of its parent's key, …).
+        if !r.get::<_, bool>(9) {
+            put(&mut o, "inherited", Some("true".into()));
+        }
+        put(&mut o, "index_valid", r.get::<_, Option<bool>>(10).map(|v| v.to_string()));
         out.push(o);
     }
     for r in &idx {
@@ -379,6 +439,8 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         put(&mut o, "comment", r.get(6));
         out.push(o);
     }
+    // Sequences whose state (last_value, is_called) this role may read.
+    let mut readable_seqs: Vec<(u32, String)> = vec![];
     for r in &seqs {
         let (schema, name): (String, String) = (r.get(1), r.get(2));
         let mut o = obj(ObjKind::Sequence, &schema, &[&name], Some((r.get(0), 0)));
@@ -396,8 +458,12 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
             o.depends_on.push(col.clone());
         }
         put(&mut o, "owned_by", owned);
+        if r.get::<_, bool>(14) {
+            readable_seqs.push((r.get::<_, u32>(0), format!("{}.{}", quote_ident(&schema), quote_ident(&name))));
+        }
         out.push(o);
     }
+    read_sequence_state(side, &readable_seqs, &mut out).await?;
     for r in &procs {
         let (schema, name, args, kind): (String, String, String, String) = (r.get(1), r.get(2), r.get(3), r.get(4));
         let leaf = format!("{name}({args})");
@@ -516,5 +582,33 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
             }
         }
     }
+    for o in &mut out {
+        o.server_version = side.server_version;
+    }
     Ok(out)
+}
+
+/// Reads `last_value` and `is_called` of the sequences given (OID, quoted
+/// name): selecting from a sequence needs SELECT on it, so sequences this role
+/// may not read keep no state attributes (and their state is not compared).
+async fn read_sequence_state(side: &Side, seqs: &[(u32, String)], out: &mut [Object]) -> Result<()> {
+    let mut state: BTreeMap<u32, (i64, bool)> = BTreeMap::new();
+    for batch in seqs.chunks(SEQUENCE_STATE_BATCH) {
+        let q = batch
+            .iter()
+            .map(|(oid, name)| format!("SELECT {oid}::oid, last_value, is_called FROM {name}"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let rows = side.client(0).query(&q, &[]).await.map_err(|e| side.query_error("reading sequence state", &e))?;
+        for r in rows {
+            state.insert(r.get(0), (r.get(1), r.get(2)));
+        }
+    }
+    for o in out.iter_mut().filter(|o| o.kind == ObjKind::Sequence) {
+        if let Some((last, called)) = o.identity.and_then(|id| state.get(&id.0)) {
+            put(o, "last_value", Some(last.to_string()));
+            put(o, "is_called", Some(called.to_string()));
+        }
+    }
+    Ok(())
 }
