@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::reading::{Reading, TypeRow, Types};
 use crate::snapshot::Side;
 
-/// A user table (regular or partitioned; partitions are read through their root).
+/// A user table (regular or partitioned, partitions included).
 #[derive(Debug, Clone)]
 pub struct Table {
     /// pg_class OID: stable across a TEMPLATE copy, so it identifies renames.
@@ -19,6 +19,9 @@ pub struct Table {
     pub name: String,
     /// `r` regular, `p` partitioned.
     pub kind: char,
+    /// A partition of another table: its rows are compared through the root,
+    /// unless it is a table of its own on the other side (detached, or attached).
+    pub partition: bool,
     /// Bytes on disk including partitions and TOAST, for scheduling large tables first.
     pub bytes: i64,
     /// pg_class.relfilenode: the physical file. Kept by a TEMPLATE copy; changed by
@@ -127,9 +130,10 @@ pub async fn read(side: &Side) -> Result<Catalog> {
         "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text,
                 CASE WHEN c.relkind = 'p' THEN
                      (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint FROM pg_partition_tree(c.oid) t)
-                ELSE pg_total_relation_size(c.oid) END, c.relfilenode, has_table_privilege(c.oid, 'SELECT')
+                ELSE pg_total_relation_size(c.oid) END, c.relfilenode, has_table_privilege(c.oid, 'SELECT'),
+                c.relispartition
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {SYSTEM_SCHEMA_FILTER}
+         WHERE c.relkind IN ('r', 'p') AND {SYSTEM_SCHEMA_FILTER}
          ORDER BY 2, 3"
     );
     // A NOT NULL constraint that is NOT VALID (PostgreSQL 18) leaves attnotnull set; it is not a guarantee.
@@ -143,8 +147,7 @@ pub async fn read(side: &Side) -> Result<Catalog> {
                 has_column_privilege(a.attrelid, a.attnum, 'SELECT')
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-         WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-           AND {SYSTEM_SCHEMA_FILTER}
+         WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {SYSTEM_SCHEMA_FILTER}
          ORDER BY a.attrelid, a.attnum"
     );
     let keys_sql = format!(
@@ -193,6 +196,7 @@ pub async fn read(side: &Side) -> Result<Catalog> {
                 schema: r.get(1),
                 name: r.get(2),
                 kind: kind.chars().next().unwrap_or('r'),
+                partition: r.get(7),
                 bytes: r.get(4),
                 relfilenode: r.get(5),
                 columns: columns.remove(&oid).unwrap_or_default(),

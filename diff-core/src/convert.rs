@@ -11,7 +11,7 @@
 
 use std::cmp::Ordering;
 
-use crate::value::{dscale, float, float_cmp, int, trim_spaces, Kind};
+use crate::value::{dscale, float, float_cmp, int, trim_spaces, uint, Kind};
 
 const USECS_PER_DAY: i64 = 86_400_000_000;
 
@@ -43,6 +43,8 @@ impl Conversion {
     pub fn new(from: Kind, to: Kind, typmod: i32) -> Option<Conversion> {
         use Kind::*;
         let ok = match to {
+            Int4 | Int8 if from == Oid => true,
+            Oid => from.is_int(),
             Int2 | Int4 | Int8 => from.is_int() || matches!(from, Numeric | Float4 | Float8),
             Numeric | Float4 | Float8 => from.is_int() || matches!(from, Numeric | Float4 | Float8),
             Timestamp | Timestamptz => matches!(from, Timestamp | Timestamptz | Date),
@@ -65,9 +67,25 @@ impl Conversion {
     }
 
     /// Whether it can convert keys: total and order-preserving, so the parent's
-    /// key order stays an order of the converted keys.
+    /// key order stays an order of the converted keys (oid ↔ int4 wraps negative values).
     pub fn for_keys(&self) -> bool {
-        !(self.to.is_int() && matches!(self.from, Kind::Float4 | Kind::Float8))
+        use Kind::*;
+        !matches!((self.from, self.to), (Float4 | Float8, Int2 | Int4 | Int8) | (Int8, Oid))
+    }
+
+    /// Whether distinct parent values stay distinct (no rounding, no lost
+    /// precision). A key column whose conversion is not injective can only be
+    /// the last of the key: ties it creates must not reorder the columns after it.
+    pub fn injective(&self) -> bool {
+        use Kind::*;
+        match (self.from, self.to) {
+            (a, b) if a.is_int() && b.is_int() => true,
+            (Oid, Int8 | Int4) | (Int2 | Int4, Oid) | (Float4, Float8) => true,
+            (Timestamp | Timestamptz | Date, Timestamp | Timestamptz) => !(0..6).contains(&self.typmod),
+            (BpChar, Text | BpChar) => true,
+            (Text, Text) => true,
+            _ => false,
+        }
     }
 
     /// Whether the parent's value equals the child's.
@@ -75,6 +93,24 @@ impl Conversion {
         match (self.parent(parent), self.child(child)) {
             (Canon::Invalid, _) | (_, Canon::Invalid) => false,
             (a, b) => cmp(&a, &b) == Ordering::Equal,
+        }
+    }
+
+    /// Order of two parent values once converted: the order the parent's rows
+    /// arrive in when it sorts by [`Conversion::order_cast`] or the conversion keeps order.
+    pub fn compare_parents(&self, a: &[u8], b: &[u8]) -> Ordering {
+        cmp(&self.parent(a), &self.parent(b))
+    }
+
+    /// A cast the parent's query sorts a key column by, when the conversion
+    /// does not keep the stored order (int4 → oid wraps negative values); the
+    /// casts named here never fail.
+    pub fn order_cast(&self) -> Option<&'static str> {
+        use Kind::*;
+        match (self.from, self.to) {
+            (Int2 | Int4, Oid) => Some("int4::oid"),
+            (Oid, Int4) => Some("int4"),
+            _ => None,
         }
     }
 
@@ -87,6 +123,15 @@ impl Conversion {
         use Kind::*;
         let (from, to) = (self.from, self.to);
         match to {
+            Oid if from == Int8 => match int(b) {
+                v @ 0..=0xFFFF_FFFF => Canon::Int(v),
+                v if v >= i32::MIN as i64 => Canon::Int(v as i32 as u32 as i64),
+                _ => Canon::Invalid,
+            },
+            // int4 → oid is binary coercible: negative values wrap.
+            Oid => Canon::Int(int(b) as i32 as u32 as i64),
+            Int4 if from == Oid => Canon::Int(uint(b) as i32 as i64),
+            Int8 if from == Oid => Canon::Int(uint(b) as i64),
             Int2 | Int4 | Int8 if from.is_int() => Canon::Int(int(b)),
             Int2 | Int4 | Int8 if from == Numeric => Canon::Dec(Dec::from_numeric(b).round(0)),
             Int2 | Int4 | Int8 => {
@@ -133,6 +178,7 @@ impl Conversion {
         use Kind::*;
         match self.to {
             Int2 | Int4 | Int8 if self.from == Numeric => Canon::Dec(Dec::from_int(int(b))),
+            Oid => Canon::Int(uint(b) as i64),
             Int2 | Int4 | Int8 | Timestamp | Timestamptz | Date | Time => Canon::Int(int(b)),
             Numeric => Canon::Dec(Dec::from_numeric(b)),
             Float4 | Float8 => Canon::Float(float(self.to, b)),
@@ -425,6 +471,10 @@ mod tests {
         assert!(secs.equal(&1_500_000i64.to_be_bytes(), &2_000_000i64.to_be_bytes()));
         let date = conv(Kind::Date, Kind::Timestamp, -1);
         assert!(date.equal(&1i32.to_be_bytes(), &USECS_PER_DAY.to_be_bytes()));
+        let to_oid = conv(Kind::Int4, Kind::Oid, -1);
+        assert!(to_oid.equal(&(-75989i32).to_be_bytes(), &4294891307u32.to_be_bytes()));
+        let from_oid = conv(Kind::Oid, Kind::Int8, -1);
+        assert!(from_oid.equal(&3_000_000_000u32.to_be_bytes(), &3_000_000_000i64.to_be_bytes()));
         let unpad = conv(Kind::BpChar, Kind::Text, -1);
         assert!(unpad.equal(b"ab  ", b"ab"));
         assert!(!unpad.equal(b"ab  ", b"ab "));

@@ -14,6 +14,9 @@ use crate::plan::TablePlan;
 use crate::report::{Counts, Event, Op, RowChange, SideStats, TableSummary};
 use crate::value::{compare_opt, decode, equal_opt, Kind, Value};
 
+/// A row's key fields by column index.
+type Field<'x> = &'x dyn Fn(usize) -> Option<&'x [u8]>;
+
 /// Messages from one side's COPY, in batches, or the error that ended it.
 pub type Feed = Receiver<Result<Vec<Bytes>>>;
 
@@ -37,6 +40,8 @@ struct Cursor<'a> {
     plan: &'a TablePlan,
     /// How this side's values are read (the parent's differ after a type change).
     kinds: Vec<Kind>,
+    /// The parent's key conversions: its rows arrive in the order of the converted keys.
+    conversions: Vec<Option<crate::convert::Conversion>>,
     /// Key of the last row of the previous batch, to check order across batches.
     last_key: Option<Vec<Option<Vec<u8>>>>,
 }
@@ -46,6 +51,7 @@ impl<'a> Cursor<'a> {
         let ncols = plan.columns.len().max(1);
         let parent = label.name == SideName::Parent;
         let kinds = plan.columns.iter().map(|c| if parent { c.parent_kind } else { c.kind }).collect();
+        let conversions = plan.columns.iter().map(|c| if parent { c.conversion } else { None }).collect();
         Cursor {
             feed,
             decoder: Decoder::new(ncols),
@@ -56,6 +62,7 @@ impl<'a> Cursor<'a> {
             label,
             plan,
             kinds,
+            conversions,
             last_key: None,
         }
     }
@@ -102,19 +109,26 @@ impl<'a> Cursor<'a> {
     /// are multisets and may repeat.
     fn check_batch_order(&self) -> Result<()> {
         let b = &self.batch;
-        let unique = self.plan.key_source != KeySource::WholeRow;
-        let check = |ord: Ordering, row: usize| match ord {
-            Ordering::Greater => Err(self.out_of_order()),
-            Ordering::Equal if unique => Err(self.duplicate(row)),
-            _ => Ok(()),
-        };
         if let (Some(last), false) = (&self.last_key, b.is_empty()) {
-            check(side_key_order(&self.kinds, self.plan.nkey, |i| last[i].as_deref(), |i| b.field(0, i)), 0)?;
+            self.check_pair(&|i| last[i].as_deref(), &|i| b.field(0, i), 0)?;
         }
         for row in 1..b.len() {
-            check(side_key_order(&self.kinds, self.plan.nkey, |i| b.field(row - 1, i), |i| b.field(row, i)), row)?;
+            self.check_pair(&|i| b.field(row - 1, i), &|i| b.field(row, i), row)?;
         }
         Ok(())
+    }
+
+    /// Row `row` of the batch (`z`) after the row before it (`a`).
+    fn check_pair<'x>(&self, a: Field<'x>, z: Field<'x>, row: usize) -> Result<()> {
+        let (nkey, unique) = (self.plan.nkey, self.plan.key_source != KeySource::WholeRow);
+        match side_key_order(&self.kinds, &self.conversions, nkey, a, z) {
+            Ordering::Greater => Err(self.out_of_order()),
+            // A tie made by a rounding conversion is no duplicate; equal stored keys are.
+            Ordering::Equal if unique && side_key_order(&self.kinds, &[], nkey, a, z) == Ordering::Equal => {
+                Err(self.duplicate(row))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn out_of_order(&self) -> Error {
@@ -245,18 +259,23 @@ fn compare_keys(p: &Cursor, c: &Cursor) -> Ordering {
     Ordering::Equal
 }
 
-/// Order of two keys of one side.
+/// Order of two keys of one side: in the child's terms where the parent's
+/// key columns are converted (`conversions`; empty for the stored order).
 #[inline]
-fn side_key_order<'x>(
+fn side_key_order(
     kinds: &[Kind],
+    conversions: &[Option<crate::convert::Conversion>],
     nkey: usize,
-    a: impl Fn(usize) -> Option<&'x [u8]>,
-    b: impl Fn(usize) -> Option<&'x [u8]>,
+    a: Field<'_>,
+    b: Field<'_>,
 ) -> Ordering {
     for (i, kind) in kinds[..nkey].iter().enumerate() {
-        match compare_opt(*kind, a(i), b(i)) {
-            Ordering::Equal => continue,
-            o => return o,
+        let o = match (conversions.get(i).copied().flatten(), a(i), b(i)) {
+            (Some(cv), Some(x), Some(y)) => cv.compare_parents(x, y),
+            (_, x, y) => compare_opt(*kind, x, y),
+        };
+        if o != Ordering::Equal {
+            return o;
         }
     }
     Ordering::Equal

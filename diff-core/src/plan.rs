@@ -144,6 +144,11 @@ pub fn build(parent: &Catalog, child: &Catalog, opts: &Options, pairs: &Pairs) -
     for c in &child.tables {
         let parent_name = pairs.table(&c.qualified()).to_string();
         let Some(p) = parent.tables.iter().find(|p| p.qualified() == parent_name) else { continue };
+        // A partition on both sides is compared through its root; one that is a table of its own
+        // on one side (detached on the branch, or attached) is compared as a table.
+        if p.partition && c.partition {
+            continue;
+        }
         let names = [(p.schema.as_str(), p.name.as_str()), (c.schema.as_str(), c.name.as_str())];
         if !table_selected(opts, &names) {
             continue;
@@ -200,10 +205,23 @@ fn check_filters(parent: &Catalog, child: &Catalog, opts: &Options) -> Result<()
     Ok(())
 }
 
-/// Pairs columns by name, through renames.
+/// Pairs columns by name, through renames. A parent column that a rename
+/// pairs with one child column is not also paired by name with another.
 fn pair_columns<'a>(p: &'a Table, c: &'a Table, pairs: &Pairs) -> Vec<(&'a Column, &'a Column)> {
     let table = c.qualified();
-    c.columns.iter().filter_map(|cc| p.column(pairs.column(&table, &cc.name)).map(|pc| (pc, cc))).collect()
+    let parent_of = |cc: &'a Column| pairs.column(&table, &cc.name).to_string();
+    c.columns
+        .iter()
+        .filter_map(|cc| {
+            let name = parent_of(cc);
+            // Another child column, renamed from the parent column of this name, has it already.
+            let taken = name == cc.name && c.columns.iter().any(|o| o.name != cc.name && parent_of(o) == name);
+            if taken {
+                return None;
+            }
+            p.column(&name).map(|pc| (pc, cc))
+        })
+        .collect()
 }
 
 fn table_plan(
@@ -227,6 +245,7 @@ fn table_plan(
         }
         columns.push(column_plan(pc, cc, true));
     }
+    let mut columns = order_key(columns);
     for (pc, cc) in &pairs {
         if !key_names.contains(&cc.name) && !excluded(cc) {
             columns.push(column_plan(pc, cc, whole_row));
@@ -253,6 +272,27 @@ fn table_plan(
         bytes: p.bytes.max(c.bytes),
         columns,
     })
+}
+
+/// Key columns in merge order. A conversion that rounds (numeric scale, a
+/// float's precision) turns distinct parent keys into ties, and ties in one
+/// column would leave the parent's rows out of order in the next: such a
+/// column goes last, and only one of them keeps its conversion (the others are
+/// compared as text). Any column order is a valid key order, as long as both
+/// sides sort by it.
+fn order_key(columns: Vec<ColumnPlan>) -> Vec<ColumnPlan> {
+    let (mut exact, mut lossy): (Vec<_>, Vec<_>) =
+        columns.into_iter().partition(|c| c.conversion.is_none_or(|cv| cv.injective()));
+    let last = lossy.pop();
+    exact.extend(lossy.into_iter().map(|c| ColumnPlan {
+        kind: Kind::Text,
+        parent_kind: Kind::Text,
+        conversion: None,
+        literal: true,
+        ..c
+    }));
+    exact.extend(last);
+    exact
 }
 
 /// Why tuple identity cannot be trusted for this table, if it cannot. Equal
@@ -449,7 +489,12 @@ fn side_query(t: &Table, columns: &[ColumnPlan], nkey: usize, parent: bool, tie_
     let order: Vec<String> = columns[..nkey]
         .iter()
         .zip(&exprs)
-        .map(|(col, e)| order_expr(if parent { col.parent_kind } else { col.kind }, e, tie_break, enc))
+        .map(|(col, e)| match (parent, col.conversion.and_then(|cv| cv.order_cast())) {
+            // The parent sorts in the child's terms where its stored order would differ.
+            (true, Some(cast)) => format!("({e})::{cast}"),
+            (true, None) => order_expr(col.parent_kind, e, tie_break, enc),
+            (false, _) => order_expr(col.kind, e, tie_break, enc),
+        })
         .collect();
     // ONLY: rows of inheritance children belong to those children, which are diffed on their own.
     let only = if t.kind == 'p' { "" } else { "ONLY " };

@@ -165,7 +165,7 @@ pub(crate) fn dscale(b: &[u8]) -> u16 {
 }
 
 /// oid: a big-endian unsigned 32-bit integer (3000000000 sorts after 2147483647).
-fn uint(b: &[u8]) -> u32 {
+pub(crate) fn uint(b: &[u8]) -> u32 {
     b.try_into().map(u32::from_be_bytes).unwrap_or(0)
 }
 

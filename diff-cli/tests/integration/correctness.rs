@@ -446,3 +446,35 @@ fn win1252_text_keys() {
     // UTF-8 byte order: ß (C3 9F) < éa (C3 A9 61) < € (E2 82 AC).
     assert_eq!(keys, [&json!("ß"), &json!("éa"), &json!("€")]);
 }
+
+#[test]
+fn rounding_ties_in_a_keyless_table_keep_their_order() {
+    // numeric(12,4) → numeric(12,2): -0.0001 and 0.0000 both become 0.00, so in whole-row order
+    // the text column decides between them. Nothing changed beyond the cast.
+    let pair = branch(
+        "roundties",
+        "CREATE TABLE t (n int, v numeric(12,4), u text);
+         INSERT INTO t VALUES (1, -0.0001, 'b'), (1, 0.0000, 'a'), (2, 1.005, 'c');",
+        "ALTER TABLE t ALTER v TYPE numeric(12,2);",
+    );
+    let (_, doc) = diff_json(&pair, &[]);
+    assert_eq!(counts(&doc, "public.t"), (0, 0, 0));
+}
+
+#[test]
+fn extreme_integers_and_oid_type_changes() {
+    // The smallest bigint is beyond 2^53: a string in JSON. int4 → oid wraps negative values the
+    // way the binary-coercible cast does: -75989 reads 4294891307, which is no change.
+    let pair = branch(
+        "extremes",
+        "CREATE TABLE t (id int PRIMARY KEY, b bigint, o int4);
+         INSERT INTO t VALUES (1, 0, -75989), (2, 0, 5), (3, 0, 7);",
+        "UPDATE t SET b = -9223372036854775808 WHERE id = 1; ALTER TABLE t ALTER o TYPE oid; UPDATE t SET o = 8 WHERE id = 3;",
+    );
+    let (_, doc) = diff_json(&pair, &[]);
+    assert_eq!(counts(&doc, "public.t"), (0, 2, 0));
+    let rows = table(&doc, "public.t")["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["after"]["b"], json!("-9223372036854775808"));
+    assert_eq!(rows[0]["changed"], json!(["b"]));
+    assert_eq!(rows[1]["changed"], json!(["o"]));
+}

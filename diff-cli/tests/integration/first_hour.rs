@@ -98,3 +98,22 @@ fn runs_leave_no_open_transaction_in_the_server_log() {
     let new = &log[before.len().min(log.len())..];
     assert!(!new.contains("unexpected EOF"), "{new}");
 }
+
+#[test]
+fn detached_partition_rows_are_compared_as_a_table() {
+    // m holds ids 0..199 in two partitions; the branch detaches m2 (ids 100..199) and changes one
+    // of its rows. m lost 100 rows; m2, now a table of its own, is compared with the parent's m2.
+    let pair = branch(
+        "detach",
+        "CREATE TABLE m (id int PRIMARY KEY, v int) PARTITION BY RANGE (id);
+         CREATE TABLE m1 PARTITION OF m FOR VALUES FROM (0) TO (100);
+         CREATE TABLE m2 PARTITION OF m FOR VALUES FROM (100) TO (200);
+         INSERT INTO m SELECT i, i FROM generate_series(0, 199) i;",
+        "ALTER TABLE m DETACH PARTITION m2; UPDATE m2 SET v = 0 WHERE id = 150;",
+    );
+    let (_, doc) = diff_json(&pair, &[]);
+    assert_eq!(crate::harness::counts(&doc, "public.m"), (0, 0, 100));
+    assert_eq!(crate::harness::counts(&doc, "public.m2"), (0, 1, 0));
+    let names: Vec<&str> = doc["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["m", "m2"]);
+}

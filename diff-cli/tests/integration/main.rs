@@ -4,11 +4,11 @@ mod harness;
 
 mod cli;
 mod correctness;
+mod differential;
 mod first_hour;
 mod keys;
 mod library;
 mod schema_doc;
 mod schema_kinds;
-mod schema_noise;
 mod shapes;
 mod types;

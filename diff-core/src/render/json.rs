@@ -88,7 +88,7 @@ pub fn value_to_json(v: &Value) -> J {
     match v {
         Value::Null => J::Null,
         Value::Bool(b) => J::Bool(*b),
-        Value::Int(i) if i.abs() <= MAX_SAFE_INTEGER => J::from(*i),
+        Value::Int(i) if i.unsigned_abs() <= MAX_SAFE_INTEGER as u64 => J::from(*i),
         Value::Float(f) if f.is_finite() => J::from(*f),
         Value::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| J::String(s.clone())),
         other => J::String(other.to_text().unwrap_or_default()),
