@@ -10,5 +10,6 @@ mod keys;
 mod library;
 mod schema_doc;
 mod schema_kinds;
+mod schema_noise;
 mod shapes;
 mod types;

@@ -34,11 +34,11 @@ impl Subject<'_> {
         o.and_then(|o| o.attrs.get(key)).map(String::as_str)
     }
 
-    fn old(&self, key: &str) -> Option<&str> {
+    fn old_attr(&self, key: &str) -> Option<&str> {
         self.attr(false, key)
     }
 
-    fn new(&self, key: &str) -> Option<&str> {
+    fn new_attr(&self, key: &str) -> Option<&str> {
         self.attr(true, key)
     }
 
@@ -63,13 +63,13 @@ impl Subject<'_> {
     fn enforces_uniqueness(&self) -> bool {
         match self.kind {
             ObjKind::Constraint => matches!(self.constraint_type(), "unique" | "primary key" | "exclusion"),
-            ObjKind::Index => self.new("definition").is_some_and(|d| d.starts_with("CREATE UNIQUE")),
+            ObjKind::Index => self.new_attr("definition").is_some_and(|d| d.starts_with("CREATE UNIQUE")),
             _ => false,
         }
     }
 
     fn validated_check_or_key(&self) -> bool {
-        matches!(self.constraint_type(), "foreign key" | "check") && self.new("validated") == Some("true")
+        matches!(self.constraint_type(), "foreign key" | "check") && self.new_attr("validated") == Some("true")
     }
 }
 
@@ -107,7 +107,9 @@ pub const RULES: &[Rule] = &[
         danger: Danger::TypeChange,
         when: "a stored generated column's expression changed (every value is computed and written again)",
         applies: |s| {
-            s.kind == Column && s.altered("generated") && s.new("generated").is_some_and(|g| g.starts_with("stored"))
+            s.kind == Column
+                && s.altered("generated")
+                && s.new_attr("generated").is_some_and(|g| g.starts_with("stored"))
         },
     },
     Rule {
@@ -115,14 +117,18 @@ pub const RULES: &[Rule] = &[
         danger: Danger::MayNarrow,
         when: "a column's type changed to one that holds less",
         applies: |s| {
-            s.kind == Column && s.altered("type") && narrows(s.old("type").unwrap_or(""), s.new("type").unwrap_or(""))
+            s.kind == Column
+                && s.altered("type")
+                && narrows(s.old_attr("type").unwrap_or(""), s.new_attr("type").unwrap_or(""))
         },
     },
     Rule {
         id: "not_null_set",
         danger: Danger::NotNullAdded,
         when: "NOT NULL set on a column (also NOT VALID) or a domain",
-        applies: |s| matches!(s.kind, Column | Domain) && s.altered("not_null") && s.new("not_null") == Some("true"),
+        applies: |s| {
+            matches!(s.kind, Column | Domain) && s.altered("not_null") && s.new_attr("not_null") == Some("true")
+        },
     },
     Rule {
         id: "not_null_column_added",
@@ -130,8 +136,8 @@ pub const RULES: &[Rule] = &[
         when: "a NOT NULL column added without a default, identity or generation expression",
         applies: |s| {
             s.is(Added, &[Column])
-                && s.new("not_null") == Some("true")
-                && ["default", "identity", "generated"].iter().all(|k| s.new(k).is_none())
+                && s.new_attr("not_null") == Some("true")
+                && ["default", "identity", "generated"].iter().all(|k| s.new_attr(k).is_none())
         },
     },
     Rule {
@@ -163,11 +169,11 @@ pub const RULES: &[Rule] = &[
         danger: Danger::ValidatedConstraintAdded,
         when: "a NOT VALID foreign key, check or NOT NULL validated later",
         applies: |s| {
-            (s.kind == Constraint && s.altered("validated") && s.new("validated") == Some("true"))
+            (s.kind == Constraint && s.altered("validated") && s.new_attr("validated") == Some("true"))
                 || (s.kind == Column
                     && s.altered("not_null_validated")
-                    && s.new("not_null_validated").is_none()
-                    && s.new("not_null") == Some("true"))
+                    && s.new_attr("not_null_validated").is_none()
+                    && s.new_attr("not_null") == Some("true"))
         },
     },
     Rule {
@@ -180,7 +186,9 @@ pub const RULES: &[Rule] = &[
         id: "not_null_dropped",
         danger: Danger::NotNullDropped,
         when: "NOT NULL dropped from a column or domain",
-        applies: |s| matches!(s.kind, Column | Domain) && s.altered("not_null") && s.new("not_null") != Some("true"),
+        applies: |s| {
+            matches!(s.kind, Column | Domain) && s.altered("not_null") && s.new_attr("not_null") != Some("true")
+        },
     },
     Rule {
         id: "foreign_key_dropped",
@@ -207,7 +215,7 @@ pub const RULES: &[Rule] = &[
         applies: |s| {
             s.kind == Enum
                 && s.altered("labels")
-                && !s.new("labels").unwrap_or("").starts_with(s.old("labels").unwrap_or(""))
+                && !s.new_attr("labels").unwrap_or("").starts_with(s.old_attr("labels").unwrap_or(""))
         },
     },
     Rule {

@@ -7,7 +7,9 @@
 //! same columns, a column with the same type at the same position), which the
 //! change says it inferred. The row diff uses the same pairs
 //! ([`Pairs::table`], [`Pairs::column`]), so a renamed table or column is
-//! still compared under its new name.
+//! still compared under its new name. Attributes are compared by what they
+//! mean across server versions ([`super::portable`]); each change is labelled
+//! by the rules in [`super::classify`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -331,13 +333,17 @@ fn altered(p: &Object, c: &Object, lineage: bool, names: (&Names, &Names), renam
     Some(ch)
 }
 
+/// Renamed columns of one table: (parent table leaf, child `schema.table`) and
+/// its (old, new) column names.
+type ColumnRenames = ((String, String), Vec<(String, String)>);
+
 /// Renames among the paired objects, to tell a definition that only prints
 /// new names from one that means something else.
 struct Renames {
     /// Parent leaf → child leaf of renamed schemas and tables.
     relations: HashMap<String, String>,
     /// Renamed columns per table: (parent table leaf, child table name) → [(old, new)].
-    columns: Vec<((String, String), Vec<(String, String)>)>,
+    columns: Vec<ColumnRenames>,
 }
 
 impl Renames {

@@ -468,7 +468,7 @@ fn unwrap_args(args: &mut Vec<Node>) {
         }
         let mut arg: &[Node] = arg;
         while let [Node::Group('(', inner)] = arg {
-            if inner.is_empty() || inner.iter().any(|n| *n == Node::Tok(Tok::Punct(','))) {
+            if inner.is_empty() || inner.contains(&Node::Tok(Tok::Punct(','))) {
                 break;
             }
             arg = inner;

@@ -208,14 +208,25 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
     let q_cons = format!(
         "SELECT k.oid, n.nspname::text, c.relname::text, k.conname::text, k.contype::text, pg_get_constraintdef(k.oid),
                 k.convalidated, obj_description(k.oid, 'pg_constraint'), k.conkey::int2[], k.conislocal,
-                CASE WHEN k.contype IN ('p', 'u', 'x') THEN (SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = k.conindid) END
+                CASE WHEN k.contype IN ('p', 'u', 'x') THEN (SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = k.conindid) END,
+                -- The parent table's constraint an inherited one copies: a partition's (conparentid), else by name.
+                CASE WHEN NOT k.conislocal THEN COALESCE(
+                    (SELECT pn.nspname || '.' || pc.relname || '.' || pk.conname FROM pg_constraint pk
+                       JOIN pg_class pc ON pc.oid = pk.conrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                      WHERE pk.oid = k.conparentid AND pk.conrelid <> k.conrelid),
+                    (SELECT pn.nspname || '.' || pc.relname || '.' || pk.conname FROM pg_inherits ih
+                       JOIN pg_constraint pk ON pk.conrelid = ih.inhparent AND pk.conname = k.conname AND pk.contype = k.contype
+                       JOIN pg_class pc ON pc.oid = pk.conrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                      WHERE ih.inhrelid = k.conrelid LIMIT 1)) END
          FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE k.contype IN ('p', 'u', 'f', 'c', 'x') AND {f}
            AND NOT EXISTS (SELECT 1 FROM pg_constraint pk WHERE pk.oid = k.conparentid AND pk.conrelid = k.conrelid)"
     );
     let q_idx = format!(
         "SELECT i.indexrelid, n.nspname::text, ic.relname::text, c.relname::text, pg_get_indexdef(i.indexrelid),
-                i.indisvalid, obj_description(i.indexrelid, 'pg_class'), i.indkey::int2[]
+                i.indisvalid, obj_description(i.indexrelid, 'pg_class'), i.indkey::int2[],
+                (SELECT pn.nspname || '.' || pc.relname FROM pg_inherits ih JOIN pg_class pc ON pc.oid = ih.inhparent
+                   JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE ih.inhrelid = i.indexrelid)
          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid
               JOIN pg_namespace n ON n.oid = ic.relnamespace
          WHERE {f} AND c.relkind IN ('r', 'p', 'm') AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
@@ -426,6 +437,8 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
             put(&mut o, "inherited", Some("true".into()));
         }
         put(&mut o, "index_valid", r.get::<_, Option<bool>>(10).map(|v| v.to_string()));
+        // Added or dropped with the parent's constraint: a consequence of it.
+        o.depends_on.extend(r.get::<_, Option<String>>(11));
         out.push(o);
     }
     for r in &idx {
@@ -437,6 +450,8 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         put(&mut o, "definition", r.get(4));
         put(&mut o, "valid", Some(r.get::<_, bool>(5).to_string()));
         put(&mut o, "comment", r.get(6));
+        // A partition's index attached to a partitioned table's index: created and dropped with it.
+        o.depends_on.extend(r.get::<_, Option<String>>(8));
         out.push(o);
     }
     // Sequences whose state (last_value, is_called) this role may read.
