@@ -10,6 +10,7 @@ use futures_util::{pin_mut, StreamExt};
 use tokio::sync::mpsc;
 
 use crate::catalog;
+use crate::confirm;
 use crate::conn::ConnConfig;
 use crate::error::{Error, Result};
 use crate::hash;
@@ -113,7 +114,30 @@ async fn prepare(p: &Side, c: &Side, opts: &Options) -> Result<(plan::Plan, Vec<
         && schema::shares_objects(&pobj, &cobj);
     let ignore = opts.ignored()?;
     let (pobj, cobj) = (ignore.apply(pobj), ignore.apply(cobj));
-    let (mut changes, pairs) = schema::compare(&pobj, &cobj, same_lineage);
+    // Renames guessed from the catalog alone stand only if the data agrees; a refuted guess is
+    // compared again without it (which may leave another guess to check).
+    let mut rejected: Vec<(String, String)> = vec![];
+    let mut confirmed: Vec<schema::Inferred> = vec![];
+    let (mut changes, mut pairs) = schema::compare(&pobj, &cobj, same_lineage, &rejected);
+    loop {
+        let open: Vec<schema::Inferred> = pairs.inferred.iter().filter(|g| !confirmed.contains(g)).cloned().collect();
+        if open.is_empty() {
+            break;
+        }
+        let verdicts = confirm::check(p, c, &pcat, &ccat, &open).await?;
+        let before = rejected.len();
+        for (g, ok) in open.into_iter().zip(verdicts) {
+            if ok {
+                confirmed.push(g);
+            } else {
+                rejected.push((g.parent, g.child));
+            }
+        }
+        if rejected.len() == before {
+            break;
+        }
+        (changes, pairs) = schema::compare(&pobj, &cobj, same_lineage, &rejected);
+    }
     changes.retain(|ch| change_selected(opts, ch, &pairs));
     let plan = plan::build(&pcat, &ccat, opts, &pairs)?;
     Ok((plan, changes))

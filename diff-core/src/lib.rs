@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod confirm;
 pub mod conn;
 pub mod convert;
 pub mod copy;

@@ -73,7 +73,7 @@ pub struct Options {
     /// How rows are read.
     pub strategy: Strategy,
     /// Schema aspects not reported: object kinds (`index`, `trigger`, …) and
-    /// `privileges`, `ownership`, `comments`.
+    /// `privileges`, `ownership`, `comments`, `sequence-state`.
     pub ignore: Vec<String>,
 }
 
@@ -109,12 +109,14 @@ impl Options {
                 "privileges" => ig.attrs.push("privileges"),
                 "ownership" => ig.attrs.push("owner"),
                 "comments" => ig.attrs.push("comment"),
+                // Sequences advance with every insert, even one rolled back or deleted again.
+                "sequence-state" => ig.attrs.extend(["last_value", "is_called"]),
                 w => match ObjKind::ALL.iter().find(|k| k.label() == w || format!("{}s", k.label()) == w) {
                     Some(k) => ig.kinds.push(*k),
                     None => {
                         let kinds: Vec<&str> = ObjKind::ALL.iter().map(|k| k.label()).collect();
                         return Err(Error::Options(format!(
-                            "--ignore {w}: expected privileges, ownership, comments or an object kind ({})",
+                            "--ignore {w}: expected privileges, ownership, comments, sequence-state or an object kind ({})",
                             kinds.join(", ")
                         )));
                     }

@@ -117,3 +117,42 @@ fn detached_partition_rows_are_compared_as_a_table() {
     let names: Vec<&str> = doc["tables"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["m", "m2"]);
 }
+
+#[test]
+fn a_table_replaced_on_the_branch_is_said_so_and_its_rows_compared() {
+    // The create-copy-swap rebuild: a new table under the old name, holding ids 1..8 of 1..10.
+    // (Lineage shows in the objects the branch kept: the table `other`.)
+    let pair = branch(
+        "replaced",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 10) i;
+         CREATE TABLE other (id int PRIMARY KEY);",
+        "CREATE TABLE t_new (LIKE t INCLUDING ALL); INSERT INTO t_new SELECT * FROM t WHERE id <= 8;
+         DROP TABLE t; ALTER TABLE t_new RENAME TO t;",
+    );
+    let (_, doc) = diff_json(&pair, &[]);
+    let change = doc["schema_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["object"] == "public.t" && c["kind"] == "table")
+        .unwrap_or_else(|| panic!("{doc:#}"))
+        .clone();
+    assert_eq!(change["op"], "altered");
+    assert!(change["note"].as_str().unwrap().starts_with("replaced:"), "{change:#}");
+    assert_eq!(crate::harness::counts(&doc, "public.t"), (0, 0, 2));
+}
+
+#[test]
+fn sequence_state_can_be_ignored() {
+    let pair = branch(
+        "seqignore",
+        "CREATE TABLE t (id serial PRIMARY KEY); INSERT INTO t DEFAULT VALUES;",
+        "INSERT INTO t DEFAULT VALUES; DELETE FROM t WHERE id = 2;",
+    );
+    let (code, doc) = diff_json(&pair, &["--ignore", "sequence-state"]);
+    assert_eq!(code, 0, "{doc:#}");
+    let (code, doc) = diff_json(&pair, &[]);
+    assert_eq!(code, 1);
+    let seq = &doc["schema_changes"][0];
+    assert_eq!((seq["object"].as_str(), seq["after"]["last_value"].as_str()), (Some("public.t_id_seq"), Some("2")));
+}

@@ -367,12 +367,17 @@ fn types_extensions_and_policies() {
 #[test]
 fn renames_without_identity_are_inferred() {
     // A logical restore on another cluster: no shared OIDs, so renames are inferred
-    // conservatively, said so, and the rows are still compared under the new names.
+    // conservatively, confirmed by the data, said so, and the rows are still compared under the
+    // new names. A guess the data refutes is reported as the drop and the add it is.
     let setup = "CREATE TABLE orders (id int PRIMARY KEY, total numeric, note text);
                  CREATE TABLE items (id int PRIMARY KEY, qty int, note text);
                  INSERT INTO orders SELECT i, i, 'n' FROM generate_series(1, 10) i;
-                 INSERT INTO items SELECT i, i, 'n' FROM generate_series(1, 10) i;
-                 CREATE TABLE ordered (id int PRIMARY KEY, a int, b text);";
+                 INSERT INTO items SELECT i, i, 'n' || i FROM generate_series(1, 10) i;
+                 CREATE TABLE ordered (id int PRIMARY KEY, a int, b text);
+                 CREATE TABLE prices (id int PRIMARY KEY, price numeric);
+                 INSERT INTO prices SELECT i, i * 1.5 FROM generate_series(1, 10) i;
+                 CREATE TABLE old_log (id int PRIMARY KEY, msg text);
+                 INSERT INTO old_log SELECT i, 'm' FROM generate_series(1, 5) i;";
     let pair = branch("k_infer", setup, "");
     let other = crate::harness::second_cluster();
     let db = format!("{}_restored", pair.parent);
@@ -386,19 +391,29 @@ fn renames_without_identity_are_inferred() {
         &db,
         "DROP TABLE ordered; CREATE TABLE ordered (id int PRIMARY KEY, b text, a int);
          ALTER TABLE orders RENAME TO purchases; ALTER TABLE items RENAME note TO remark;
-                UPDATE purchases SET total = 0 WHERE id = 3; UPDATE items SET remark = 'changed' WHERE id = 4;",
+         UPDATE purchases SET total = 0 WHERE id = 3; UPDATE items SET qty = 0 WHERE id = 4;
+         ALTER TABLE prices DROP COLUMN price; ALTER TABLE prices ADD COLUMN discount numeric;
+         DROP TABLE old_log; CREATE TABLE new_log (id int PRIMARY KEY, msg text);
+         INSERT INTO new_log SELECT i, 'm' FROM generate_series(100, 102) i;",
     );
     let run = cli(&["--format", "json", "--quiet", &conn(&pair.parent), &format!("{base} dbname={db}")], &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let doc = run.json();
     let all = doc["schema_changes"].as_array().unwrap().clone();
     let t = find(&all, "renamed", "public.purchases");
-    assert_eq!(t["note"], json!("rename inferred: same columns and types"));
+    assert_eq!(t["note"], json!("rename inferred: same columns and types, confirmed by the data"));
     let c = find(&all, "renamed", "public.items.remark");
-    assert_eq!(c["note"], json!("rename inferred: same type and position"));
+    assert_eq!(c["note"], json!("rename inferred: same type and position, confirmed by the data"));
     assert_eq!(crate::harness::counts(&doc, "public.purchases"), (0, 1, 0));
     let items = crate::harness::table(&doc, "public.items");
-    assert_eq!(items["rows"][0]["changed"], json!(["remark"]));
+    assert_eq!(items["rows"][0]["changed"], json!(["qty"]));
+    // price held 10 values, discount holds NULLs: not a rename, a dropped column and an added one.
+    assert!(has_danger(find(&all, "dropped", "public.prices.price"), "drops_data"));
+    find(&all, "added", "public.prices.discount");
+    assert_eq!(crate::harness::table(&doc, "public.prices")["columns"], json!(["id"]));
+    // old_log held keys 1..5, new_log holds 100..102: a dropped table and a new one.
+    assert!(has_danger(find(&all, "dropped", "public.old_log"), "drops_data"));
+    find(&all, "added", "public.new_log");
     // Restored with another column order: positions are reported.
     let a = find(&all, "altered", "public.ordered.a");
     assert_eq!((a["before"]["position"].clone(), a["after"]["position"].clone()), (json!("2"), json!("3")));

@@ -25,6 +25,23 @@ pub struct Pairs {
     pub tables: HashMap<String, String>,
     /// (child `schema.table`, child column) → parent column, for renamed columns.
     pub columns: HashMap<(String, String), String>,
+    /// Renames inferred without lineage: guesses the data must confirm.
+    pub inferred: Vec<Inferred>,
+}
+
+/// A rename inferred from the catalog alone (no shared lineage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inferred {
+    /// Qualified name on the parent side.
+    pub parent: String,
+    /// Qualified name on the child side.
+    pub child: String,
+    /// `schema.table` on the parent side (the table itself, or the column's table).
+    pub parent_table: String,
+    /// `schema.table` on the child side.
+    pub child_table: String,
+    /// For a column: (parent column, child column).
+    pub column: Option<(String, String)>,
 }
 
 impl Pairs {
@@ -71,7 +88,14 @@ struct Matched<'a> {
 }
 
 /// Pairs and compares. `lineage`: both sides come from one cluster's copy.
-pub fn compare(parent: &[Object], child: &[Object], lineage: bool) -> (Vec<SchemaChange>, Pairs) {
+/// `rejected`: inferred renames (parent name, child name) the data refuted
+/// (see `crate::confirm`), not to be inferred again.
+pub fn compare(
+    parent: &[Object],
+    child: &[Object],
+    lineage: bool,
+    rejected: &[(String, String)],
+) -> (Vec<SchemaChange>, Pairs) {
     let mut matched: Vec<Matched> = vec![];
     let mut used_p: HashSet<usize> = HashSet::new();
     let mut used_c: HashSet<usize> = HashSet::new();
@@ -105,7 +129,7 @@ pub fn compare(parent: &[Object], child: &[Object], lineage: bool) -> (Vec<Schem
     }
     // On one lineage identity is the truth: what it did not pair was dropped or added.
     if !lineage {
-        infer_renames(parent, child, &mut matched, &mut used_p, &mut used_c);
+        infer_renames(parent, child, rejected, &mut matched, &mut used_p, &mut used_c);
     }
 
     let mut pairs = Pairs::default();
@@ -115,6 +139,18 @@ pub fn compare(parent: &[Object], child: &[Object], lineage: bool) -> (Vec<Schem
     let mut changes = vec![];
     for m in &matched {
         let (p, c) = (m.parent, m.child);
+        if m.inferred.is_some() {
+            let column = (p.kind == ObjKind::Column).then(|| (p.leaf.clone(), c.leaf.clone()));
+            let table =
+                |o: &Object| if column.is_some() { o.parent.clone().unwrap_or_default() } else { o.name.clone() };
+            pairs.inferred.push(Inferred {
+                parent: p.name.clone(),
+                child: c.name.clone(),
+                parent_table: table(p),
+                child_table: table(c),
+                column,
+            });
+        }
         if p.kind == ObjKind::Table && p.name != c.name {
             pairs.tables.insert(c.name.clone(), p.name.clone());
         }
@@ -131,7 +167,7 @@ pub fn compare(parent: &[Object], child: &[Object], lineage: bool) -> (Vec<Schem
             ch.before.insert("name".into(), p.name.clone());
             ch.after.insert("name".into(), c.name.clone());
             if let Some(how) = m.inferred {
-                ch.note = Some(format!("rename inferred: {how}"));
+                ch.note = Some(format!("rename inferred: {how}, confirmed by the data"));
             }
             ch.danger = classify::labels(&subject(ChangeOp::Renamed, Some(p), Some(c)));
             changes.push(ch);
@@ -207,6 +243,7 @@ fn root_cause(o: &Object, same_op: &HashMap<&str, &Object>) -> Option<String> {
 fn infer_renames<'a>(
     parent: &'a [Object],
     child: &'a [Object],
+    rejected: &[(String, String)],
     matched: &mut Vec<Matched<'a>>,
     used_p: &mut HashSet<usize>,
     used_c: &mut HashSet<usize>,
@@ -232,6 +269,7 @@ fn infer_renames<'a>(
             .filter(|pi| {
                 parent[*pi].parent == c.parent && !cols.is_empty() && columns_of(parent, &parent[*pi].name) == cols
             })
+            .filter(|pi| !rejected.iter().any(|(rp, rc)| *rp == parent[*pi].name && *rc == c.name))
             .collect();
         if let [pi] = candidates[..] {
             used_p.insert(pi);
@@ -260,7 +298,8 @@ fn infer_renames<'a>(
             let ordinal = |objs: &[Object], o: &Object| {
                 objs.iter().filter(|x| x.kind == ObjKind::Column && x.parent == o.parent).position(|x| x.name == o.name)
             };
-            if p.attrs.get("type") == c.attrs.get("type") && ordinal(parent, p) == ordinal(child, c) {
+            let refuted = rejected.iter().any(|(rp, rc)| *rp == p.name && *rc == c.name);
+            if p.attrs.get("type") == c.attrs.get("type") && ordinal(parent, p) == ordinal(child, c) && !refuted {
                 used_p.insert(*pi);
                 used_c.insert(*ci);
                 matched.push(Matched { parent: p, child: c, inferred: Some("same type and position") });
@@ -315,8 +354,11 @@ fn altered(p: &Object, c: &Object, lineage: bool, names: (&Names, &Names), renam
             }
         }
     }
-    // relfilenode is only comparable on one lineage: a new one means the table was rewritten.
-    let rewritten = lineage && p.kind == ObjKind::Table && p.attrs.get("relfilenode") != c.attrs.get("relfilenode");
+    // relfilenode is only comparable on one lineage: a new one means the table was rewritten. A
+    // table paired by name although its OID differs was dropped and created again (replaced).
+    let table = lineage && p.kind == ObjKind::Table;
+    let replaced = table && p.identity.map(|i| i.0) != c.identity.map(|i| i.0);
+    let rewritten = table && (replaced || p.attrs.get("relfilenode") != c.attrs.get("relfilenode"));
     if changed.is_empty() && !rewritten {
         return None;
     }
@@ -325,7 +367,13 @@ fn altered(p: &Object, c: &Object, lineage: bool, names: (&Names, &Names), renam
         && renames.redefined(p, c);
     let s = Subject { changed, rewritten, redefined, ..subject(ChangeOp::Altered, Some(p), Some(c)) };
     ch.danger = classify::labels(&s);
-    if rewritten {
+    if replaced {
+        ch.note = Some(
+            "replaced: the table was dropped and created again under this name (a new object); \
+             its rows are compared by name"
+                .into(),
+        );
+    } else if rewritten {
         ch.note = Some("the table was rewritten (new relfilenode)".into());
     } else if s.changed.contains("kind") && p.kind == ObjKind::Table {
         ch.note = Some("the table was recreated as another kind: every row is written again".into());

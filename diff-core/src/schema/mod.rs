@@ -9,7 +9,7 @@ pub mod compare;
 pub mod portable;
 pub mod read;
 
-pub use compare::{compare, shares_objects, Pairs};
+pub use compare::{compare, shares_objects, Inferred, Pairs};
 pub use read::{ObjKind, Object};
 
 use std::collections::BTreeMap;
