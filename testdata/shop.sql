@@ -42,7 +42,8 @@ INSERT INTO orders
 SELECT i, 1 + i % 50, (ARRAY['new','paid','shipped'])[1 + i % 3], (i * 7 % 1000) / 100.0 + 0.0100, NULL
 FROM generate_series(1, 200) i;
 
--- 2.4690 cannot survive numeric(12,2) unchanged: the branch's type change rounds it.
+-- 2.4690 becomes 2.47 under the branch's numeric(12,2): no row change (the cast did it), but a
+-- value rounded, which the data-loss section counts.
 UPDATE orders SET amount = 2.4690 WHERE id = 7;
 
 INSERT INTO billing.invoices

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use diff_core::render::JsonWriter;
+use diff_core::gate::Gate;
+use diff_core::render::{GateJson, JsonWriter};
 use diff_core::{render, ConnConfig, KeyOverride, Options, ReportBuilder, SideName};
 
 mod progress;
@@ -33,7 +34,8 @@ enum Color {
     name = "pgbranchdiff",
     version,
     about,
-    after_help = "Exit status: 0 identical, 1 differences found, 2 trouble."
+    after_help = "Exit status: 0 identical, 1 differences found, 2 trouble. With --fail-on: 0 the gate passed, \
+                  1 it failed, 2 trouble."
 )]
 struct Args {
     /// Parent database: postgresql:// URL, key=value string or database name.
@@ -71,10 +73,21 @@ struct Args {
     /// row, in key order), `hash` (key ranges hashed inside PostgreSQL; only differing ranges are read).
     #[arg(long, default_value = "auto", value_parser = ["auto", "stream", "hash"])]
     strategy: String,
-    /// Schema aspects not to report: `privileges`, `ownership`, `comments`, or object kinds
-    /// (`index`, `trigger`, `function`, …); comma-separated or repeated.
+    /// Schema aspects not to report: `privileges`, `ownership`, `comments`, `sequence-state`, or
+    /// object kinds (`index`, `trigger`, `function`, …); comma-separated or repeated.
     #[arg(long, value_name = "WHAT", value_delimiter = ',')]
     ignore: Vec<String>,
+    /// Fail (exit 1) only when a change of these classes is present: data-loss, deleted-rows,
+    /// dropped-objects, schema, security, rows, any (comma-separated); otherwise exit 0.
+    #[arg(long, value_name = "CLASSES")]
+    fail_on: Option<String>,
+    /// Accept an intended change: `schema.table`, `schema.table.column` (globs), or
+    /// `CLASS:PATTERN` for one class only; accepted changes are reported, not failed. Repeatable.
+    #[arg(long, value_name = "PATTERN", requires = "fail_on")]
+    accept: Vec<String>,
+    /// Accept the patterns in FILE (one a line, `#` comments), e.g. kept next to the migration.
+    #[arg(long, value_name = "FILE", requires = "fail_on")]
+    accept_file: Option<PathBuf>,
     /// Compare the schema only.
     #[arg(long, conflicts_with = "data_only")]
     schema_only: bool,
@@ -105,7 +118,51 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(true) => ExitCode::from(1),
         Ok(false) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Interrupted>() => {
+            eprintln!("pgbranchdiff: interrupted");
+            ExitCode::from(130)
+        }
         Err(e) => fail(e),
+    }
+}
+
+/// Ctrl-C or SIGTERM arrived: the diff was stopped and its connections closed.
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn interrupt() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => drop(s.recv().await),
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// The next event, or `Interrupted` once the stream was closed after a signal.
+async fn next_event(
+    stream: &mut diff_core::ChangeStream,
+    signal: &mut std::pin::Pin<Box<impl std::future::Future<Output = ()>>>,
+) -> Result<Option<diff_core::Event>> {
+    tokio::select! {
+        event = stream.next() => Ok(event.transpose()?),
+        _ = signal.as_mut() => {
+            stream.close().await;
+            Err(Interrupted.into())
+        }
     }
 }
 
@@ -146,8 +203,21 @@ async fn run(args: Args) -> Result<bool> {
     let parent = ConnConfig::parse(SideName::Parent, &args.parent)?;
     let child = ConnConfig::parse(SideName::Child, &args.child)?;
     let opts = options(&args)?;
+    let mut gate = match &args.fail_on {
+        Some(classes) => {
+            let mut accept = args.accept.clone();
+            if let Some(path) = &args.accept_file {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--accept-file: cannot read {}", path.display()))?;
+                accept.extend(Gate::accept_file(&text));
+            }
+            Some(Gate::new(classes, &accept)?)
+        }
+        None => None,
+    };
     let started = std::time::Instant::now();
     let mut stream = diff_core::start(&parent, &child, &opts).await?;
+    let mut signal = Box::pin(interrupt());
     let mut progress = progress::Progress::new(!args.quiet && std::io::stderr().is_terminal());
     let mut fallbacks = Fallbacks::default();
     // Opened only once the diff has completed: a failed run leaves no file that looks like a report.
@@ -163,14 +233,23 @@ async fn run(args: Args) -> Result<bool> {
         Format::Json => {
             // Rows go to the writer's spill buffers as they arrive: memory stays flat.
             let mut writer = JsonWriter::new(opts.max_rows_per_table);
-            while let Some(event) = stream.next().await {
-                let event = event?;
+            while let Some(mut event) = next_event(&mut stream, &mut signal).await? {
+                if let Some(g) = &mut gate {
+                    g.observe(&mut event);
+                }
                 progress.observe(&event);
                 fallbacks.observe(&event);
                 writer.push(&event).context("cannot buffer the report")?;
             }
             progress.finish();
-            let differs = writer.has_differences();
+            let differs = match &gate {
+                Some(g) => {
+                    let v = g.verdict();
+                    writer.set_gate(GateJson { fail_on: v.fail_on, passed: v.passed, reasons: v.reasons });
+                    !v.passed
+                }
+                None => writer.has_differences(),
+            };
             let mut out = open(&args)?;
             finish_output(
                 writer.finish(&mut out, started.elapsed().as_millis() as u64).and_then(|_| out.flush()),
@@ -180,8 +259,10 @@ async fn run(args: Args) -> Result<bool> {
         }
         Format::Text => {
             let mut builder = ReportBuilder::new(opts.max_rows_per_table);
-            while let Some(event) = stream.next().await {
-                let event = event?;
+            while let Some(mut event) = next_event(&mut stream, &mut signal).await? {
+                if let Some(g) = &mut gate {
+                    g.observe(&mut event);
+                }
                 progress.observe(&event);
                 fallbacks.observe(&event);
                 builder.push(event);
@@ -197,10 +278,15 @@ async fn run(args: Args) -> Result<bool> {
                         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                 }
             };
-            let text = render::text(&report, &render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) });
+            let mut text = render::text(&report, &render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) });
+            let verdict = gate.as_ref().map(|g| g.verdict());
+            if let Some(v) = &verdict {
+                text.push_str(&render::escape(&v.line()));
+                text.push('\n');
+            }
             let mut out = open(&args)?;
             finish_output(out.write_all(text.as_bytes()).and_then(|_| out.flush()), &args)?;
-            report.has_differences()
+            verdict.map_or(report.has_differences(), |v| !v.passed)
         }
     };
     if opts.strategy == diff_core::options::Strategy::Hash && !args.quiet {

@@ -44,7 +44,8 @@ impl Progress {
         }
         let rows = self.rows_done + self.rows_in_flight.values().sum::<u64>();
         let secs = bar.elapsed().as_secs_f64().max(0.001);
-        bar.set_message(format!("{rows} rows compared, {:.0} rows/s", rows as f64 / secs));
+        let unit = if rows == 1 { "row" } else { "rows" };
+        bar.set_message(format!("{rows} {unit} compared, {:.0} rows/s", rows as f64 / secs));
     }
 
     pub fn finish(&self) {

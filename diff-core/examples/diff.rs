@@ -39,7 +39,9 @@ async fn main() -> diff_core::Result<()> {
                 }
             }
             Event::TableDone { table, summary } => println!("{}: {:?}", tables[table].qualified(), summary.counts),
+            Event::DataLoss(loss) => println!("lost: {} {} {}", loss.kind.id(), loss.object(), loss.count),
             Event::Progress { .. } => {}
+            _ => {}
         }
     }
     Ok(())

@@ -282,7 +282,7 @@ impl Dec {
         Dec::finite(neg, digits, exp, dscale(b) as i32)
     }
 
-    fn from_int(i: i64) -> Dec {
+    pub(crate) fn from_int(i: i64) -> Dec {
         let digits = i.unsigned_abs().to_string().bytes().map(|c| c - b'0').collect();
         Dec::finite(i < 0, digits, 0, 0)
     }
@@ -307,7 +307,7 @@ impl Dec {
     }
 
     /// `round(x, scale)` as numeric rounds: half away from zero; the result shows `scale` digits.
-    fn round(self, scale: i32) -> Dec {
+    pub(crate) fn round(self, scale: i32) -> Dec {
         if !matches!(self.class, 1..=3) {
             return self;
         }
@@ -358,6 +358,16 @@ impl Dec {
                 }
             }
         }
+    }
+
+    /// The display scale.
+    pub(crate) fn scale(&self) -> i32 {
+        self.dscale
+    }
+
+    /// Equal as numbers, whatever their display scales.
+    pub(crate) fn same_value(&self, other: &Dec) -> bool {
+        self.class == other.class && self.digits == other.digits && (self.digits.is_empty() || self.exp == other.exp)
     }
 
     /// Magnitude order of two finite non-zero values.

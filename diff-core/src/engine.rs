@@ -12,13 +12,15 @@ use tokio::sync::mpsc;
 use crate::catalog;
 use crate::confirm;
 use crate::conn::ConnConfig;
+use crate::dropped;
 use crate::error::{Error, Result};
 use crate::hash;
 use crate::identity;
+use crate::loss::LossKind;
 use crate::merge::{self, SideLabel};
 use crate::options::{Options, Strategy};
 use crate::plan::{self, TablePlan};
-use crate::report::{Endpoint, Event, ReadStrategy, Report, ReportBuilder, TableInfo, TableSummary};
+use crate::report::{DataLoss, Endpoint, Event, ReadStrategy, Report, ReportBuilder, TableInfo, TableSummary};
 use crate::schema;
 use crate::snapshot::Side;
 
@@ -36,12 +38,24 @@ const SUSPECT_BATCH_ROWS: usize = 256;
 /// stops the diff.
 pub struct ChangeStream {
     rx: mpsc::Receiver<Result<Event>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ChangeStream {
     /// The next event; `None` once the diff is complete. After an error no more events follow.
     pub async fn next(&mut self) -> Option<Result<Event>> {
         self.rx.recv().await
+    }
+
+    /// Stops the diff and waits (a few seconds at most) until its queries are
+    /// cancelled and its connections closed: for a program about to exit (an
+    /// interrupt), so the servers log no connection lost mid-transaction.
+    pub async fn close(&mut self) {
+        self.rx.close();
+        while self.rx.try_recv().is_ok() {}
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
     }
 }
 
@@ -80,7 +94,7 @@ pub async fn start(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> R
             return Err(e);
         }
     };
-    let (plan, changes) = match prepare(&p, &c, opts).await {
+    let (plan, changes, probes) = match prepare(&p, &c, opts).await {
         Ok(prepared) => prepared,
         Err(e) => {
             tokio::join!(p.close(), c.close());
@@ -89,24 +103,28 @@ pub async fn start(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> R
     };
     let (tx, rx) = mpsc::channel(1024);
     let opts = opts.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let tx2 = tx.clone();
         let (p, c) = (Arc::new(p), Arc::new(c));
-        let result = drive(p.clone(), c.clone(), plan, changes, opts, tx).await;
+        let result = drive(p.clone(), c.clone(), (plan, changes, probes), opts, tx).await;
         // The workers are done and gone: the sides are ours alone again. Close them before the
         // consumer hears the end, so a program that exits right after leaves no open transaction.
+        let cancel = matches!(result, Err(Error::Cancelled));
         if let (Ok(p), Ok(c)) = (Arc::try_unwrap(p), Arc::try_unwrap(c)) {
+            if cancel {
+                tokio::join!(p.cancel(), c.cancel());
+            }
             tokio::join!(p.close(), c.close());
         }
         if let Err(e) = result {
             let _ = tx2.send(Err(e)).await;
         }
     });
-    Ok(ChangeStream { rx })
+    Ok(ChangeStream { rx, task: Some(task) })
 }
 
 /// Reads and pairs both catalogs: the schema changes and the row plan.
-async fn prepare(p: &Side, c: &Side, opts: &Options) -> Result<(plan::Plan, Vec<schema::SchemaChange>)> {
+async fn prepare(p: &Side, c: &Side, opts: &Options) -> Result<Prepared> {
     let (pcat, ccat, pobj, cobj) =
         tokio::try_join!(catalog::read(p), catalog::read(c), schema::read::read(p), schema::read::read(c))?;
     let same_lineage = p.system_identifier.is_some()
@@ -140,8 +158,12 @@ async fn prepare(p: &Side, c: &Side, opts: &Options) -> Result<(plan::Plan, Vec<
     }
     changes.retain(|ch| change_selected(opts, ch, &pairs));
     let plan = plan::build(&pcat, &ccat, opts, &pairs)?;
-    Ok((plan, changes))
+    let probes = dropped::probes(&changes, &pcat);
+    Ok((plan, changes, probes))
 }
+
+/// The row plan, the schema changes, and what the dropped objects held (to count).
+type Prepared = (plan::Plan, Vec<schema::SchemaChange>, Vec<dropped::Probe>);
 
 /// Runs a whole diff and returns the report. Rows beyond
 /// `opts.max_rows_per_table` are counted but not kept.
@@ -172,8 +194,9 @@ async fn send(tx: &mpsc::Sender<Result<Event>>, e: Event) -> Result<()> {
 }
 
 /// Table filters apply to table-scoped objects — by the table's name on
-/// either side, so a renamed table is in or out whichever name a filter uses —
-/// and `--schema` to everything in a schema.
+/// either side, so a renamed table is in or out whichever name a filter uses;
+/// with `--table`, objects outside tables are left out — and `--schema` to
+/// everything in a schema.
 fn change_selected(opts: &Options, ch: &schema::SchemaChange, pairs: &schema::Pairs) -> bool {
     match &ch.table {
         Some((s, t)) => {
@@ -183,9 +206,12 @@ fn change_selected(opts: &Options, ch: &schema::SchemaChange, pairs: &schema::Pa
             names.extend(other);
             plan::table_selected(opts, &names)
         }
+        // `--table` asks about tables: objects outside any table (enums, functions, sequences…)
+        // are not reported then; `--schema` keeps what is in the schemas named.
         None => {
-            opts.schemas.is_empty()
-                || opts.schemas.iter().any(|s| ch.object == *s || ch.object.starts_with(&format!("{s}.")))
+            opts.tables.is_empty()
+                && (opts.schemas.is_empty()
+                    || opts.schemas.iter().any(|s| ch.object == *s || ch.object.starts_with(&format!("{s}."))))
         }
     }
 }
@@ -193,17 +219,23 @@ fn change_selected(opts: &Options, ch: &schema::SchemaChange, pairs: &schema::Pa
 async fn drive(
     p: Arc<Side>,
     c: Arc<Side>,
-    plan: plan::Plan,
-    changes: Vec<schema::SchemaChange>,
+    (plan, changes, probes): Prepared,
     opts: Options,
     tx: mpsc::Sender<Result<Event>>,
 ) -> Result<()> {
     let endpoint = |s: &Side| Endpoint { endpoint: s.endpoint.clone(), server_version: s.server_version };
     let tables = if opts.data { plan.tables.iter().map(TableInfo::from_plan).collect() } else { vec![] };
-    send(&tx, Event::Started { parent: endpoint(&p), child: endpoint(&c), tables, rows: opts.data }).await?;
+    send(
+        &tx,
+        Event::Started { parent: endpoint(&p), child: endpoint(&c), tables, rows: opts.data, schema: opts.schema },
+    )
+    .await?;
     if opts.schema {
         for change in changes {
             send(&tx, Event::Schema(change)).await?;
+        }
+        for loss in dropped::count(&p, probes).await? {
+            send(&tx, Event::DataLoss(loss)).await?;
         }
     }
     if !opts.data {
@@ -219,8 +251,11 @@ async fn drive(
         async move {
             loop {
                 let Some(table) = queue.lock().expect("queue lock").pop_front() else { return Ok(()) };
-                let summary =
+                let mut summary =
                     diff_table(Arc::new(table.clone()), &p, &c, w, tx.clone(), strategy, use_identity).await?;
+                for loss in row_losses(&table, &mut summary, &c, w).await? {
+                    send(&tx, Event::DataLoss(loss)).await?;
+                }
                 send(&tx, Event::TableDone { table: table.id, summary }).await?;
             }
         }
@@ -310,6 +345,39 @@ async fn diff_table(
 
 fn internal(plan: &TablePlan, e: tokio::task::JoinError) -> Error {
     Error::Internal(format!("while comparing {}: {e}", plan.qualified()))
+}
+
+/// The table's rows lost: deletions (or the whole table emptied, when the
+/// child holds no row any more), then the values the merge found lost in place.
+async fn row_losses(plan: &TablePlan, summary: &mut TableSummary, c: &Side, conn: usize) -> Result<Vec<DataLoss>> {
+    let mut out = vec![];
+    let deleted = summary.counts.deleted;
+    if deleted > 0 {
+        let mut kind = LossKind::DeletedRows;
+        if summary.counts.inserted == 0 {
+            let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", plan.child_query.from);
+            let row = c
+                .client(conn)
+                .query_one(&sql, &[])
+                .await
+                .map_err(|e| c.query_error(&format!("counting rows of {}", plan.qualified()), &e))?;
+            if !row.get::<_, bool>(0) {
+                kind = LossKind::EmptiedTable;
+            }
+        }
+        out.push(DataLoss {
+            kind,
+            schema: plan.schema.clone(),
+            table: Some(plan.name.clone()),
+            column: None,
+            count: deleted,
+            bytes: None,
+            examples: vec![],
+            accepted: false,
+        });
+    }
+    out.append(&mut summary.losses);
+    Ok(out)
 }
 
 /// Reads (ctid, xmin) of both sides; `None` when the table must be read whole.

@@ -9,9 +9,10 @@ use tokio::sync::mpsc::Receiver;
 
 use crate::copy::{Batch, Decoder};
 use crate::error::{Error, Result, SideName};
+use crate::loss::{self, LossKind};
 use crate::plan::KeySource;
 use crate::plan::TablePlan;
-use crate::report::{Counts, Event, Op, RowChange, SideStats, TableSummary};
+use crate::report::{Counts, DataLoss, Event, Op, RowChange, SideStats, TableSummary};
 use crate::value::{compare_opt, decode, equal_opt, Kind, Value};
 
 /// A row's key fields by column index.
@@ -179,6 +180,7 @@ pub fn run(
     let mut counts = Counts::default();
     let nkey = plan.nkey;
     let mut compared: u64 = 0;
+    let mut losses = Losses::default();
     loop {
         let (hp, hc) = (p.ready()?, c.ready()?);
         let ord = match (hp, hc) {
@@ -211,7 +213,9 @@ pub fn run(
                 })
             }
             Ordering::Equal => {
-                let change = changed_columns(&p, &c, nkey).map(|changed| {
+                let changed = changed_columns(&p, &c, nkey);
+                losses.observe(&p, &c, changed.as_deref());
+                let change = changed.map(|changed| {
                     let (before, after) = (p.values(), c.values());
                     RowChange {
                         op: Op::Update,
@@ -240,8 +244,66 @@ pub fn run(
         parent: p.stats,
         child: c.stats,
         millis: started.elapsed().as_millis() as u64,
+        losses: losses.finish(plan),
         ..Default::default()
     })
+}
+
+/// Key examples kept per column and kind of loss.
+const LOSS_EXAMPLES: usize = 3;
+
+/// Values lost in place, counted per (column, kind) while merging: the count and a few keys.
+#[derive(Default)]
+struct Losses {
+    found: std::collections::BTreeMap<(usize, LossKind), Found>,
+}
+
+type Found = (u64, Vec<Vec<Value>>);
+
+impl Losses {
+    /// Classifies the changed columns of a row present on both sides, and the columns whose
+    /// type changed (a cast that rounds leaves the row equal in the new type, but values lost).
+    fn observe(&mut self, p: &Cursor, c: &Cursor, changed: Option<&[usize]>) {
+        let plan = p.plan;
+        for i in plan.nkey..plan.columns.len() {
+            let col = &plan.columns[i];
+            let is_changed = changed.is_some_and(|ch| ch.contains(&i));
+            if !is_changed && col.conversion.is_none() {
+                continue;
+            }
+            let kind = match (p.field(i), c.field(i)) {
+                (Some(_), None) if is_changed => Some(LossKind::Nulled),
+                // Text forms of other types (literal) are not cut or rounded in any meaningful way.
+                _ if col.literal => None,
+                (a, b) => loss::classify(p.kinds[i], c.kinds[i], a, b),
+            };
+            if let Some(kind) = kind {
+                let entry = self.found.entry((i, kind)).or_default();
+                entry.0 += 1;
+                if entry.1.len() < LOSS_EXAMPLES {
+                    entry.1.push(
+                        (0..plan.nkey).map(|k| decode(c.kinds[k], plan.columns[k].literal, c.field(k))).collect(),
+                    );
+                }
+            }
+        }
+    }
+
+    fn finish(self, plan: &TablePlan) -> Vec<DataLoss> {
+        self.found
+            .into_iter()
+            .map(|((i, kind), (count, examples))| DataLoss {
+                kind,
+                schema: plan.schema.clone(),
+                table: Some(plan.name.clone()),
+                column: Some(plan.columns[i].name.clone()),
+                count,
+                bytes: None,
+                examples,
+                accepted: false,
+            })
+            .collect()
+    }
 }
 
 /// Order of the parent's key against the child's, in the child's terms.

@@ -70,6 +70,53 @@ pub struct SideStats {
     pub identity_checked: u64,
 }
 
+/// Data the branch destroyed (see [`crate::loss`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataLoss {
+    /// What was lost.
+    pub kind: crate::loss::LossKind,
+    /// Schema.
+    pub schema: String,
+    /// Table (or materialized view, sequence), when the loss is within one.
+    pub table: Option<String>,
+    /// Column, for dropped columns and values lost in place.
+    pub column: Option<String>,
+    /// Rows or values lost (a dropped sequence: its last value).
+    pub count: u64,
+    /// Bytes the dropped table held in the parent.
+    pub bytes: Option<u64>,
+    /// Key values of a few rows concerned (values lost in place), in the table's key order.
+    pub examples: Vec<Vec<Value>>,
+    /// Accepted as intended (`--accept`): still reported, not failing the gate.
+    pub accepted: bool,
+}
+
+/// Puts data-loss entries in report order, whatever order parallel tables
+/// finished in: dropped objects first (as found), then per table in report
+/// order its deleted rows and its columns' losses.
+pub fn sort_losses(losses: &mut [DataLoss], tables: &[TableInfo]) {
+    let position = |l: &DataLoss| {
+        if l.kind.is_dropped_object() {
+            return (0, 0, l.kind, None);
+        }
+        let t = tables.iter().position(|t| t.schema == l.schema && Some(&t.name) == l.table.as_ref());
+        (1, t.unwrap_or(usize::MAX), l.kind, l.column.clone())
+    };
+    losses.sort_by_cached_key(position);
+}
+
+impl DataLoss {
+    /// `schema[.table[.column]]`.
+    pub fn object(&self) -> String {
+        let mut o = self.schema.clone();
+        for part in [&self.table, &self.column].into_iter().flatten() {
+            o.push('.');
+            o.push_str(part);
+        }
+        o
+    }
+}
+
 /// How a table's rows were read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,7 +131,7 @@ pub enum ReadStrategy {
 }
 
 /// Result of one table once it is done.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TableSummary {
     /// Exact counts.
     pub counts: Counts,
@@ -98,6 +145,8 @@ pub struct TableSummary {
     pub strategy: ReadStrategy,
     /// Why the strategy asked for was not used (the table was streamed instead).
     pub fallback: Option<String>,
+    /// Values lost in place, per column and kind, found while merging.
+    pub losses: Vec<DataLoss>,
 }
 
 /// A compared table, as announced before its rows.
@@ -151,8 +200,10 @@ pub struct Endpoint {
 /// Kind of a schema change.
 pub use crate::schema::{ChangeOp, Danger, SchemaChange};
 
-/// Something the diff found or did, in the order it happened.
+/// Something the diff found or did, in the order it happened. New kinds of
+/// events may be added: match with a catch-all arm.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Event {
     /// First event: what is compared.
     Started {
@@ -164,6 +215,8 @@ pub enum Event {
         tables: Vec<TableInfo>,
         /// Whether rows are compared (false with `--schema-only`).
         rows: bool,
+        /// Whether the schema is compared (false with `--data-only`).
+        schema: bool,
     },
     /// A catalog change.
     Schema(SchemaChange),
@@ -181,6 +234,9 @@ pub enum Event {
         /// Rows read from the parent so far.
         rows: u64,
     },
+    /// Data the branch destroyed: after the schema changes for dropped
+    /// objects, and before its `TableDone` for a table's rows and values.
+    DataLoss(DataLoss),
     /// A table is finished.
     TableDone {
         /// Table id.
@@ -214,10 +270,14 @@ pub struct Report {
     pub tables: Vec<TableReport>,
     /// Catalog changes.
     pub schema_changes: Vec<SchemaChange>,
+    /// Data lost, in the order found.
+    pub data_loss: Vec<DataLoss>,
     /// Wall time of the whole diff.
     pub millis: u64,
     /// Whether rows were compared (false with `--schema-only`).
     pub rows_compared: bool,
+    /// Whether the schema was compared (false with `--data-only`).
+    pub schema_compared: bool,
 }
 
 /// The report's numbers, computed once for every renderer.
@@ -291,13 +351,21 @@ impl ReportBuilder {
     /// Adds one event.
     pub fn push(&mut self, event: Event) {
         match event {
-            Event::Started { parent, child, tables, rows } => {
+            Event::Started { parent, child, tables, rows, schema } => {
                 let tables = tables
                     .into_iter()
                     .map(|info| TableReport { info, summary: TableSummary::default(), rows: vec![], omitted: 0 })
                     .collect();
-                self.report =
-                    Some(Report { parent, child, tables, schema_changes: vec![], millis: 0, rows_compared: rows });
+                self.report = Some(Report {
+                    parent,
+                    child,
+                    tables,
+                    schema_changes: vec![],
+                    data_loss: vec![],
+                    millis: 0,
+                    rows_compared: rows,
+                    schema_compared: schema,
+                });
             }
             Event::Schema(change) => {
                 if let Some(r) = &mut self.report {
@@ -314,6 +382,11 @@ impl ReportBuilder {
                 }
             }
             Event::Progress { .. } => {}
+            Event::DataLoss(loss) => {
+                if let Some(r) = &mut self.report {
+                    r.data_loss.push(loss);
+                }
+            }
             Event::TableDone { table, summary } => {
                 if let Some(t) = self.report.as_mut().and_then(|r| r.tables.get_mut(table)) {
                     t.summary = summary;
@@ -327,6 +400,8 @@ impl ReportBuilder {
         let millis = self.started.elapsed().as_millis() as u64;
         self.report.map(|mut r| {
             r.millis = millis;
+            let infos: Vec<TableInfo> = r.tables.iter().map(|t| t.info.clone()).collect();
+            sort_losses(&mut r.data_loss, &infos);
             r
         })
     }

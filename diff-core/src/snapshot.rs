@@ -47,7 +47,11 @@ impl Side {
     /// Opens `n` (≥ 1) connections and puts them all in one snapshot.
     pub async fn open(cfg: &ConnConfig, n: usize) -> Result<Side> {
         let n = n.max(1);
-        let (clients, drivers) = try_join_all((0..n).map(|_| cfg.connect())).await?.into_iter().unzip();
+        // One connection first: a wrong password or database fails once, not `n` times in the
+        // server's log (where failed logins may count towards a lockout).
+        let first = cfg.connect().await?;
+        let rest = try_join_all((1..n).map(|_| cfg.connect())).await?;
+        let (clients, drivers) = std::iter::once(first).chain(rest).unzip();
         let mut side = Side {
             name: cfg.side(),
             endpoint: cfg.endpoint(),
@@ -108,6 +112,16 @@ impl Side {
         let _ = tokio::time::timeout(limit, futures_util::future::join_all(ends)).await;
         drop(clients);
         let _ = tokio::time::timeout(limit, futures_util::future::join_all(drivers)).await;
+    }
+
+    /// Cancels whatever the connections are running (a COPY the consumer no
+    /// longer reads), so that closing them does not wait for it or cut it off.
+    pub async fn cancel(&self) {
+        let cancels = self.clients.iter().map(|c| async move {
+            let _ = c.cancel_token().cancel_query(tokio_postgres::NoTls).await;
+        });
+        let limit = std::time::Duration::from_secs(2);
+        let _ = tokio::time::timeout(limit, futures_util::future::join_all(cancels)).await;
     }
 
     /// Connection `i` (modulo the number open).

@@ -163,3 +163,49 @@ fn sequence_state_can_be_ignored() {
     let seq = &doc["schema_changes"][0];
     assert_eq!((seq["object"].as_str(), seq["after"]["last_value"].as_str()), (Some("public.t_id_seq"), Some("2")));
 }
+
+#[test]
+fn an_interrupt_closes_the_connections_cleanly() {
+    let pair = branch(
+        "interrupt",
+        "CREATE TABLE big (id int PRIMARY KEY, v text); INSERT INTO big SELECT i, repeat('x', 200) FROM generate_series(1, 400000) i;",
+        "UPDATE big SET v = 'y' WHERE id % 1000 = 0;",
+    );
+    let Some(before) = server_log() else { return };
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_pgbranchdiff"))
+        .args(["--quiet", "--strategy", "stream", "--format", "json", &conn(&pair.parent), &conn(&pair.child)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "pgbranchdiff: interrupted");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = server_log().unwrap();
+    let new = &log[before.len().min(log.len())..];
+    for bad in ["unexpected EOF", "Broken pipe", "connection to client lost"] {
+        assert!(!new.contains(bad), "{new}");
+    }
+}
+
+#[test]
+fn table_filters_leave_out_objects_outside_tables_and_data_only_says_so() {
+    let pair = branch(
+        "scoped",
+        "CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE TABLE other (id int PRIMARY KEY); INSERT INTO other VALUES (1);",
+        "ALTER TYPE mood RENAME VALUE 'sad' TO 'blue'; CREATE SEQUENCE seq1;",
+    );
+    let (code, doc) = diff_json(&pair, &["-t", "other"]);
+    assert_eq!(code, 0, "{:#}", doc["schema_changes"]);
+    let (code, _) = diff_json(&pair, &[]);
+    assert_eq!(code, 1);
+    let run = cli(&["--data-only", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert_eq!(run.code, 0);
+    let last = run.stdout.lines().last().unwrap();
+    assert!(last.ends_with("; schema not compared (--data-only)"), "{last}");
+    let run = cli(&["--data-only", "--format", "json", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert_eq!(run.json()["compared"], serde_json::json!({"rows": true, "schema": false}));
+}

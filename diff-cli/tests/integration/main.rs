@@ -4,6 +4,7 @@ mod harness;
 
 mod cli;
 mod correctness;
+mod data_loss;
 mod differential;
 mod first_hour;
 mod keys;

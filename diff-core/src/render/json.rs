@@ -56,6 +56,40 @@ struct TableStats<'a> {
     millis: u64,
 }
 
+/// What was compared (`--schema-only`, `--data-only` leave one out).
+#[derive(Serialize, Clone, Copy)]
+struct Compared {
+    rows: bool,
+    schema: bool,
+}
+
+#[derive(Serialize)]
+struct Loss<'a> {
+    kind: crate::loss::LossKind,
+    schema: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<&'a str>,
+    count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    examples: Vec<Map<String, J>>,
+    accepted: bool,
+}
+
+/// The `--fail-on` gate's verdict, as written into the document.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateJson {
+    /// Classes asked for.
+    pub fail_on: Vec<String>,
+    /// Whether no change of those classes is present (accepted ones aside).
+    pub passed: bool,
+    /// Why it failed: one line per class and object.
+    pub reasons: Vec<String>,
+}
+
 #[derive(Serialize)]
 struct Row {
     op: crate::report::Op,
@@ -189,25 +223,40 @@ pub struct JsonWriter {
     tables: Vec<TableInfo>,
     spills: Vec<Spill>,
     schema_changes: Vec<SchemaChange>,
+    data_loss: Vec<crate::report::DataLoss>,
+    gate: Option<GateJson>,
+    compared: Compared,
     max_rows: Option<usize>,
 }
 
 impl JsonWriter {
     /// Keeps at most `max_rows` rows per table (counts stay exact).
     pub fn new(max_rows: Option<usize>) -> JsonWriter {
-        JsonWriter { parent: None, child: None, tables: vec![], spills: vec![], schema_changes: vec![], max_rows }
+        JsonWriter {
+            parent: None,
+            child: None,
+            tables: vec![],
+            spills: vec![],
+            schema_changes: vec![],
+            data_loss: vec![],
+            gate: None,
+            compared: Compared { rows: true, schema: true },
+            max_rows,
+        }
     }
 
     /// Takes one event.
     pub fn push(&mut self, event: &Event) -> io::Result<()> {
         match event {
-            Event::Started { parent, child, tables, .. } => {
+            Event::Started { parent, child, tables, rows, schema } => {
+                self.compared = Compared { rows: *rows, schema: *schema };
                 self.parent = Some(parent.clone());
                 self.child = Some(child.clone());
                 self.tables = tables.clone();
                 self.spills = tables.iter().map(|_| Spill::default()).collect();
             }
             Event::Schema(c) => self.schema_changes.push(c.clone()),
+            Event::DataLoss(l) => self.data_loss.push(l.clone()),
             Event::Row { table, change } => {
                 let (Some(info), Some(spill)) = (self.tables.get(*table), self.spills.get_mut(*table)) else {
                     return Ok(());
@@ -233,8 +282,14 @@ impl JsonWriter {
         !self.schema_changes.is_empty() || self.spills.iter().any(|s| s.summary.counts.any())
     }
 
+    /// The gate's verdict, written as `gate` (with `--fail-on`).
+    pub fn set_gate(&mut self, gate: GateJson) {
+        self.gate = Some(gate);
+    }
+
     /// Writes the document.
-    pub fn finish(self, out: &mut impl Write, millis: u64) -> io::Result<()> {
+    pub fn finish(mut self, out: &mut impl Write, millis: u64) -> io::Result<()> {
+        crate::report::sort_losses(&mut self.data_loss, &self.tables);
         let identical = !self.has_differences();
         let js = |v: &dyn erased::Ser| v.json();
         let mut totals = Counts::default();
@@ -263,11 +318,47 @@ impl JsonWriter {
             js(&self.parent),
             js(&self.child)
         )?;
-        write!(out, "  \"identical\": {identical},\n  \"summary\": {},\n  \"schema_changes\": [", js(&summary))?;
+        write!(
+            out,
+            "  \"identical\": {identical},\n  \"compared\": {},\n  \"summary\": {},\n  \"schema_changes\": [",
+            js(&self.compared),
+            js(&summary)
+        )?;
         for (i, c) in self.schema_changes.iter().enumerate() {
             write!(out, "{}\n    {}", if i > 0 { "," } else { "" }, js(&schema(c)))?;
         }
-        write!(out, "{}],\n  \"tables\": [", if self.schema_changes.is_empty() { "" } else { "\n  " })?;
+        write!(out, "{}],\n  \"data_loss\": [", if self.schema_changes.is_empty() { "" } else { "\n  " })?;
+        for (i, l) in self.data_loss.iter().enumerate() {
+            let key_names = |l: &crate::report::DataLoss| {
+                self.tables
+                    .iter()
+                    .find(|t| Some(t.name.as_str()) == l.table.as_deref() && t.schema == l.schema)
+                    .map(|t| t.key.clone())
+                    .unwrap_or_default()
+            };
+            let names = key_names(l);
+            let loss = Loss {
+                kind: l.kind,
+                schema: &l.schema,
+                table: l.table.as_deref(),
+                column: l.column.as_deref(),
+                count: l.count,
+                bytes: l.bytes,
+                examples: l.examples.iter().map(|k| object(&names, k)).collect(),
+                accepted: l.accepted,
+            };
+            write!(out, "{}\n    {}", if i > 0 { "," } else { "" }, js(&loss))?;
+        }
+        if let Some(g) = &self.gate {
+            write!(
+                out,
+                "{}],\n  \"gate\": {},\n  \"tables\": [",
+                if self.data_loss.is_empty() { "" } else { "\n  " },
+                js(g)
+            )?;
+        } else {
+            write!(out, "{}],\n  \"tables\": [", if self.data_loss.is_empty() { "" } else { "\n  " })?;
+        }
         for (i, (info, spill)) in self.tables.iter().zip(self.spills).enumerate() {
             let head = js(&TableHead {
                 schema: &info.schema,
@@ -331,11 +422,20 @@ mod erased {
 pub fn json(r: &Report) -> String {
     let mut w = JsonWriter::new(None);
     let tables = r.tables.iter().map(|t| t.info.clone()).collect();
-    let started = Event::Started { parent: r.parent.clone(), child: r.child.clone(), tables, rows: r.rows_compared };
+    let started = Event::Started {
+        parent: r.parent.clone(),
+        child: r.child.clone(),
+        tables,
+        rows: r.rows_compared,
+        schema: r.schema_compared,
+    };
     let push = |w: &mut JsonWriter, e: Event| w.push(&e).expect("in-memory JSON");
     push(&mut w, started);
     for c in &r.schema_changes {
         push(&mut w, Event::Schema(c.clone()));
+    }
+    for l in &r.data_loss {
+        push(&mut w, Event::DataLoss(l.clone()));
     }
     for t in &r.tables {
         for change in &t.rows {

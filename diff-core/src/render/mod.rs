@@ -4,5 +4,5 @@
 mod json;
 mod text;
 
-pub use json::{json, json_value, value_to_json, JsonWriter};
-pub use text::{text, TextOptions};
+pub use json::{json, json_value, value_to_json, GateJson, JsonWriter};
+pub use text::{escape, text, TextOptions};

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 use similar::{ChangeTag, TextDiff};
 
+use crate::loss::LossKind;
 use crate::plan::KeySource;
 use crate::report::{Op, Report, RowChange, TableReport};
 use crate::schema::{ChangeOp, SchemaChange};
@@ -69,6 +70,7 @@ pub fn text(r: &Report, opts: &TextOptions) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "parent: {}\nchild:  {}", escape(&r.parent.endpoint), escape(&r.child.endpoint));
     let summary = r.summary();
+    out.push_str(&loss_section(&r.data_loss, &r.tables, &paint));
     if !r.schema_changes.is_empty() {
         out.push_str(&schema_section(&r.schema_changes, &summary, &paint));
     }
@@ -84,8 +86,9 @@ pub fn text(r: &Report, opts: &TextOptions) -> String {
     let rows = if r.rows_compared {
         let t = summary.rows;
         format!(
-            "{} tables compared, {} with row changes: {} {} {}",
+            "{} table{} compared, {} with row changes: {} {} {}",
             summary.tables_compared,
+            if summary.tables_compared == 1 { "" } else { "s" },
             summary.tables_changed,
             paint.green(&format!("+{}", t.inserted)),
             paint.yellow(&format!("~{}", t.updated)),
@@ -94,9 +97,76 @@ pub fn text(r: &Report, opts: &TextOptions) -> String {
     } else {
         "rows not compared (--schema-only)".to_string()
     };
-    let _ =
-        writeln!(out, "\n{rows}; {}{}", schema_count(&summary), if r.has_differences() { "" } else { " (identical)" });
+    let schema = if r.schema_compared { schema_count(&summary) } else { "schema not compared (--data-only)".into() };
+    let identical = if !r.has_differences() && r.rows_compared && r.schema_compared { " (identical)" } else { "" };
+    let _ = writeln!(out, "\n{rows}; {schema}{identical}");
     out
+}
+
+/// What was lost, first: the question a reviewer asks before any other.
+fn loss_section(losses: &[crate::report::DataLoss], tables: &[TableReport], paint: &Paint) -> String {
+    if losses.is_empty() {
+        return "\nNo data lost.\n".into();
+    }
+    let accepted = losses.iter().filter(|l| l.accepted).count();
+    let mut head = format!("Data loss ({}", losses.len());
+    if accepted > 0 {
+        let _ = write!(head, ", {accepted} accepted");
+    }
+    head.push(')');
+    let mut out = format!("\n{}\n", paint.bold(&head));
+    for l in losses {
+        let unit = match l.kind {
+            LossKind::DroppedTable | LossKind::DroppedMaterializedView | LossKind::DroppedSchema => "rows",
+            LossKind::EmptiedTable | LossKind::DeletedRows => "rows",
+            LossKind::DroppedSequence => "last value",
+            _ => "values",
+        };
+        let mut line = format!("  {:<26} {}  ", paint.red(l.kind.id()), escape(&l.object()));
+        if l.kind == LossKind::DroppedSequence {
+            let _ = write!(line, "{unit} {}", l.count);
+        } else {
+            let _ = write!(line, "{} {unit}", l.count);
+        }
+        if let Some(b) = l.bytes {
+            let _ = write!(line, " ({})", human_bytes(b));
+        }
+        if !l.examples.is_empty() {
+            let names = tables
+                .iter()
+                .find(|t| t.info.schema == l.schema && Some(&t.info.name) == l.table.as_ref())
+                .map(|t| t.info.key.clone())
+                .unwrap_or_default();
+            let keys: Vec<String> = l
+                .examples
+                .iter()
+                .map(|k| {
+                    names
+                        .iter()
+                        .zip(k)
+                        .map(|(n, v)| format!("{}={}", escape(n), show(v, 30)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            let _ = write!(line, "  {}", paint.dim(&format!("e.g. {}", keys.join(", "))));
+        }
+        if l.accepted {
+            let _ = write!(line, "  {}", paint.dim("(accepted)"));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn human_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.0} kB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// "N schema changes (+M consequences)": the footer's words for the header's numbers.
@@ -307,8 +377,10 @@ fn change(old: &Value, new: &Value, paint: &Paint) -> String {
             return format!("\\x{}", hex_diff(o, n, paint));
         }
     }
+    // JSON reads best whole: an inline diff only when it is long.
+    let limit = if matches!(old, Value::Json(_)) { 300 } else { 60 };
     match (old.to_text(), new.to_text()) {
-        (Some(o), Some(n)) if o.chars().count() + n.chars().count() > 60 => inline_diff(&o, &n, paint, 1),
+        (Some(o), Some(n)) if o.chars().count() + n.chars().count() > limit => inline_diff(&o, &n, paint, 1),
         _ => format!("{} → {}", paint.red(&show(old, 80)), paint.green(&show(new, 80))),
     }
 }

@@ -374,7 +374,7 @@ fn altered(p: &Object, c: &Object, lineage: bool, names: (&Names, &Names), renam
                 .into(),
         );
     } else if rewritten {
-        ch.note = Some("the table was rewritten (new relfilenode)".into());
+        ch.note = Some("the table was rewritten: new relfilenode".into());
     } else if s.changed.contains("kind") && p.kind == ObjKind::Table {
         ch.note = Some("the table was recreated as another kind: every row is written again".into());
     }

@@ -1,0 +1,146 @@
+//! The data-loss section and the `--fail-on` gate. Every count below follows
+//! from the fixture's own arithmetic (comments say how), not from the tool.
+
+use std::collections::BTreeMap;
+
+use crate::harness::{branch, cli, conn, Pair};
+
+fn fixture() -> Pair {
+    branch(
+        "loss",
+        "CREATE TABLE legacy (id int PRIMARY KEY); INSERT INTO legacy SELECT generate_series(1, 777);
+         CREATE TABLE customers (id int PRIMARY KEY, name text, country text);
+         INSERT INTO customers SELECT i, 'customer' || i, CASE WHEN i % 2 = 0 THEN 'DE' END FROM generate_series(1, 1000) i;
+         CREATE MATERIALIZED VIEW mv AS SELECT id FROM customers WHERE id <= 5;
+         CREATE TABLE orders (id int PRIMARY KEY, code varchar(30), amount numeric(12,4));
+         INSERT INTO orders SELECT i, repeat('x', 5 + i % 20), i / 8.0 FROM generate_series(1, 600) i;
+         CREATE TABLE sessions (id int PRIMARY KEY); INSERT INTO sessions SELECT generate_series(1, 50);
+         CREATE SEQUENCE counter; SELECT setval('counter', 42);
+         CREATE SCHEMA old; CREATE TABLE old.t (id int); INSERT INTO old.t SELECT generate_series(1, 12);",
+        "DROP TABLE legacy; DROP MATERIALIZED VIEW mv; ALTER TABLE customers DROP COLUMN country;
+         UPDATE customers SET name = NULL WHERE id <= 7;
+         UPDATE customers SET name = left(name, 2) WHERE id BETWEEN 8 AND 10;
+         ALTER TABLE orders ALTER code TYPE varchar(10) USING left(code, 10), ALTER amount TYPE numeric(12,2);
+         DELETE FROM orders WHERE id > 590; DELETE FROM sessions; DROP SEQUENCE counter; DROP SCHEMA old CASCADE;",
+    )
+}
+
+/// object → (kind, count) of the JSON `data_loss` entries.
+fn losses(doc: &serde_json::Value) -> BTreeMap<(String, String), u64> {
+    doc["data_loss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let object = [&l["schema"], &l["table"], &l["column"]]
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(".");
+            ((l["kind"].as_str().unwrap().to_string(), object), l["count"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn every_kind_is_counted_exactly() {
+    let pair = fixture();
+    let run = cli(&["--format", "json", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let doc = run.json();
+    let got = losses(&doc);
+    let want: BTreeMap<(String, String), u64> = [
+        ("dropped_table", "public.legacy", 777),
+        ("dropped_materialized_view", "public.mv", 5),
+        // country is set for even ids: 500 of 1000.
+        ("dropped_column", "public.customers.country", 500),
+        ("dropped_sequence", "public.counter", 42),
+        ("dropped_schema", "old", 12),
+        ("nulled", "public.customers.name", 7),
+        // 'customer8' … 'customer10' → 'cu'.
+        ("truncated", "public.customers.name", 3),
+        // code has 5 + i % 20 characters: cut when longer than 10, i.e. i % 20 in 6..=19, 14 ids in
+        // every 20. Ids 1..=590 remain (591..=600 are deleted): 29 full blocks (1..=580) give
+        // 29 × 14 = 406, and 581..=590 add 586..=590: 5. Total 411.
+        ("truncated", "public.orders.code", 411),
+        // i / 8 has 3 decimals for odd i: 295 odd ids in 1..590.
+        ("rounded", "public.orders.amount", 295),
+        ("deleted_rows", "public.orders", 10),
+        ("emptied_table", "public.sessions", 50),
+    ]
+    .into_iter()
+    .map(|(k, o, n)| ((k.to_string(), o.to_string()), n))
+    .collect();
+    assert_eq!(got, want, "{:#}", doc["data_loss"]);
+    let legacy = doc["data_loss"].as_array().unwrap().iter().find(|l| l["kind"] == "dropped_table").unwrap();
+    assert!(legacy["bytes"].as_u64().unwrap() > 0);
+    let nulled = doc["data_loss"].as_array().unwrap().iter().find(|l| l["kind"] == "nulled").unwrap();
+    assert_eq!(nulled["examples"], serde_json::json!([{"id": 1}, {"id": 2}, {"id": 3}]));
+    // The text report starts with the same section.
+    let text = cli(&[&conn(&pair.parent), &conn(&pair.child)], &[]);
+    let first = text.stdout.lines().nth(3).unwrap_or_default();
+    assert_eq!(first, "Data loss (11)", "{}", text.stdout);
+}
+
+#[test]
+fn nothing_lost_is_said_in_one_line() {
+    let pair = branch(
+        "noloss",
+        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 1);",
+        "UPDATE t SET v = 2;",
+    );
+    let run = cli(&[&conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert!(run.stdout.lines().any(|l| l == "No data lost."), "{}", run.stdout);
+}
+
+#[test]
+fn the_gate_fails_on_the_classes_asked_for() {
+    let pair = fixture();
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    let gate = |args: &[&str]| {
+        let mut all = vec!["--format", "json", "--quiet"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[p.as_str(), c.as_str()]);
+        let run = cli(&all, &[]);
+        (run.code, run.json())
+    };
+    for (class, code) in [
+        ("data-loss", 1),
+        ("deleted-rows", 1),
+        ("dropped-objects", 1),
+        ("schema", 1),
+        ("rows", 1),
+        ("any", 1),
+        ("security", 0),
+    ] {
+        let (got, doc) = gate(&["--fail-on", class]);
+        assert_eq!(got, code, "--fail-on {class}: {:#}", doc["gate"]);
+        assert_eq!(doc["gate"]["passed"], serde_json::json!(code == 0));
+    }
+    // Accepting the intended deletions lets deleted-rows pass; the entries stay, marked accepted.
+    let (code, doc) =
+        gate(&["--fail-on", "deleted-rows", "--accept", "deleted-rows:public.orders", "--accept", "public.sessions"]);
+    assert_eq!(code, 0, "{:#}", doc["gate"]);
+    let accepted: Vec<&str> = doc["data_loss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["accepted"] == true)
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(accepted, ["emptied_table"], "deleted-rows:… accepts for that class only");
+    // An accept file naming every lossy object passes data-loss.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        "# intended by migration 0042\npublic.legacy\npublic.mv\npublic.customers\npublic.counter\nold\npublic.orders\npublic.sessions\n",
+    )
+    .unwrap();
+    let (code, doc) = gate(&["--fail-on", "data-loss", "--accept-file", file.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{:#}", doc["gate"]);
+    // Identical databases pass any class.
+    let same = branch("gatesame", "CREATE TABLE t (id int PRIMARY KEY);", "");
+    let run = cli(&["--fail-on", "any", &conn(&same.parent), &conn(&same.child)], &[]);
+    assert_eq!(run.code, 0);
+    assert!(run.stdout.trim_end().ends_with("gate passed (--fail-on any)"), "{}", run.stdout);
+}

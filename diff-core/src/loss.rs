@@ -1,0 +1,164 @@
+//! Data loss: what the branch destroyed, with exact counts. Dropped objects
+//! are counted in the parent's snapshot; values lost in place are classified
+//! while rows are merged, from the two values the merge already holds, so no
+//! unchanged row is read again.
+//!
+//! The rules are data ([`RULES`]): each kind has a stable id, what it means,
+//! and, for values lost in place, a pure function of the parent's and the
+//! child's value.
+
+use crate::convert::Dec;
+use crate::value::{trim_spaces, Kind};
+
+/// What was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// A table dropped with its rows.
+    DroppedTable,
+    /// A materialized view dropped with its rows.
+    DroppedMaterializedView,
+    /// A schema dropped with its tables.
+    DroppedSchema,
+    /// A sequence dropped (its last value).
+    DroppedSequence,
+    /// Every row of a table deleted, the table kept.
+    EmptiedTable,
+    /// A column dropped with its non-NULL values.
+    DroppedColumn,
+    /// Rows deleted from a table present on both sides.
+    DeletedRows,
+    /// A non-NULL value set to NULL.
+    Nulled,
+    /// A string or bytea cut short: the new value is a proper prefix of the old.
+    Truncated,
+    /// A number that lost precision: the new value is the old one rounded.
+    Rounded,
+}
+
+/// One rule of the classifier.
+pub struct Rule {
+    /// The kind it finds.
+    pub kind: LossKind,
+    /// Stable id, as in JSON.
+    pub id: &'static str,
+    /// When it applies.
+    pub when: &'static str,
+}
+
+/// Every kind of data loss, in report order.
+pub const RULES: &[Rule] = &[
+    Rule { kind: LossKind::DroppedTable, id: "dropped_table", when: "a table was dropped: its rows and bytes" },
+    Rule {
+        kind: LossKind::DroppedMaterializedView,
+        id: "dropped_materialized_view",
+        when: "a materialized view was dropped: its rows",
+    },
+    Rule { kind: LossKind::DroppedSchema, id: "dropped_schema", when: "a schema was dropped: its tables' rows" },
+    Rule { kind: LossKind::DroppedSequence, id: "dropped_sequence", when: "a sequence was dropped: its last value" },
+    Rule { kind: LossKind::EmptiedTable, id: "emptied_table", when: "every row of a table was deleted" },
+    Rule { kind: LossKind::DroppedColumn, id: "dropped_column", when: "a column was dropped: its non-NULL values" },
+    Rule { kind: LossKind::DeletedRows, id: "deleted_rows", when: "rows deleted from a table kept on the branch" },
+    Rule { kind: LossKind::Nulled, id: "nulled", when: "a non-NULL value became NULL" },
+    Rule { kind: LossKind::Truncated, id: "truncated", when: "a string or bytea became a proper prefix of itself" },
+    Rule {
+        kind: LossKind::Rounded,
+        id: "rounded",
+        when: "a number became itself rounded to fewer digits (by an UPDATE or a type change)",
+    },
+];
+
+impl LossKind {
+    /// The stable id.
+    pub fn id(self) -> &'static str {
+        RULES.iter().find(|r| r.kind == self).map_or("", |r| r.id)
+    }
+
+    /// Whether the loss is a deletion of rows from a table that is kept.
+    pub fn is_deleted_rows(self) -> bool {
+        matches!(self, LossKind::DeletedRows | LossKind::EmptiedTable)
+    }
+
+    /// Whether the loss is a dropped object.
+    pub fn is_dropped_object(self) -> bool {
+        matches!(
+            self,
+            LossKind::DroppedTable
+                | LossKind::DroppedMaterializedView
+                | LossKind::DroppedSchema
+                | LossKind::DroppedSequence
+                | LossKind::DroppedColumn
+        )
+    }
+}
+
+/// How a value of the parent (of kind `from`) was lost in the child's value
+/// (of kind `to`), if it was. `None` on either side is NULL. Character data
+/// selected as text (`literal`) is classified as text.
+pub fn classify(from: Kind, to: Kind, parent: Option<&[u8]>, child: Option<&[u8]>) -> Option<LossKind> {
+    let (p, c) = match (parent, child) {
+        (Some(_), None) => return Some(LossKind::Nulled),
+        (Some(p), Some(c)) => (p, c),
+        _ => return None,
+    };
+    let text = |k: Kind| matches!(k, Kind::Text | Kind::BpChar);
+    if (text(from) && text(to)) || (from == Kind::Bytea && to == Kind::Bytea) {
+        let trim = |k: Kind, b: &'_ [u8]| if k == Kind::BpChar { trim_spaces(b).to_vec() } else { b.to_vec() };
+        let (p, c) = (trim(from, p), trim(to, c));
+        return (c.len() < p.len() && p.starts_with(&c)).then_some(LossKind::Truncated);
+    }
+    let (pd, cd) = (number(from, p)?, number(to, c)?);
+    if pd.same_value(&cd) {
+        return None;
+    }
+    pd.round(cd.scale()).same_value(&cd).then_some(LossKind::Rounded)
+}
+
+/// An exact number from integers and numerics (floats are not classified: their digits are binary).
+fn number(kind: Kind, b: &[u8]) -> Option<Dec> {
+    match kind {
+        Kind::Numeric => Some(Dec::from_numeric(b)),
+        k if k.is_int() => Some(Dec::from_int(crate::value::int(b))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_rule_and_the_docs_list_them() {
+        let kinds = [
+            LossKind::DroppedTable,
+            LossKind::DroppedMaterializedView,
+            LossKind::DroppedSchema,
+            LossKind::DroppedSequence,
+            LossKind::EmptiedTable,
+            LossKind::DroppedColumn,
+            LossKind::DeletedRows,
+            LossKind::Nulled,
+            LossKind::Truncated,
+            LossKind::Rounded,
+        ];
+        assert_eq!(kinds.len(), RULES.len());
+        let docs = include_str!("../../docs/output-format.md");
+        for k in kinds {
+            let json = serde_json::to_value(k).unwrap();
+            assert_eq!(json.as_str(), Some(k.id()));
+            assert!(docs.contains(&format!("`{}`", k.id())), "docs/output-format.md does not list {}", k.id());
+        }
+    }
+
+    #[test]
+    fn values_lost_in_place() {
+        assert_eq!(classify(Kind::Text, Kind::Text, Some(b"abc"), None), Some(LossKind::Nulled));
+        assert_eq!(classify(Kind::Text, Kind::Text, Some(b"abcdef"), Some(b"abc")), Some(LossKind::Truncated));
+        assert_eq!(classify(Kind::Text, Kind::Text, Some(b"abcdef"), Some(b"abx")), None);
+        assert_eq!(classify(Kind::Text, Kind::Text, Some(b"abc"), Some(b"abcd")), None);
+        assert_eq!(classify(Kind::BpChar, Kind::Text, Some(b"ab  "), Some(b"ab")), None);
+        let int = |i: i64| i.to_be_bytes().to_vec();
+        assert_eq!(classify(Kind::Int8, Kind::Int8, Some(&int(5)), Some(&int(6))), None);
+        assert_eq!(classify(Kind::Int8, Kind::Int8, None, Some(&int(6))), None);
+    }
+}
