@@ -18,6 +18,8 @@ mod progress;
 enum Format {
     Text,
     Json,
+    /// For pull-request comments and CI summaries.
+    Markdown,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -175,7 +177,7 @@ fn fail(e: anyhow::Error) -> ExitCode {
 fn options(args: &Args) -> Result<Options> {
     let keys = args.keys.iter().map(|k| k.parse::<KeyOverride>()).collect::<Result<Vec<_>, _>>()?;
     let max_rows = match args.format {
-        Format::Text => None,
+        Format::Text | Format::Markdown => None,
         Format::Json => args.max_rows,
     };
     Ok(Options {
@@ -190,7 +192,7 @@ fn options(args: &Args) -> Result<Options> {
         // Text shows max_rows per table; keep one more so "N more" stays exact via counts.
         strategy: args.strategy.parse()?,
         ignore: args.ignore.clone(),
-        max_rows_per_table: max_rows.or(if args.format == Format::Text {
+        max_rows_per_table: max_rows.or(if matches!(args.format, Format::Text | Format::Markdown) {
             Some(args.max_rows.unwrap_or(20))
         } else {
             None
@@ -257,7 +259,7 @@ async fn run(args: Args) -> Result<bool> {
             )?;
             differs
         }
-        Format::Text => {
+        Format::Text | Format::Markdown => {
             let mut builder = ReportBuilder::new(opts.max_rows_per_table);
             while let Some(mut event) = next_event(&mut stream, &mut signal).await? {
                 if let Some(g) = &mut gate {
@@ -278,12 +280,18 @@ async fn run(args: Args) -> Result<bool> {
                         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                 }
             };
-            let mut text = render::text(&report, &render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) });
             let verdict = gate.as_ref().map(|g| g.verdict());
-            if let Some(v) = &verdict {
-                text.push_str(&render::escape(&v.line()));
-                text.push('\n');
-            }
+            let text = if args.format == Format::Markdown {
+                render::markdown(&report, verdict.as_ref().map(|v| (v.passed, v.line())))
+            } else {
+                let mut text =
+                    render::text(&report, &render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) });
+                if let Some(v) = &verdict {
+                    text.push_str(&render::escape(&v.line()));
+                    text.push('\n');
+                }
+                text
+            };
             let mut out = open(&args)?;
             finish_output(out.write_all(text.as_bytes()).and_then(|_| out.flush()), &args)?;
             verdict.map_or(report.has_differences(), |v| !v.passed)

@@ -144,3 +144,69 @@ fn the_gate_fails_on_the_classes_asked_for() {
     assert_eq!(run.code, 0);
     assert!(run.stdout.trim_end().ends_with("gate passed (--fail-on any)"), "{}", run.stdout);
 }
+
+/// Checks a Markdown document with a CommonMark/GFM parser: every table row has its header's
+/// number of cells, and the only HTML is the report's own `<details>` blocks.
+fn check_markdown(md: &str) {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let mut cells_in_head = 0;
+    let mut cells = 0;
+    let mut in_head = false;
+    let mut tables = 0;
+    for event in Parser::new_ext(md, Options::ENABLE_TABLES) {
+        match event {
+            Event::Start(Tag::Table(_)) => tables += 1,
+            Event::Start(Tag::TableHead) => (in_head, cells) = (true, 0),
+            Event::End(TagEnd::TableHead) => (in_head, cells_in_head) = (false, cells),
+            Event::Start(Tag::TableRow) => cells = 0,
+            Event::End(TagEnd::TableRow) => assert_eq!(cells, cells_in_head, "a row with another cell count:\n{md}"),
+            Event::Start(Tag::TableCell) => cells += 1,
+            Event::Html(h) | Event::InlineHtml(h) => {
+                let ok = ["<details>", "<summary>", "</summary>", "</details>"];
+                assert!(ok.iter().any(|t| h.trim_start().starts_with(t)), "HTML from the data: {h}");
+            }
+            _ => {}
+        }
+        let _ = in_head;
+    }
+    assert!(tables > 0);
+}
+
+#[test]
+fn markdown_for_pull_requests() {
+    let pair = branch(
+        "markdown",
+        "CREATE TABLE gone (id int PRIMARY KEY); INSERT INTO gone SELECT generate_series(1, 3);
+         CREATE TABLE evil (id int PRIMARY KEY, v text); INSERT INTO evil VALUES (1, 'a'), (2, 'b');",
+        "DROP TABLE gone;
+         UPDATE evil SET v = E'x | y\\n| z <script>alert(1)</script> `code` **b**' WHERE id = 1;",
+    );
+    let run = cli(&["--format", "markdown", "--fail-on", "data-loss", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let md = &run.stdout;
+    assert!(md.starts_with("### pgbranchdiff: ❌ gate FAILED"), "{md}");
+    assert!(md.contains("| `dropped_table` | public.gone | 3 |"), "{md}");
+    // The value is in a code span (shown, never interpreted); the parser finds no HTML from the data.
+    assert!(md.contains("`x \\| y \\| z <script>alert(1)</script> ˋcodeˋ **b**`"), "{md}");
+    check_markdown(md);
+}
+
+#[test]
+fn markdown_stays_under_the_comment_limit() {
+    // 300 tables with 5 changed rows of 80-character values: far more than 60,000 characters of examples.
+    let setup = "DO $$ BEGIN FOR i IN 1..300 LOOP
+                   EXECUTE format('CREATE TABLE t%s (id int PRIMARY KEY, v text)', i);
+                   EXECUTE format('INSERT INTO t%s SELECT g, repeat(''a'', 80) FROM generate_series(1, 5) g', i);
+                 END LOOP; END $$;";
+    let change = "DO $$ BEGIN FOR i IN 1..300 LOOP
+                    EXECUTE format('UPDATE t%s SET v = repeat(''b'', 80)', i);
+                  END LOOP; END $$;";
+    let pair = branch("mdcap", setup, change);
+    let run = cli(&["--format", "markdown", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stdout.len() < 60_000, "{} characters", run.stdout.len());
+    assert!(run.stdout.contains("cut to stay under 60000 characters"), "{}", &run.stdout[run.stdout.len() - 300..]);
+    // Every table's counts are still there; only examples were cut.
+    assert_eq!(run.stdout.matches("| 0 | 5 | 0 |").count(), 300);
+    check_markdown(&run.stdout);
+}

@@ -1,8 +1,11 @@
-//! Renderers: turn a [`crate::Report`] into text for people or JSON for
-//! programs. They read the model; the model knows nothing of them.
+//! Renderers: turn a [`crate::Report`] into text for people, Markdown for
+//! pull requests, or JSON for programs. They read the model; the model knows
+//! nothing of them.
 
 mod json;
+pub mod markdown;
 mod text;
 
 pub use json::{json, json_value, value_to_json, GateJson, JsonWriter};
+pub use markdown::markdown;
 pub use text::{escape, text, TextOptions};
