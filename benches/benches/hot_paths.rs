@@ -49,6 +49,7 @@ fn plan() -> TablePlan {
         parent_kind: kind,
         conversion: None,
         literal: false,
+        removed_labels: vec![],
         parent_type: String::new(),
         child_type: String::new(),
     };

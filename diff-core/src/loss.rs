@@ -34,6 +34,10 @@ pub enum LossKind {
     Truncated,
     /// A number that lost precision: the new value is the old one rounded.
     Rounded,
+    /// Array elements or jsonb keys removed, the rest kept.
+    Shrunk,
+    /// Rows whose enum label no longer exists in the branch's type.
+    EnumLabelRemoved,
 }
 
 /// One rule of the classifier.
@@ -65,6 +69,12 @@ pub const RULES: &[Rule] = &[
         kind: LossKind::Rounded,
         id: "rounded",
         when: "a number became itself rounded to fewer digits (by an UPDATE or a type change)",
+    },
+    Rule { kind: LossKind::Shrunk, id: "shrunk", when: "array elements or jsonb keys were removed, the rest kept" },
+    Rule {
+        kind: LossKind::EnumLabelRemoved,
+        id: "enum_label_removed",
+        when: "a row used an enum label that the branch's type no longer has",
     },
 ];
 
@@ -114,6 +124,63 @@ pub fn classify(from: Kind, to: Kind, parent: Option<&[u8]>, child: Option<&[u8]
     pd.round(cd.scale()).same_value(&cd).then_some(LossKind::Rounded)
 }
 
+/// jsonb or json: an object lost keys and kept the others' values, or an
+/// array lost elements and kept the others in order.
+pub fn shrunk_json(parent: &str, child: &str) -> bool {
+    use serde_json::Value as J;
+    let (Ok(p), Ok(c)) = (serde_json::from_str::<J>(parent), serde_json::from_str::<J>(child)) else { return false };
+    match (p, c) {
+        (J::Object(p), J::Object(c)) => c.len() < p.len() && c.iter().all(|(k, v)| p.get(k) == Some(v)),
+        (J::Array(p), J::Array(c)) => c.len() < p.len() && subsequence(&c, &p),
+        _ => false,
+    }
+}
+
+/// A one-dimensional array in PostgreSQL's text form lost elements, the rest kept in order.
+pub fn shrunk_array(parent: &str, child: &str) -> bool {
+    match (array_elements(parent), array_elements(child)) {
+        (Some(p), Some(c)) => c.len() < p.len() && subsequence(&c, &p),
+        _ => false,
+    }
+}
+
+fn subsequence<T: PartialEq>(short: &[T], long: &[T]) -> bool {
+    let mut it = long.iter();
+    short.iter().all(|x| it.any(|y| y == x))
+}
+
+/// The elements of `{a,"b c",NULL}` (one dimension, default bounds); `None` otherwise.
+fn array_elements(s: &str) -> Option<Vec<String>> {
+    let inner = s.strip_prefix('{')?.strip_suffix('}')?;
+    if inner.starts_with('{') {
+        return None;
+    }
+    let (mut out, mut cur, mut quoted, mut escaped, mut was_quoted) = (vec![], String::new(), false, false, false);
+    for ch in inner.chars() {
+        match ch {
+            _ if escaped => {
+                cur.push(ch);
+                escaped = false;
+            }
+            '\\' => escaped = true,
+            '"' => {
+                quoted = !quoted;
+                was_quoted = true;
+            }
+            ',' if !quoted => {
+                out.push(if was_quoted { format!("\"{cur}") } else { cur.clone() });
+                cur.clear();
+                was_quoted = false;
+            }
+            _ => cur.push(ch),
+        }
+    }
+    if !inner.is_empty() {
+        out.push(if was_quoted { format!("\"{cur}") } else { cur });
+    }
+    Some(out)
+}
+
 /// An exact number from integers and numerics (floats are not classified: their digits are binary).
 fn number(kind: Kind, b: &[u8]) -> Option<Dec> {
     match kind {
@@ -140,6 +207,8 @@ mod tests {
             LossKind::Nulled,
             LossKind::Truncated,
             LossKind::Rounded,
+            LossKind::Shrunk,
+            LossKind::EnumLabelRemoved,
         ];
         assert_eq!(kinds.len(), RULES.len());
         let docs = include_str!("../../docs/output-format.md");
@@ -160,5 +229,17 @@ mod tests {
         let int = |i: i64| i.to_be_bytes().to_vec();
         assert_eq!(classify(Kind::Int8, Kind::Int8, Some(&int(5)), Some(&int(6))), None);
         assert_eq!(classify(Kind::Int8, Kind::Int8, None, Some(&int(6))), None);
+    }
+
+    #[test]
+    fn shrinking() {
+        assert!(shrunk_json(r#"{"a": 1, "b": 2}"#, r#"{"a": 1}"#));
+        assert!(!shrunk_json(r#"{"a": 1, "b": 2}"#, r#"{"a": 3}"#));
+        assert!(shrunk_json("[1, 2, 3]", "[1, 3]"));
+        assert!(!shrunk_json("[1, 2, 3]", "[3, 1]"));
+        assert!(shrunk_array("{a,\"b c\",NULL}", "{a,NULL}"));
+        assert!(!shrunk_array("{a,b}", "{a,c}"));
+        assert!(!shrunk_array("{a,NULL}", "{a,\"NULL\"}"));
+        assert!(!shrunk_array("{{1,2},{3,4}}", "{{1,2}}"));
     }
 }

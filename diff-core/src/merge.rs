@@ -268,11 +268,26 @@ impl Losses {
         for i in plan.nkey..plan.columns.len() {
             let col = &plan.columns[i];
             let is_changed = changed.is_some_and(|ch| ch.contains(&i));
-            if !is_changed && col.conversion.is_none() {
+            if !is_changed && col.conversion.is_none() && col.removed_labels.is_empty() {
                 continue;
             }
+            let text = |f: Option<&[u8]>, kind: Kind| match kind {
+                Kind::Jsonb => f.map(|b| String::from_utf8_lossy(b.strip_prefix(&[1u8]).unwrap_or(b)).into_owned()),
+                _ => f.map(|b| String::from_utf8_lossy(b).into_owned()),
+            };
+            let removed = !col.removed_labels.is_empty()
+                && text(p.field(i), Kind::Text).is_some_and(|v| col.removed_labels.contains(&v));
             let kind = match (p.field(i), c.field(i)) {
+                _ if removed => Some(LossKind::EnumLabelRemoved),
                 (Some(_), None) if is_changed => Some(LossKind::Nulled),
+                (Some(_), Some(_)) if is_changed && matches!(col.kind, Kind::Json | Kind::Jsonb) => {
+                    let (a, b) = (text(p.field(i), p.kinds[i]), text(c.field(i), c.kinds[i]));
+                    a.zip(b).is_some_and(|(a, b)| loss::shrunk_json(&a, &b)).then_some(LossKind::Shrunk)
+                }
+                (Some(a), Some(b)) if is_changed && col.literal && col.child_type.ends_with("[]") => {
+                    let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+                    loss::shrunk_array(&a, &b).then_some(LossKind::Shrunk)
+                }
                 // Text forms of other types (literal) are not cut or rounded in any meaningful way.
                 _ if col.literal => None,
                 (a, b) => loss::classify(p.kinds[i], c.kinds[i], a, b),

@@ -43,6 +43,8 @@ pub struct ColumnPlan {
     pub conversion: Option<Conversion>,
     /// Selected as text although the type is not character data.
     pub literal: bool,
+    /// Enum labels of the parent's type that the child's type no longer has.
+    pub removed_labels: Vec<String>,
     /// Parent type (`format_type`).
     pub parent_type: String,
     /// Child type.
@@ -430,6 +432,7 @@ fn column_plan(pc: &Column, cc: &Column, is_key: bool) -> ColumnPlan {
         parent_kind,
         conversion,
         literal,
+        removed_labels: removed_labels(&pc.reading, &cc.reading),
         parent_type: pc.type_name.clone(),
         child_type: cc.type_name.clone(),
     };
@@ -447,6 +450,16 @@ fn column_plan(pc: &Column, cc: &Column, is_key: bool) -> ColumnPlan {
         Some(cv) if !is_key || cv.for_keys() => plan(pk, ck, Some(cv), false),
         _ => text(),
     }
+}
+
+/// Labels an enum column's type lost between the sides: neither kept (same
+/// label OID: a renamed label still labels its rows) nor present by name (a
+/// type created again keeps the labels it repeats).
+fn removed_labels(p: &crate::reading::Reading, c: &crate::reading::Reading) -> Vec<String> {
+    use crate::reading::Reading;
+    let (Reading::Enum(p), Reading::Enum(c)) = (p, c) else { return vec![] };
+    let names: Vec<&String> = c.values().collect();
+    p.iter().filter(|(oid, l)| !c.contains_key(oid) && !names.contains(l)).map(|(_, l)| l.clone()).collect()
 }
 
 /// The select expression of a column on one side, qualified with [`ALIAS`].

@@ -129,6 +129,7 @@ fn plan(kinds: &[Kind], nkey: usize) -> TablePlan {
                 parent_kind: kind,
                 conversion: None,
                 literal: false,
+                removed_labels: vec![],
                 parent_type: format!("{kind:?}").to_lowercase(),
                 child_type: format!("{kind:?}").to_lowercase(),
             })

@@ -16,12 +16,20 @@ fn fixture() -> Pair {
          INSERT INTO orders SELECT i, repeat('x', 5 + i % 20), i / 8.0 FROM generate_series(1, 600) i;
          CREATE TABLE sessions (id int PRIMARY KEY); INSERT INTO sessions SELECT generate_series(1, 50);
          CREATE SEQUENCE counter; SELECT setval('counter', 42);
-         CREATE SCHEMA old; CREATE TABLE old.t (id int); INSERT INTO old.t SELECT generate_series(1, 12);",
+         CREATE SCHEMA old; CREATE TABLE old.t (id int); INSERT INTO old.t SELECT generate_series(1, 12);
+         CREATE TABLE tags (id int PRIMARY KEY, a text[], j jsonb);
+         INSERT INTO tags SELECT i, '{x,y,z}', '{\"k\": 1, \"m\": 2}' FROM generate_series(1, 20) i;
+         CREATE TYPE st AS ENUM ('new', 'old', 'done'); CREATE TABLE jobs (id int PRIMARY KEY, s st);
+         INSERT INTO jobs SELECT i, (CASE WHEN i % 3 = 0 THEN 'old' ELSE 'new' END)::st FROM generate_series(1, 30) i;",
         "DROP TABLE legacy; DROP MATERIALIZED VIEW mv; ALTER TABLE customers DROP COLUMN country;
          UPDATE customers SET name = NULL WHERE id <= 7;
          UPDATE customers SET name = left(name, 2) WHERE id BETWEEN 8 AND 10;
          ALTER TABLE orders ALTER code TYPE varchar(10) USING left(code, 10), ALTER amount TYPE numeric(12,2);
-         DELETE FROM orders WHERE id > 590; DELETE FROM sessions; DROP SEQUENCE counter; DROP SCHEMA old CASCADE;",
+         DELETE FROM orders WHERE id > 590; DELETE FROM sessions; DROP SEQUENCE counter; DROP SCHEMA old CASCADE;
+         UPDATE tags SET a = '{x,z}' WHERE id <= 4; UPDATE tags SET j = j - 'm' WHERE id <= 6;
+         ALTER TYPE st RENAME TO st_old; CREATE TYPE st AS ENUM ('new', 'done');
+         ALTER TABLE jobs ALTER s TYPE st USING (CASE WHEN s::text = 'old' THEN 'done' ELSE s::text END)::st;
+         DROP TYPE st_old;",
     )
 }
 
@@ -67,6 +75,10 @@ fn every_kind_is_counted_exactly() {
         ("rounded", "public.orders.amount", 295),
         ("deleted_rows", "public.orders", 10),
         ("emptied_table", "public.sessions", 50),
+        ("shrunk", "public.tags.a", 4),
+        ("shrunk", "public.tags.j", 6),
+        // 'old' labelled ids divisible by 3: 10 of 30.
+        ("enum_label_removed", "public.jobs.s", 10),
     ]
     .into_iter()
     .map(|(k, o, n)| ((k.to_string(), o.to_string()), n))
@@ -79,7 +91,7 @@ fn every_kind_is_counted_exactly() {
     // The text report starts with the same section.
     let text = cli(&[&conn(&pair.parent), &conn(&pair.child)], &[]);
     let first = text.stdout.lines().nth(3).unwrap_or_default();
-    assert_eq!(first, "Data loss (11)", "{}", text.stdout);
+    assert_eq!(first, "Data loss (14)", "{}", text.stdout);
 }
 
 #[test]
@@ -133,7 +145,7 @@ fn the_gate_fails_on_the_classes_asked_for() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         file.path(),
-        "# intended by migration 0042\npublic.legacy\npublic.mv\npublic.customers\npublic.counter\nold\npublic.orders\npublic.sessions\n",
+        "# intended by migration 0042\npublic.legacy\npublic.mv\npublic.customers\npublic.counter\nold\npublic.orders\npublic.sessions\npublic.tags\npublic.jobs\n",
     )
     .unwrap();
     let (code, doc) = gate(&["--fail-on", "data-loss", "--accept-file", file.path().to_str().unwrap()]);
