@@ -1,7 +1,8 @@
 //! What dropped objects held, counted in the parent's snapshot: the rows (and
 //! bytes) of a dropped table, materialized view or schema, the non-NULL values
 //! of a dropped column, a dropped sequence's last value. Only root changes are
-//! counted (a table dropped with its schema is part of the schema's entry).
+//! counted (a table dropped with its schema is part of the schema's entry), and
+//! only what held something.
 
 use crate::catalog::Catalog;
 use crate::error::Result;
@@ -98,7 +99,10 @@ pub(crate) async fn count(p: &Side, probes: Vec<Probe>) -> Result<Vec<DataLoss>>
         for q in &probe.queries {
             probe.loss.count += client.query_one(q, &[]).await.map_err(err)?.get::<_, i64>(0).max(0) as u64;
         }
-        out.push(probe.loss);
+        // An empty table or column dropped lost nothing (the schema change still says drops_data).
+        if probe.loss.count > 0 {
+            out.push(probe.loss);
+        }
     }
     Ok(out)
 }

@@ -209,3 +209,25 @@ fn table_filters_leave_out_objects_outside_tables_and_data_only_says_so() {
     let run = cli(&["--data-only", "--format", "json", &conn(&pair.parent), &conn(&pair.child)], &[]);
     assert_eq!(run.json()["compared"], serde_json::json!({"rows": true, "schema": false}));
 }
+
+#[test]
+fn text_report_reads_at_a_glance() {
+    let pair = branch(
+        "glance",
+        "CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE gone (id int PRIMARY KEY);
+         CREATE VIEW recent AS SELECT id, v FROM t WHERE id > 1 ORDER BY id;",
+        "CREATE OR REPLACE VIEW recent AS SELECT id, v FROM t WHERE id > 2 ORDER BY id; DROP TABLE gone;",
+    );
+    let run = cli(&[&conn(&pair.parent), &conn(&pair.child)], &[]);
+    let out = &run.stdout;
+    let dropped = out.lines().find(|l| l.contains("dropped table") && l.contains("public.gone")).unwrap();
+    assert!(!dropped.contains("row_security") && !dropped.contains("kind regular"), "{dropped}");
+    // The changed definition as a unified diff under its line: the WHERE clause, old and new.
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines.iter().position(|l| l.contains("altered view") && l.contains("definition changed")).unwrap();
+    let diff: Vec<&str> = lines[at + 1..].iter().take_while(|l| l.starts_with("      ")).map(|l| l.trim()).collect();
+    assert!(diff.iter().any(|l| l.starts_with('-') && l.contains("WHERE (t.id > 1)")), "{out}");
+    assert!(diff.iter().any(|l| l.starts_with('+') && l.contains("WHERE (t.id > 2)")), "{out}");
+    // An empty table dropped loses no data (its drop is still a schema change labelled drops_data).
+    assert!(out.contains("\nNo data lost.\n"), "{out}");
+}

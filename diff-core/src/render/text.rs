@@ -212,12 +212,21 @@ fn schema_line(c: &SchemaChange, paint: &Paint, indent: &str) -> String {
         ChangeOp::Renamed => paint.yellow("renamed"),
     };
     let mut details = vec![];
+    let mut diffs = String::new();
     let keys: std::collections::BTreeSet<&String> = c.before.keys().chain(c.after.keys()).collect();
-    for k in keys {
+    // An added or dropped object is named by what a reviewer needs, not all it has.
+    let whole = matches!(c.op, ChangeOp::Added | ChangeOp::Dropped);
+    for k in keys.into_iter().filter(|k| !whole || WHOLE_OBJECT_ATTRS.contains(&k.as_str())) {
         match (c.before.get(k), c.after.get(k)) {
+            // Long or multi-line definitions read as a unified diff under the line.
+            (Some(b), Some(a)) if b.contains('\n') || a.contains('\n') || b.len() + a.len() > 120 => {
+                details.push(format!("{k} changed"));
+                diffs.push_str(&unified(b, a, indent, paint));
+            }
             (Some(b), Some(a)) => details.push(format!("{k} {b} → {a}")),
-            (Some(b), None) => details.push(format!("{k} {b}")),
-            (None, Some(a)) => details.push(format!("{k} {a}")),
+            (Some(b), None) if !whole => details.push(format!("{k} {b} → (none)")),
+            (None, Some(a)) if !whole => details.push(format!("{k} (none) → {a}")),
+            (Some(v), None) | (None, Some(v)) => details.push(format!("{k} {v}")),
             (None, None) => {}
         }
     }
@@ -236,7 +245,48 @@ fn schema_line(c: &SchemaChange, paint: &Paint, indent: &str) -> String {
         let _ = write!(line, "  {}", paint.dim(&format!("({})", escape(note))));
     }
     line.push('\n');
+    line.push_str(&diffs);
     line
+}
+
+/// What an added or dropped object shows: its type, nullability or definition.
+const WHOLE_OBJECT_ATTRS: &[&str] = &["type", "not_null", "definition"];
+
+/// A definition's change as a unified diff (`similar`), indented under its change.
+fn unified(before: &str, after: &str, indent: &str, paint: &Paint) -> String {
+    let pad = " ".repeat(indent.chars().count() + 4);
+    let (before, after) = (pretty(before), pretty(after));
+    let diff = TextDiff::from_lines(&before, &after);
+    let mut out = String::new();
+    for hunk in diff.unified_diff().context_radius(2).iter_hunks() {
+        for change in hunk.iter_changes() {
+            let text = escape(change.value().trim_end_matches('\n')).into_owned();
+            let line = match change.tag() {
+                ChangeTag::Delete => paint.red(&format!("- {text}")),
+                ChangeTag::Insert => paint.green(&format!("+ {text}")),
+                ChangeTag::Equal => paint.dim(&format!("  {text}")),
+            };
+            let _ = writeln!(out, "{pad}{line}");
+        }
+    }
+    out
+}
+
+/// One-line definitions broken at their clauses, so a diff shows which clause changed.
+fn pretty(s: &str) -> String {
+    if s.contains('\n') {
+        return s.trim().to_string() + "\n";
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for word in s.split(' ') {
+        if matches!(word, "FROM" | "WHERE" | "GROUP" | "ORDER" | "HAVING" | "JOIN" | "LEFT" | "UNION" | "CHECK") {
+            out.push('\n');
+        } else if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out + "\n"
 }
 
 fn summary_table(tables: &[&TableReport], color: bool) -> String {
