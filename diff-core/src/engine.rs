@@ -227,7 +227,14 @@ async fn drive(
     let tables = if opts.data { plan.tables.iter().map(TableInfo::from_plan).collect() } else { vec![] };
     send(
         &tx,
-        Event::Started { parent: endpoint(&p), child: endpoint(&c), tables, rows: opts.data, schema: opts.schema },
+        Event::Started {
+            parent: endpoint(&p),
+            child: endpoint(&c),
+            tables,
+            rows: opts.data,
+            schema: opts.schema,
+            filtered: !(opts.tables.is_empty() && opts.exclude_tables.is_empty() && opts.schemas.is_empty()),
+        },
     )
     .await?;
     if opts.schema {

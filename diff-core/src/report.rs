@@ -217,6 +217,8 @@ pub enum Event {
         rows: bool,
         /// Whether the schema is compared (false with `--data-only`).
         schema: bool,
+        /// Whether table or schema filters narrowed what is compared.
+        filtered: bool,
     },
     /// A catalog change.
     Schema(SchemaChange),
@@ -278,6 +280,8 @@ pub struct Report {
     pub rows_compared: bool,
     /// Whether the schema was compared (false with `--data-only`).
     pub schema_compared: bool,
+    /// Whether table or schema filters narrowed what was compared.
+    pub filtered: bool,
 }
 
 /// The report's numbers, computed once for every renderer.
@@ -351,7 +355,7 @@ impl ReportBuilder {
     /// Adds one event.
     pub fn push(&mut self, event: Event) {
         match event {
-            Event::Started { parent, child, tables, rows, schema } => {
+            Event::Started { parent, child, tables, rows, schema, filtered } => {
                 let tables = tables
                     .into_iter()
                     .map(|info| TableReport { info, summary: TableSummary::default(), rows: vec![], omitted: 0 })
@@ -365,6 +369,7 @@ impl ReportBuilder {
                     millis: 0,
                     rows_compared: rows,
                     schema_compared: schema,
+                    filtered,
                 });
             }
             Event::Schema(change) => {

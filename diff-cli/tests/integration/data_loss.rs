@@ -92,6 +92,18 @@ fn every_kind_is_counted_exactly() {
     let text = cli(&[&conn(&pair.parent), &conn(&pair.child)], &[]);
     let first = text.stdout.lines().nth(3).unwrap_or_default();
     assert_eq!(first, "Data loss (14)", "{}", text.stdout);
+    // Each drop says what it destroyed, on its own line in the schema section.
+    let line = |needle: &str| text.stdout.lines().find(|l| l.contains(needle)).unwrap_or_default().to_string();
+    assert!(line("dropped table    public.legacy").ends_with("777 rows lost"), "{}", text.stdout);
+    assert!(line("dropped column   public.customers.country").contains("500 values lost"), "{}", text.stdout);
+    // With filters, the section says it covers what was compared.
+    let filtered = cli(&["-t", "public.orders", "--format", "json", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    let doc = filtered.json();
+    assert_eq!(doc["compared"]["filtered"], true);
+    let kinds: Vec<&str> = doc["data_loss"].as_array().unwrap().iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["deleted_rows", "truncated", "rounded"], "only orders' losses");
+    let filtered = cli(&["-t", "public.orders", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    assert!(filtered.stdout.contains("(within the tables and schemas the filters selected)"), "{}", filtered.stdout);
 }
 
 #[test]

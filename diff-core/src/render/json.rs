@@ -61,6 +61,8 @@ struct TableStats<'a> {
 struct Compared {
     rows: bool,
     schema: bool,
+    /// Filters narrowed the comparison (and so the data-loss section).
+    filtered: bool,
 }
 
 #[derive(Serialize)]
@@ -240,7 +242,7 @@ impl JsonWriter {
             schema_changes: vec![],
             data_loss: vec![],
             gate: None,
-            compared: Compared { rows: true, schema: true },
+            compared: Compared { rows: true, schema: true, filtered: false },
             max_rows,
         }
     }
@@ -248,8 +250,8 @@ impl JsonWriter {
     /// Takes one event.
     pub fn push(&mut self, event: &Event) -> io::Result<()> {
         match event {
-            Event::Started { parent, child, tables, rows, schema } => {
-                self.compared = Compared { rows: *rows, schema: *schema };
+            Event::Started { parent, child, tables, rows, schema, filtered } => {
+                self.compared = Compared { rows: *rows, schema: *schema, filtered: *filtered };
                 self.parent = Some(parent.clone());
                 self.child = Some(child.clone());
                 self.tables = tables.clone();
@@ -428,6 +430,7 @@ pub fn json(r: &Report) -> String {
         tables,
         rows: r.rows_compared,
         schema: r.schema_compared,
+        filtered: r.filtered,
     };
     let push = |w: &mut JsonWriter, e: Event| w.push(&e).expect("in-memory JSON");
     push(&mut w, started);

@@ -57,6 +57,9 @@ pub fn markdown(r: &Report, verdict: Option<(bool, String)>) -> String {
         }
         out.push('\n');
     }
+    if r.filtered {
+        out.push_str("_Within the tables and schemas the filters selected._\n\n");
+    }
 
     let changed: Vec<&TableReport> = r.tables.iter().filter(|t| t.summary.counts.any()).collect();
     if !changed.is_empty() {

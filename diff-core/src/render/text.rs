@@ -71,8 +71,11 @@ pub fn text(r: &Report, opts: &TextOptions) -> String {
     let _ = writeln!(out, "parent: {}\nchild:  {}", escape(&r.parent.endpoint), escape(&r.child.endpoint));
     let summary = r.summary();
     out.push_str(&loss_section(&r.data_loss, &r.tables, &paint));
+    if r.filtered {
+        out.push_str("  (within the tables and schemas the filters selected)\n");
+    }
     if !r.schema_changes.is_empty() {
-        out.push_str(&schema_section(&r.schema_changes, &summary, &paint));
+        out.push_str(&schema_section(&r.schema_changes, &r.data_loss, &summary, &paint));
     }
     let changed: Vec<&TableReport> = r.tables.iter().filter(|t| t.summary.counts.any()).collect();
     if !changed.is_empty() {
@@ -179,7 +182,12 @@ fn schema_count(s: &crate::report::Summary) -> String {
 }
 
 /// Root changes (dangerous first), each followed by the changes it caused.
-fn schema_section(changes: &[SchemaChange], summary: &crate::report::Summary, paint: &Paint) -> String {
+fn schema_section(
+    changes: &[SchemaChange],
+    losses: &[crate::report::DataLoss],
+    summary: &crate::report::Summary,
+    paint: &Paint,
+) -> String {
     let roots: Vec<&SchemaChange> = changes.iter().filter(|c| c.cause.is_none()).collect();
     let mut consequences = String::new();
     if summary.consequences > 0 {
@@ -188,7 +196,22 @@ fn schema_section(changes: &[SchemaChange], summary: &crate::report::Summary, pa
     let mut out = format!("\n{}\n", paint.bold(&format!("Schema changes: {}{consequences}", summary.schema_changes)));
     let mut shown = 0;
     for root in &roots {
-        out.push_str(&schema_line(root, paint, "  "));
+        let mut line = schema_line(root, paint, "  ");
+        // A drop says what it destroyed (the data-loss section has the details).
+        if let Some(l) = losses.iter().find(|l| l.kind.is_dropped_object() && l.object() == root.object) {
+            let lost = format!(
+                "  {} lost",
+                if l.kind == LossKind::DroppedSequence {
+                    format!("last value {}", l.count)
+                } else {
+                    format!("{} {}", l.count, if l.column.is_some() { "values" } else { "rows" })
+                }
+            );
+            if let Some(end) = line.find('\n') {
+                line.insert_str(end, &paint.red(&lost));
+            }
+        }
+        out.push_str(&line);
         shown += 1;
         for c in changes.iter().filter(|c| c.cause.as_deref() == Some(root.object.as_str())) {
             out.push_str(&schema_line(c, paint, "      ↳ "));
