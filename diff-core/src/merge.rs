@@ -181,6 +181,7 @@ pub fn run(
     let nkey = plan.nkey;
     let mut compared: u64 = 0;
     let mut losses = Losses::default();
+    let watch_unchanged = plan.columns.iter().any(|c| c.conversion.is_some() || !c.removed_labels.is_empty());
     loop {
         let (hp, hc) = (p.ready()?, c.ready()?);
         let ord = match (hp, hc) {
@@ -214,7 +215,10 @@ pub fn run(
             }
             Ordering::Equal => {
                 let changed = changed_columns(&p, &c, nkey);
-                losses.observe(&p, &c, changed.as_deref());
+                // Unchanged rows need a look only where a type change can have lost values.
+                if changed.is_some() || watch_unchanged {
+                    losses.observe(&p, &c, changed.as_deref());
+                }
                 let change = changed.map(|changed| {
                     let (before, after) = (p.values(), c.values());
                     RowChange {
