@@ -207,7 +207,7 @@ fn table_filters_leave_out_objects_outside_tables_and_data_only_says_so() {
     let last = run.stdout.lines().last().unwrap();
     assert!(last.ends_with("; schema not compared (--data-only)"), "{last}");
     let run = cli(&["--data-only", "--format", "json", &conn(&pair.parent), &conn(&pair.child)], &[]);
-    assert_eq!(run.json()["compared"], serde_json::json!({"rows": true, "schema": false}));
+    assert_eq!(run.json()["compared"], serde_json::json!({"rows": true, "schema": false, "filtered": false}));
 }
 
 #[test]
@@ -226,8 +226,9 @@ fn text_report_reads_at_a_glance() {
     let lines: Vec<&str> = out.lines().collect();
     let at = lines.iter().position(|l| l.contains("altered view") && l.contains("definition changed")).unwrap();
     let diff: Vec<&str> = lines[at + 1..].iter().take_while(|l| l.starts_with("      ")).map(|l| l.trim()).collect();
-    assert!(diff.iter().any(|l| l.starts_with('-') && l.contains("WHERE (t.id > 1)")), "{out}");
-    assert!(diff.iter().any(|l| l.starts_with('+') && l.contains("WHERE (t.id > 2)")), "{out}");
+    // (PostgreSQL 16+ prints `id`, earlier versions `t.id`.)
+    assert!(diff.iter().any(|l| l.starts_with('-') && l.contains("WHERE (") && l.contains("id > 1)")), "{out}");
+    assert!(diff.iter().any(|l| l.starts_with('+') && l.contains("WHERE (") && l.contains("id > 2)")), "{out}");
     // An empty table dropped loses no data (its drop is still a schema change labelled drops_data).
     assert!(out.contains("\nNo data lost.\n"), "{out}");
 }
