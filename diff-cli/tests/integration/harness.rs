@@ -75,12 +75,12 @@ fn bindir() -> PathBuf {
     dirs.pop().expect("no PostgreSQL server binaries: install postgresql or set PGBRANCHDIFF_PG_BIN")
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
 /// Runs a server binary, as `postgres` when we are root; the error is its output.
-fn try_pg(bin: &Path, args: &[&str]) -> Result<Output, String> {
+pub fn try_pg(bin: &Path, args: &[&str]) -> Result<Output, String> {
     let mut cmd = if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(bin);

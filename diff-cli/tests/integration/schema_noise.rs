@@ -76,29 +76,11 @@ fn fresh_db(tag: &str) -> String {
 // ---------------------------------------------------------------------------
 // 1. The same schema on another major version.
 
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
-}
+use crate::harness::is_root;
 
-/// Runs a server binary, as `postgres` when we are root; the error is its output.
+/// Runs a server binary (as `postgres` when we are root), like the harness does.
 fn run_pg(bin: &Path, args: &[&str]) -> Result<(), String> {
-    let mut cmd = if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(bin);
-        c
-    } else {
-        Command::new(bin)
-    };
-    let out = cmd.args(args).output().map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "{} {args:?}: {}{}",
-        bin.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))
+    crate::harness::try_pg(bin, args).map(|_| ())
 }
 
 /// The major version of the server binaries in `bin` (`postgres --version`).
