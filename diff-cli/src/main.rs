@@ -282,7 +282,7 @@ async fn run(args: Args) -> Result<bool> {
             };
             let verdict = gate.as_ref().map(|g| g.verdict());
             let text = if args.format == Format::Markdown {
-                render::markdown(&report, verdict.as_ref().map(|v| (v.passed, v.line())))
+                render::markdown(&report, verdict.as_ref())
             } else {
                 let mut text =
                     render::text(&report, &render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) });

@@ -40,6 +40,9 @@ pub(crate) fn probes(changes: &[SchemaChange], parent: &Catalog) -> Vec<Probe> {
             format!("{}{}.{}", if only { "" } else { "ONLY " }, quote_ident(s), quote_ident(t))
         };
         match (ch.kind.as_str(), &ch.table) {
+            // A partition's rows are its root's: counted with a dropped root, or as the root's
+            // deleted rows when only the partition went.
+            ("table", Some((s, t))) if parent.table(s, t).is_some_and(|x| x.partition) => {}
             ("table", Some((s, t))) => {
                 let mut l = loss(LossKind::DroppedTable, s, Some(t), None);
                 l.bytes = parent.table(s, t).map(|x| x.bytes.max(0) as u64);

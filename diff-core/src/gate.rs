@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
-use crate::filter::{column_matches, table_matches};
+use crate::filter::{column_matches, glob_match, table_matches};
 use crate::report::{DataLoss, Event, TableInfo};
 use crate::schema::{ChangeOp, Danger, SchemaChange};
 
@@ -40,10 +40,10 @@ const CLASSES: &[(&str, Class)] = &[
 ];
 
 impl Class {
-    fn parse(s: &str) -> Result<Class> {
+    fn parse(s: &str, flag: &str) -> Result<Class> {
         CLASSES.iter().find(|(n, _)| *n == s.trim()).map(|(_, c)| *c).ok_or_else(|| {
             let names: Vec<&str> = CLASSES.iter().map(|(n, _)| *n).collect();
-            Error::Options(format!("--fail-on {s}: expected one or more of {}", names.join(", ")))
+            Error::Options(format!("{flag} {s}: expected one or more of {}", names.join(", ")))
         })
     }
 
@@ -58,6 +58,15 @@ impl Class {
 struct Accept {
     class: Option<Class>,
     pattern: String,
+}
+
+/// What a change is about, for matching `--accept` patterns.
+struct Object {
+    schema: String,
+    table: Option<String>,
+    column: Option<String>,
+    /// Full qualified name (functions with their arguments).
+    name: String,
 }
 
 /// The gate. Feed it every event ([`Gate::observe`]), then ask [`Gate::verdict`].
@@ -84,13 +93,27 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// The line text and Markdown reports end with.
+    /// The first words of the verdict, without the reasons.
+    pub fn headline(&self) -> String {
+        let word = if self.passed { "passed" } else { "FAILED" };
+        let mut s = format!("gate {word} (--fail-on {})", self.fail_on.join(","));
+        if !self.passed {
+            let _ = write!(s, ": {} change{}", self.reasons.len(), if self.reasons.len() == 1 { "" } else { "s" });
+        }
+        s
+    }
+
+    /// The line text and Markdown reports end with: the first reasons, and how many more.
     pub fn line(&self) -> String {
-        let mut s = if self.passed {
-            format!("gate passed (--fail-on {})", self.fail_on.join(","))
-        } else {
-            format!("gate FAILED (--fail-on {}): {}", self.fail_on.join(","), self.reasons.join("; "))
-        };
+        const SHOWN: usize = 10;
+        let mut s = self.headline();
+        if !self.passed {
+            let shown: Vec<&str> = self.reasons.iter().take(SHOWN).map(String::as_str).collect();
+            let _ = write!(s, " — {}", shown.join("; "));
+            if self.reasons.len() > SHOWN {
+                let _ = write!(s, "; and {} more", self.reasons.len() - SHOWN);
+            }
+        }
         if self.accepted > 0 {
             let _ = write!(s, "; {} accepted", self.accepted);
         }
@@ -102,11 +125,19 @@ impl Gate {
     /// `fail_on`: comma-separated classes; `accept`: patterns (`--accept` and
     /// the lines of `--accept-file`).
     pub fn new(fail_on: &str, accept: &[String]) -> Result<Gate> {
-        let classes = fail_on.split(',').filter(|s| !s.trim().is_empty()).map(Class::parse).collect::<Result<_>>()?;
+        let classes: Vec<Class> = fail_on
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|c| Class::parse(c, "--fail-on"))
+            .collect::<Result<_>>()?;
+        if classes.is_empty() {
+            // An unset variable in a pipeline must not switch the gate off unnoticed.
+            return Err(Error::Options("--fail-on: no class given (data-loss, deleted-rows, …, any)".into()));
+        }
         let mut accepts = vec![];
-        for a in accept.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
+        for a in accept.iter().map(|a| a.trim_start_matches('\u{feff}').trim()).filter(|a| !a.is_empty()) {
             let (class, pattern) = match a.split_once(':') {
-                Some((c, p)) => (Some(Class::parse(c)?), p.to_string()),
+                Some((c, p)) => (Some(Class::parse(c, "--accept")?), p.to_string()),
                 None => (None, a.to_string()),
             };
             accepts.push(Accept { class, pattern });
@@ -119,16 +150,19 @@ impl Gate {
         text.lines().map(|l| l.split('#').next().unwrap_or("").trim().to_string()).filter(|l| !l.is_empty()).collect()
     }
 
-    fn asked(&self, c: Class) -> bool {
-        self.classes.contains(&c) || self.classes.contains(&Class::Any)
-    }
-
-    /// Whether `class` changes on this object are accepted.
-    fn accepts(&self, class: Class, schema: &str, table: Option<&str>, column: Option<&str>) -> bool {
-        self.accepts.iter().filter(|a| a.class.is_none_or(|c| c == class)).any(|a| match (table, column) {
-            (Some(t), Some(c)) => column_matches(&a.pattern, schema, t, c) || table_matches(&a.pattern, schema, t),
-            (Some(t), None) => table_matches(&a.pattern, schema, t),
-            _ => a.pattern == schema || table_matches(&a.pattern, schema, "*"),
+    /// Whether a change on this object, of these classes, is accepted: by a
+    /// pattern without a class, or one naming any of the change's classes
+    /// (`deleted-rows:app.sessions` accepts the emptied table under
+    /// `--fail-on data-loss` too: it is the same loss).
+    fn accepts(&self, classes: &[Class], object: &Object) -> bool {
+        self.accepts.iter().filter(|a| a.class.is_none_or(|c| classes.contains(&c) || c == Class::Any)).any(|a| {
+            let p = &a.pattern;
+            match (&object.table, &object.column) {
+                (Some(t), Some(c)) => column_matches(p, &object.schema, t, c) || table_matches(p, &object.schema, t),
+                (Some(t), None) => table_matches(p, &object.schema, t),
+                // A schema, or an object outside tables (sequence, function, enum…) by its full name.
+                _ => *p == object.schema || glob_match(p, &object.name) || table_matches(p, &object.schema, "*"),
+            }
         })
     }
 
@@ -142,27 +176,31 @@ impl Gate {
                 let Some(t) = self.tables.get(*table) else { return };
                 let c = summary.counts;
                 let what = format!("{} +{} ~{} -{}", t.qualified(), c.inserted, c.updated, c.deleted);
-                self.check(Class::Rows, &t.schema.clone(), Some(&t.name.clone()), None, what);
+                let object =
+                    Object { schema: t.schema.clone(), table: Some(t.name.clone()), column: None, name: t.qualified() };
+                self.check(&[Class::Rows], &object, what);
             }
             _ => {}
         }
     }
 
     fn loss(&mut self, l: &mut DataLoss) {
-        let (s, t, c) = (l.schema.clone(), l.table.clone(), l.column.clone());
-        let what = format!("{} {} {}", l.object(), l.kind.id(), l.count);
+        let object =
+            Object { schema: l.schema.clone(), table: l.table.clone(), column: l.column.clone(), name: l.object() };
+        let unit = if l.count == 1 { "" } else { "s" };
+        let what = format!("{} {} ({} row{unit} or value{unit})", l.object(), l.kind.id(), l.count);
         let mut classes = vec![Class::DataLoss];
         if l.kind.is_deleted_rows() {
             classes.push(Class::DeletedRows);
         }
-        // Every class that applies must accept it for the entry to count as accepted.
-        l.accepted = classes.iter().all(|&k| self.accepts(k, &s, t.as_deref(), c.as_deref()));
+        if l.kind.is_dropped_object() {
+            classes.push(Class::DroppedObjects);
+        }
+        l.accepted = self.accepts(&classes, &object);
         if l.accepted {
             self.accepted += 1;
         }
-        for k in classes {
-            self.check(k, &s, t.as_deref(), c.as_deref(), what.clone());
-        }
+        self.check(&classes, &object, what);
     }
 
     fn schema(&mut self, ch: &SchemaChange) {
@@ -178,31 +216,38 @@ impl Gate {
             .and_then(|t| ch.object.strip_prefix(&format!("{schema}.{t}.")))
             .filter(|_| ch.kind == "column")
             .map(str::to_string);
-        let what = format!("{} {} {}", op(ch.op), ch.kind, ch.object);
+        let object = Object { schema, table, column, name: ch.object.clone() };
+        let mut classes = vec![Class::Schema];
         if ch.op == ChangeOp::Dropped {
-            self.check(Class::DroppedObjects, &schema, table.as_deref(), column.as_deref(), what.clone());
+            classes.push(Class::DroppedObjects);
         }
         if ch.danger.contains(&Danger::Security) {
-            self.check(Class::Security, &schema, table.as_deref(), column.as_deref(), what.clone());
+            classes.push(Class::Security);
         }
-        self.check(Class::Schema, &schema, table.as_deref(), column.as_deref(), what);
+        self.check(&classes, &object, format!("{} {} {}", op(ch.op), ch.kind, ch.object));
     }
 
-    fn check(&mut self, class: Class, schema: &str, table: Option<&str>, column: Option<&str>, what: String) {
-        if self.asked(class) && !self.accepts(class, schema, table, column) {
-            let asked = if self.classes.contains(&class) { class } else { Class::Any };
-            self.reasons.push(format!("{}: {what}", asked.name()));
+    /// Records a failure for each asked class the change belongs to, unless accepted.
+    fn check(&mut self, classes: &[Class], object: &Object, what: String) {
+        if self.accepts(classes, object) {
+            return;
+        }
+        for &class in classes {
+            if self.classes.contains(&class) {
+                self.reasons.push(format!("{}: {what}", class.name()));
+            }
+        }
+        if self.classes.contains(&Class::Any) {
+            self.reasons.push(format!("any: {what}"));
         }
     }
 
     /// The verdict so far (call after the last event).
     pub fn verdict(&self) -> Verdict {
-        let mut reasons: Vec<String> = vec![];
-        for r in &self.reasons {
-            if !reasons.contains(r) {
-                reasons.push(r.clone());
-            }
-        }
+        // Sorted and unique: the same run gives the same verdict, whatever order tables finished in.
+        let mut reasons = self.reasons.clone();
+        reasons.sort();
+        reasons.dedup();
         Verdict {
             fail_on: self.classes.iter().map(|c| c.name().to_string()).collect(),
             passed: reasons.is_empty(),

@@ -152,7 +152,31 @@ fn the_gate_fails_on_the_classes_asked_for() {
         .filter(|l| l["accepted"] == true)
         .map(|l| l["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(accepted, ["emptied_table"], "deleted-rows:… accepts for that class only");
+    assert_eq!(accepted, ["deleted_rows", "emptied_table"]);
+    // A class-qualified pattern accepts the loss under any gate class (the emptied table is also data loss).
+    let (code, doc) = gate(&["--fail-on", "deleted-rows,data-loss", "--accept", "deleted-rows:public.sessions"]);
+    assert_eq!(code, 1);
+    let reasons: Vec<&str> = doc["gate"]["reasons"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert!(!reasons.iter().any(|r| r.contains("public.sessions")), "{reasons:?}");
+    // Objects outside tables are accepted by their full names.
+    let (code, doc) = gate(&[
+        "--fail-on",
+        "dropped-objects",
+        "--accept",
+        "public.legacy",
+        "--accept",
+        "public.mv",
+        "--accept",
+        "public.customers",
+        "--accept",
+        "public.counter",
+        "--accept",
+        "old",
+    ]);
+    assert_eq!(code, 0, "{:#}", doc["gate"]);
+    // No class at all is an error, not a gate switched off.
+    let run = cli(&["--fail-on", "", &p, &c], &[]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
     // An accept file naming every lossy object passes data-loss.
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
@@ -233,4 +257,31 @@ fn markdown_stays_under_the_comment_limit() {
     // Every table's counts are still there; only examples were cut.
     assert_eq!(run.stdout.matches("| 0 | 5 | 0 |").count(), 300);
     check_markdown(&run.stdout);
+}
+
+#[test]
+fn partitions_dropped_are_counted_once() {
+    // parted holds 77 rows in two partitions (39 + 38). Dropping the root drops both.
+    let pair = branch(
+        "partdrop",
+        "CREATE TABLE parted (id int PRIMARY KEY) PARTITION BY RANGE (id);
+         CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (1) TO (40);
+         CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (40) TO (100);
+         INSERT INTO parted SELECT generate_series(1, 77);
+         CREATE TABLE kept (id int PRIMARY KEY) PARTITION BY RANGE (id);
+         CREATE TABLE kept_1 PARTITION OF kept FOR VALUES FROM (1) TO (40);
+         CREATE TABLE kept_2 PARTITION OF kept FOR VALUES FROM (40) TO (100);
+         INSERT INTO kept SELECT generate_series(1, 77);",
+        "DROP TABLE parted; DROP TABLE kept_2;",
+    );
+    let run = cli(&["--format", "json", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    let got = losses(&run.json());
+    // kept_2 held ids 40..77: 38 rows, which kept lost.
+    let want: BTreeMap<(String, String), u64> = [
+        (("dropped_table".to_string(), "public.parted".to_string()), 77),
+        (("deleted_rows".to_string(), "public.kept".to_string()), 38),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, want);
 }

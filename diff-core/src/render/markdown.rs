@@ -15,13 +15,13 @@ pub const LIMIT: usize = 60_000;
 /// Example rows shown per table.
 const EXAMPLE_ROWS: usize = 5;
 
-/// Renders the report; `verdict` is the gate's line, when there is a gate.
-pub fn markdown(r: &Report, verdict: Option<(bool, String)>) -> String {
+/// Renders the report, with the gate's verdict when there is a gate.
+pub fn markdown(r: &Report, verdict: Option<&crate::gate::Verdict>) -> String {
     let s = r.summary();
     let mut out = String::new();
-    let headline = match &verdict {
-        Some((true, line)) => format!("✅ {}", cell(line)),
-        Some((false, line)) => format!("❌ {}", cell(line)),
+    let headline = match verdict {
+        Some(v) if v.passed => format!("✅ {}", cell(&v.headline())),
+        Some(v) => format!("❌ {}", cell(&v.headline())),
         None if !r.has_differences() => "✅ identical".to_string(),
         None => "⚠️ differences found".to_string(),
     };
@@ -46,13 +46,27 @@ pub fn markdown(r: &Report, verdict: Option<(bool, String)>) -> String {
     };
     let _ = writeln!(out, "{rows}; {schema}\n");
 
+    if let Some(v) = verdict.filter(|v| !v.passed) {
+        // The reasons, a bounded few: the heading stays one short line however large the diff.
+        out.push_str("#### Why the gate failed\n\n");
+        for reason in v.reasons.iter().take(20) {
+            let _ = writeln!(out, "- {}", cell(reason));
+        }
+        if v.reasons.len() > 20 {
+            let _ = writeln!(out, "- … and {} more (see the JSON report)", v.reasons.len() - 20);
+        }
+        out.push('\n');
+    }
     out.push_str("#### Data loss\n\n");
+    if !r.schema_compared {
+        out.push_str("_Dropped objects were not checked (`--data-only`)._\n\n");
+    }
     if r.data_loss.is_empty() {
         out.push_str("No data lost.\n\n");
     } else {
-        out.push_str("| kind | object | count | |\n|---|---|---:|---|\n");
+        out.push_str("| kind | object | count | accepted |\n|---|---|---:|---|\n");
         for l in &r.data_loss {
-            let note = if l.accepted { "accepted" } else { "" };
+            let note = if l.accepted { "yes" } else { "" };
             let _ = writeln!(out, "| `{}` | {} | {} | {note} |", l.kind.id(), cell(&l.object()), l.count);
         }
         out.push('\n');
@@ -95,8 +109,8 @@ pub fn markdown(r: &Report, verdict: Option<(bool, String)>) -> String {
     if cut > 0 {
         let _ = writeln!(out, "_Example rows of {cut} more tables cut to stay under {LIMIT} characters._\n");
     }
-    if let Some((_, line)) = verdict {
-        let _ = writeln!(out, "{}", cell(&line));
+    if let Some(v) = verdict {
+        let _ = writeln!(out, "{}", cell(&v.headline()));
     }
     truncate(out)
 }

@@ -71,6 +71,9 @@ pub fn text(r: &Report, opts: &TextOptions) -> String {
     let _ = writeln!(out, "parent: {}\nchild:  {}", escape(&r.parent.endpoint), escape(&r.child.endpoint));
     let summary = r.summary();
     out.push_str(&loss_section(&r.data_loss, &r.tables, &paint));
+    if !r.schema_compared {
+        out.push_str("  (dropped objects not checked: --data-only)\n");
+    }
     if r.filtered {
         out.push_str("  (within the tables and schemas the filters selected)\n");
     }
@@ -119,10 +122,23 @@ fn loss_section(losses: &[crate::report::DataLoss], tables: &[TableReport], pain
     head.push(')');
     let mut out = format!("\n{}\n", paint.bold(&head));
     for l in losses {
-        let unit = match l.kind {
-            LossKind::DroppedTable | LossKind::DroppedMaterializedView | LossKind::DroppedSchema => "rows",
-            LossKind::EmptiedTable | LossKind::DeletedRows => "rows",
-            LossKind::DroppedSequence => "last value",
+        let unit = match (l.kind, l.count == 1) {
+            (LossKind::DroppedSequence, _) => "last value",
+            (
+                LossKind::DroppedTable
+                | LossKind::DroppedMaterializedView
+                | LossKind::DroppedSchema
+                | LossKind::EmptiedTable
+                | LossKind::DeletedRows,
+                one,
+            ) => {
+                if one {
+                    "row"
+                } else {
+                    "rows"
+                }
+            }
+            (_, true) => "value",
             _ => "values",
         };
         let mut line = format!("  {:<26} {}  ", paint.red(l.kind.id()), escape(&l.object()));
