@@ -73,6 +73,8 @@ pub(crate) fn probes(changes: &[SchemaChange], parent: &Catalog) -> Vec<Probe> {
                     tables.iter().map(|t| format!("SELECT count(*) FROM {}", from(&t.schema, &t.name))).collect();
                 out.push(Probe { loss: l, queries, matview: None });
             }
+            // A sequence never called handed out nothing.
+            ("sequence", _) if ch.before.get("is_called").is_some_and(|v| v == "false") => {}
             ("sequence", _) => {
                 let Some(last) = ch.before.get("last_value").and_then(|v| v.parse::<i64>().ok()) else { continue };
                 let (s, name) = ch.object.split_once('.').unwrap_or(("", &ch.object));

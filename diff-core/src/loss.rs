@@ -125,13 +125,24 @@ pub fn classify(from: Kind, to: Kind, parent: Option<&[u8]>, child: Option<&[u8]
 }
 
 /// jsonb or json: an object lost keys and kept the others' values, or an
-/// array lost elements and kept the others in order.
+/// array lost elements and kept the others in order — at any depth.
 pub fn shrunk_json(parent: &str, child: &str) -> bool {
+    match (serde_json::from_str(parent), serde_json::from_str(child)) {
+        (Ok(p), Ok(c)) => json_shrunk(&p, &c),
+        _ => false,
+    }
+}
+
+/// `c` is `p` with something removed (and nothing else changed).
+fn json_shrunk(p: &serde_json::Value, c: &serde_json::Value) -> bool {
     use serde_json::Value as J;
-    let (Ok(p), Ok(c)) = (serde_json::from_str::<J>(parent), serde_json::from_str::<J>(child)) else { return false };
+    let kept_or_shrunk = |a: &J, b: &J| a == b || json_shrunk(a, b);
     match (p, c) {
-        (J::Object(p), J::Object(c)) => c.len() < p.len() && c.iter().all(|(k, v)| p.get(k) == Some(v)),
-        (J::Array(p), J::Array(c)) => c.len() < p.len() && subsequence(&c, &p),
+        (J::Object(p), J::Object(c)) => {
+            c.iter().all(|(k, v)| p.get(k).is_some_and(|pv| kept_or_shrunk(pv, v)))
+                && (c.len() < p.len() || c.iter().any(|(k, v)| p.get(k) != Some(v)))
+        }
+        (J::Array(p), J::Array(c)) => c.len() < p.len() && subsequence(c, p),
         _ => false,
     }
 }
@@ -236,6 +247,9 @@ mod tests {
         assert!(shrunk_json(r#"{"a": 1, "b": 2}"#, r#"{"a": 1}"#));
         assert!(!shrunk_json(r#"{"a": 1, "b": 2}"#, r#"{"a": 3}"#));
         assert!(shrunk_json("[1, 2, 3]", "[1, 3]"));
+        assert!(shrunk_json(r#"{"b": {"c": 1, "d": 2}}"#, r#"{"b": {"c": 1}}"#));
+        assert!(!shrunk_json(r#"{"b": {"c": 1, "d": 2}}"#, r#"{"b": {"c": 2}}"#));
+        assert!(!shrunk_json(r#"{"a": 1}"#, r#"{"a": 1}"#));
         assert!(!shrunk_json("[1, 2, 3]", "[3, 1]"));
         assert!(shrunk_array("{a,\"b c\",NULL}", "{a,NULL}"));
         assert!(!shrunk_array("{a,b}", "{a,c}"));
