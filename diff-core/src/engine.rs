@@ -62,8 +62,9 @@ impl ChangeStream {
 /// Starts a diff. Connection, catalog and option errors are returned here,
 /// before any event; errors while reading rows arrive through the stream.
 ///
-/// Events come in this order: `Started` first, every `Schema` change before
-/// any `Row`, a table's rows in key order, its `TableDone` after its last row.
+/// Events come in this order: `Started` first, every `Schema` change, the
+/// `DataLoss` of dropped objects, then per table its rows in key order, its
+/// `DataLoss` entries and its `TableDone` (tables run in parallel and interleave).
 ///
 /// ```no_run
 /// # async fn demo() -> diff_core::Result<()> {
@@ -233,7 +234,7 @@ async fn drive(
             tables,
             rows: opts.data,
             schema: opts.schema,
-            filtered: !(opts.tables.is_empty() && opts.exclude_tables.is_empty() && opts.schemas.is_empty()),
+            filtered: opts.filtered(),
         },
     )
     .await?;

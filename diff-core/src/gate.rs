@@ -224,7 +224,7 @@ impl Gate {
         if ch.danger.contains(&Danger::Security) {
             classes.push(Class::Security);
         }
-        self.check(&classes, &object, format!("{} {} {}", op(ch.op), ch.kind, ch.object));
+        self.check(&classes, &object, format!("{} {} {}", ch.op.label(), ch.kind, ch.object));
     }
 
     /// Records a failure for each asked class the change belongs to, unless accepted.
@@ -254,14 +254,5 @@ impl Gate {
             reasons,
             accepted: self.accepted,
         }
-    }
-}
-
-fn op(op: ChangeOp) -> &'static str {
-    match op {
-        ChangeOp::Added => "added",
-        ChangeOp::Dropped => "dropped",
-        ChangeOp::Altered => "altered",
-        ChangeOp::Renamed => "renamed",
     }
 }

@@ -101,6 +101,11 @@ impl Ignore {
 }
 
 impl Options {
+    /// Whether table or schema filters narrow what is compared.
+    pub fn filtered(&self) -> bool {
+        !(self.tables.is_empty() && self.exclude_tables.is_empty() && self.schemas.is_empty())
+    }
+
     /// Parses `ignore`; an unknown word is an error naming the words allowed.
     pub fn ignored(&self) -> Result<Ignore> {
         let mut ig = Ignore::default();

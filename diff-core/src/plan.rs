@@ -198,8 +198,7 @@ fn check_filters(parent: &Catalog, child: &Catalog, opts: &Options) -> Result<()
             return Err(Error::Options(format!("--key {}: matches no table on either side", k.table)));
         }
     }
-    let filtered = !(opts.tables.is_empty() && opts.exclude_tables.is_empty() && opts.schemas.is_empty());
-    if filtered && !all().any(|t| table_selected(opts, &[(&t.schema, &t.name)])) {
+    if opts.filtered() && !all().any(|t| table_selected(opts, &[(&t.schema, &t.name)])) {
         return Err(Error::Options(
             "the table filters (--table, --exclude-table, --schema) together select no table on either side".into(),
         ));

@@ -91,7 +91,8 @@ pub fn markdown(r: &Report, verdict: Option<&crate::gate::Verdict>) -> String {
         out.push_str("#### Schema changes\n\n| change | object | danger |\n|---|---|---|\n");
         for c in roots {
             let danger: Vec<String> = c.danger.iter().map(|d| format!("`{}`", d.label())).collect();
-            let _ = writeln!(out, "| {} {} | {} | {} |", op(c.op), cell(&c.kind), cell(&c.object), danger.join(" "));
+            let _ =
+                writeln!(out, "| {} {} | {} | {} |", c.op.label(), cell(&c.kind), cell(&c.object), danger.join(" "));
         }
         out.push('\n');
     }
@@ -117,15 +118,6 @@ pub fn markdown(r: &Report, verdict: Option<&crate::gate::Verdict>) -> String {
 
 fn plural(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
-}
-
-fn op(op: crate::schema::ChangeOp) -> &'static str {
-    match op {
-        crate::schema::ChangeOp::Added => "added",
-        crate::schema::ChangeOp::Dropped => "dropped",
-        crate::schema::ChangeOp::Altered => "altered",
-        crate::schema::ChangeOp::Renamed => "renamed",
-    }
 }
 
 /// A table's first rows, collapsed.

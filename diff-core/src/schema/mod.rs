@@ -28,6 +28,18 @@ pub enum ChangeOp {
     Renamed,
 }
 
+impl ChangeOp {
+    /// The word reports use (as in JSON).
+    pub fn label(self) -> &'static str {
+        match self {
+            ChangeOp::Added => "added",
+            ChangeOp::Dropped => "dropped",
+            ChangeOp::Altered => "altered",
+            ChangeOp::Renamed => "renamed",
+        }
+    }
+}
+
 /// Why a change deserves attention before it reaches production.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
