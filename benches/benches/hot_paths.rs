@@ -52,6 +52,7 @@ fn plan() -> TablePlan {
         removed_labels: vec![],
         parent_type: String::new(),
         child_type: String::new(),
+        info: diff_core::report::ColumnInfo::text(name),
     };
     TablePlan {
         id: 0,

@@ -100,6 +100,10 @@ pub struct Column {
     pub reading: Reading,
     /// The role may read the column.
     pub can_select: bool,
+    /// `attidentity`: `a` GENERATED ALWAYS, `d` BY DEFAULT, empty otherwise.
+    pub identity: String,
+    /// The PostgreSQL Anonymizer masking rule (`SECURITY LABEL FOR anon`), if any.
+    pub masking: Option<String>,
 }
 
 /// The tables of one side.
@@ -144,7 +148,9 @@ pub async fn read(side: &Side) -> Result<Catalog> {
                 a.attgenerated::text, a.atttypmod,
                 CASE WHEN a.attgenerated <> '' THEN pg_get_expr(d.adbin, d.adrelid) END,
                 CASE WHEN a.atthasmissing THEN a.attmissingval::text END,
-                has_column_privilege(a.attrelid, a.attnum, 'SELECT')
+                has_column_privilege(a.attrelid, a.attnum, 'SELECT'), a.attidentity::text,
+                (SELECT s.label FROM pg_seclabel s WHERE s.provider = 'anon' AND s.objoid = a.attrelid
+                    AND s.classoid = 'pg_class'::regclass AND s.objsubid = a.attnum)
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
          WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {SYSTEM_SCHEMA_FILTER}
@@ -184,6 +190,8 @@ pub async fn read(side: &Side) -> Result<Catalog> {
             missing: r.get(9),
             reading: types.reading(type_oid),
             can_select: r.get(10),
+            identity: r.get(11),
+            masking: r.get(12),
         });
     }
     let mut tables: Vec<Table> = trows

@@ -49,6 +49,8 @@ pub struct ColumnPlan {
     pub parent_type: String,
     /// Child type.
     pub child_type: String,
+    /// What renderers need to know of the column on both sides.
+    pub info: crate::report::ColumnInfo,
 }
 
 /// One table compared on both sides.
@@ -434,6 +436,7 @@ fn column_plan(pc: &Column, cc: &Column, is_key: bool) -> ColumnPlan {
         removed_labels: removed_labels(&pc.reading, &cc.reading),
         parent_type: pc.type_name.clone(),
         child_type: cc.type_name.clone(),
+        info: crate::report::ColumnInfo::new(pc, cc),
     };
     let text = || plan(Kind::Text, Kind::Text, None, true);
     let (Some(pk), Some(ck)) = (pk, ck) else { return text() };

@@ -166,6 +166,79 @@ pub struct TableInfo {
     pub key_source: KeySource,
     /// Compared columns (key first), child names.
     pub columns: Vec<String>,
+    /// The same columns with their types and how they are written (for typed
+    /// outputs such as Arrow, the SQL patch and redaction).
+    pub column_info: Vec<ColumnInfo>,
+}
+
+/// A compared column: names, types and write rules on both sides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnInfo {
+    /// Name in the child.
+    pub name: String,
+    /// Name in the parent (differs after a rename).
+    pub parent_name: String,
+    /// Child type as `format_type` prints it (`numeric(12,2)`, `text[]`).
+    pub type_name: String,
+    /// Parent type.
+    pub parent_type: String,
+    /// Child type OID after resolving domains.
+    pub base_type_oid: u32,
+    /// Type modifier of the child's base type, -1 for none.
+    pub typmod: i32,
+    /// How the child's type reads, deeply (element types of arrays, enums…).
+    pub reading: crate::reading::Reading,
+    /// NOT NULL (validated) in the child.
+    pub not_null: bool,
+    /// Generated (stored or virtual) in the child: never written.
+    pub generated: bool,
+    /// Generated in the parent.
+    pub parent_generated: bool,
+    /// Identity column in the child: `a` ALWAYS, `d` BY DEFAULT.
+    pub identity: Option<char>,
+    /// Identity column in the parent.
+    pub parent_identity: Option<char>,
+    /// PostgreSQL Anonymizer masking rule on the column (either side).
+    pub masking: Option<String>,
+}
+
+impl ColumnInfo {
+    /// A plain `text` column of this name on both sides (for hand-built plans and reports).
+    pub fn text(name: &str) -> ColumnInfo {
+        ColumnInfo {
+            name: name.to_string(),
+            parent_name: name.to_string(),
+            type_name: "text".into(),
+            parent_type: "text".into(),
+            base_type_oid: 25,
+            typmod: -1,
+            reading: crate::reading::Reading::Builtin(25),
+            not_null: false,
+            generated: false,
+            parent_generated: false,
+            identity: None,
+            parent_identity: None,
+            masking: None,
+        }
+    }
+
+    pub(crate) fn new(p: &crate::catalog::Column, c: &crate::catalog::Column) -> ColumnInfo {
+        ColumnInfo {
+            name: c.name.clone(),
+            parent_name: p.name.clone(),
+            type_name: c.type_name.clone(),
+            parent_type: p.type_name.clone(),
+            base_type_oid: c.base_type_oid,
+            typmod: c.typmod,
+            reading: c.reading.clone(),
+            not_null: c.not_null,
+            generated: !c.generated.is_empty(),
+            parent_generated: !p.generated.is_empty(),
+            identity: c.identity.chars().next(),
+            parent_identity: p.identity.chars().next(),
+            masking: c.masking.clone().or_else(|| p.masking.clone()),
+        }
+    }
 }
 
 impl TableInfo {
@@ -179,6 +252,7 @@ impl TableInfo {
             key: p.key_names(),
             key_source: p.key_source.clone(),
             columns: p.columns.iter().map(|c| c.name.clone()).collect(),
+            column_info: p.columns.iter().map(|c| c.info.clone()).collect(),
         }
     }
 

@@ -132,6 +132,7 @@ fn plan(kinds: &[Kind], nkey: usize) -> TablePlan {
                 removed_labels: vec![],
                 parent_type: format!("{kind:?}").to_lowercase(),
                 child_type: format!("{kind:?}").to_lowercase(),
+                info: diff_core::report::ColumnInfo::text(&format!("c{i}")),
             })
             .collect(),
         parent_query: Query::default(),

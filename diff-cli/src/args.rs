@@ -1,0 +1,99 @@
+//! Command-line arguments, in groups shared by the commands: what a report
+//! compares and how it is written ([`ReportArgs`]).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// Output formats.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people, on a terminal.
+    Text,
+    /// One JSON document (docs/output-format.md).
+    Json,
+    /// For pull-request comments and CI summaries.
+    Markdown,
+}
+
+/// When text output is coloured.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// What is compared, how, and how the report is written: shared by every
+/// command that produces a diff.
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Only tables matching GLOB (`schema.table` or `table`); repeatable.
+    #[arg(long = "table", short = 't', value_name = "GLOB")]
+    pub tables: Vec<String>,
+    /// Skip tables matching GLOB; repeatable.
+    #[arg(long = "exclude-table", short = 'T', value_name = "GLOB")]
+    pub exclude_tables: Vec<String>,
+    /// Only tables in schema NAME; repeatable.
+    #[arg(long = "schema", short = 'n', value_name = "NAME")]
+    pub schemas: Vec<String>,
+    /// Leave columns out of the comparison (`table.col`, `schema.table.col`, `*.updated_at`); repeatable or comma-separated.
+    #[arg(long = "exclude-columns", value_name = "PATTERN", value_delimiter = ',')]
+    pub exclude_columns: Vec<String>,
+    /// Row identity for a table: `schema.table=col1,col2`; repeatable.
+    #[arg(long = "key", value_name = "TABLE=COLUMNS")]
+    pub keys: Vec<String>,
+    /// Changed rows shown per table (text: default 20; json: all unless given).
+    #[arg(long, value_name = "N")]
+    pub max_rows: Option<usize>,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Connections per side; tables are compared this many at a time.
+    #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// How rows are read: `auto` (tuple identity on one instance, else stream), `stream` (every
+    /// row, in key order), `hash` (key ranges hashed inside PostgreSQL; only differing ranges are read).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "stream", "hash"])]
+    pub strategy: String,
+    /// Schema aspects not to report: `privileges`, `ownership`, `comments`, `sequence-state`, or
+    /// object kinds (`index`, `trigger`, `function`, …); comma-separated or repeated.
+    #[arg(long, value_name = "WHAT", value_delimiter = ',')]
+    pub ignore: Vec<String>,
+    /// Fail (exit 1) only when a change of these classes is present: data-loss, deleted-rows,
+    /// dropped-objects, schema, security, rows, any (comma-separated); otherwise exit 0.
+    #[arg(long, value_name = "CLASSES")]
+    pub fail_on: Option<String>,
+    /// Accept an intended change: `schema.table`, `schema.table.column` (globs), or
+    /// `CLASS:PATTERN` for one class only; accepted changes are reported, not failed. Repeatable.
+    #[arg(long, value_name = "PATTERN", requires = "fail_on")]
+    pub accept: Vec<String>,
+    /// Accept the patterns in FILE (one a line, `#` comments), e.g. kept next to the migration.
+    #[arg(long, value_name = "FILE", requires = "fail_on")]
+    pub accept_file: Option<PathBuf>,
+    /// Compare the schema only.
+    #[arg(long, conflicts_with = "data_only")]
+    pub schema_only: bool,
+    /// Compare rows only.
+    #[arg(long)]
+    pub data_only: bool,
+    /// No progress on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Colour in text output (`auto`: on a terminal, unless NO_COLOR is set).
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+impl ReportArgs {
+    /// Rows kept per table: text and Markdown show 20 unless told; JSON keeps all unless told.
+    pub fn rows_kept(&self) -> Option<usize> {
+        match self.format {
+            Format::Text | Format::Markdown => Some(self.max_rows.unwrap_or(20)),
+            Format::Json => self.max_rows,
+        }
+    }
+}

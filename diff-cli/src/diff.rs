@@ -1,0 +1,168 @@
+//! One diff, from connection settings to a written report: the event loop
+//! shared by `pgbranchdiff PARENT CHILD` and `pgbranchdiff check`. Events
+//! pass the gate (acceptances) and then the sink of the chosen format.
+
+use std::io::IsTerminal;
+
+use anyhow::{Context, Result};
+use diff_core::gate::{Gate, Verdict};
+use diff_core::render::{self, Sink};
+use diff_core::{ConnConfig, Event, KeyOverride, Options};
+
+use crate::args::{Color, Format, ReportArgs};
+use crate::output::Output;
+use crate::progress::Progress;
+use crate::signal::{self, Interrupted};
+
+/// What a finished diff found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Schema changes or changed rows were found.
+    pub differs: bool,
+    /// The gate's verdict, with `--fail-on`.
+    pub verdict: Option<Verdict>,
+}
+
+impl Outcome {
+    /// Exit status 1: the gate failed, or (without a gate) the databases differ.
+    pub fn failed(&self) -> bool {
+        self.verdict.as_ref().map_or(self.differs, |v| !v.passed)
+    }
+}
+
+/// The library's options from the arguments.
+pub fn options(args: &ReportArgs) -> Result<Options> {
+    let keys = args.keys.iter().map(|k| k.parse::<KeyOverride>()).collect::<Result<Vec<_>, _>>()?;
+    Ok(Options {
+        tables: args.tables.clone(),
+        exclude_tables: args.exclude_tables.clone(),
+        schemas: args.schemas.clone(),
+        exclude_columns: args.exclude_columns.iter().filter(|c| !c.is_empty()).cloned().collect(),
+        keys,
+        jobs: args.jobs as usize,
+        data: !args.schema_only,
+        schema: !args.data_only,
+        strategy: args.strategy.parse()?,
+        ignore: args.ignore.clone(),
+        max_rows_per_table: args.rows_kept(),
+    })
+}
+
+/// The gate asked for with `--fail-on`, with its acceptances.
+pub fn gate(args: &ReportArgs) -> Result<Option<Gate>> {
+    let Some(classes) = &args.fail_on else { return Ok(None) };
+    let mut accept = args.accept.clone();
+    if let Some(path) = &args.accept_file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("--accept-file: cannot read {}", path.display()))?;
+        accept.extend(Gate::accept_file(&text));
+    }
+    Ok(Some(Gate::new(classes, &accept)?))
+}
+
+/// The sink of the chosen format, writing to `out`.
+fn sink(args: &ReportArgs, opts: &Options, out: Box<dyn std::io::Write>) -> Box<dyn Sink> {
+    match args.format {
+        Format::Json => Box::new(render::JsonSink::new(opts.max_rows_per_table, out)),
+        Format::Markdown => Box::new(render::Collect::new(render::Document::Markdown, opts.max_rows_per_table, out)),
+        Format::Text => {
+            let color = match args.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => {
+                    args.output.is_none()
+                        && std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                }
+            };
+            let text = render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) };
+            Box::new(render::Collect::new(render::Document::Text(text), opts.max_rows_per_table, out))
+        }
+    }
+}
+
+/// Compares `parent` with `child` and writes the report as `args` ask.
+pub async fn run(parent: &ConnConfig, child: &ConnConfig, args: &ReportArgs) -> Result<Outcome> {
+    let opts = options(args)?;
+    let mut gate = gate(args)?;
+    let started = std::time::Instant::now();
+    let mut stream = diff_core::start(parent, child, &opts).await?;
+    let mut interrupt = Box::pin(signal::interrupt());
+    let mut progress = Progress::new(!args.quiet && std::io::stderr().is_terminal());
+    let mut fallbacks = Fallbacks::default();
+    let output = Output::open(args.output.as_deref())?;
+    let mut sink = sink(args, &opts, output.writer()?);
+    let mut differs = false;
+    loop {
+        let event = tokio::select! {
+            event = stream.next() => event.transpose()?,
+            _ = interrupt.as_mut() => {
+                stream.close().await;
+                return Err(Interrupted.into());
+            }
+        };
+        let Some(mut event) = event else { break };
+        if let Some(g) = &mut gate {
+            g.observe(&mut event);
+        }
+        differs |= matches!(event, Event::Schema(_) | Event::Row { .. });
+        progress.observe(&event);
+        fallbacks.observe(&event);
+        if let Err(e) = sink.event(&event) {
+            // A reader that stopped reading (`| head`) ends the diff quietly.
+            stream.close().await;
+            progress.finish();
+            output.write_error(e)?;
+            return Ok(Outcome { differs, verdict: gate.map(|g| g.verdict()) });
+        }
+    }
+    progress.finish();
+    let verdict = gate.as_ref().map(|g| g.verdict());
+    let end = render::End { millis: started.elapsed().as_millis() as u64, verdict: verdict.clone() };
+    match sink.finish(&end) {
+        Ok(()) => output.commit()?,
+        Err(e) => output.write_error(e)?,
+    }
+    if opts.strategy == diff_core::options::Strategy::Hash && !args.quiet {
+        fallbacks.tell();
+    }
+    Ok(Outcome { differs, verdict })
+}
+
+/// Tables `--strategy hash` could not hash, said once per run on stderr (the
+/// JSON report has the reason per table in `stats.fallback`).
+#[derive(Default)]
+struct Fallbacks {
+    names: Vec<String>,
+    tables: Vec<(String, String)>,
+}
+
+impl Fallbacks {
+    fn observe(&mut self, event: &Event) {
+        match event {
+            Event::Started { tables, .. } => self.names = tables.iter().map(|t| t.qualified()).collect(),
+            Event::TableDone { table, summary } => {
+                if let Some(why) = summary.fallback.as_deref().and_then(|f| f.strip_prefix("hash: ")) {
+                    self.tables.push((self.names.get(*table).cloned().unwrap_or_default(), why.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn tell(&mut self) {
+        if self.tables.is_empty() {
+            return;
+        }
+        self.tables.sort();
+        let shown: Vec<String> = self.tables.iter().take(3).map(|(t, why)| format!("{t} ({why})")).collect();
+        let more = self.tables.len().saturating_sub(3);
+        eprintln!(
+            "pgbranchdiff: note: --strategy hash read {} table{} in full: {}{}",
+            self.tables.len(),
+            if self.tables.len() == 1 { "" } else { "s" },
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        );
+    }
+}
