@@ -200,6 +200,10 @@ pub struct ColumnInfo {
     pub parent_identity: Option<char>,
     /// PostgreSQL Anonymizer masking rule on the column (either side).
     pub masking: Option<String>,
+    /// Values of this column are redacted in every output (set by
+    /// redaction before any sink sees the table; values arrive as
+    /// [`crate::Value::Redacted`]).
+    pub redacted: bool,
 }
 
 impl ColumnInfo {
@@ -219,6 +223,7 @@ impl ColumnInfo {
             identity: None,
             parent_identity: None,
             masking: None,
+            redacted: false,
         }
     }
 
@@ -237,6 +242,7 @@ impl ColumnInfo {
             identity: c.identity.chars().next(),
             parent_identity: p.identity.chars().next(),
             masking: c.masking.clone().or_else(|| p.masking.clone()),
+            redacted: false,
         }
     }
 }

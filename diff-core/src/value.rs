@@ -258,6 +258,10 @@ pub enum Value {
     Json(String),
     /// Other types, in PostgreSQL's text form (dates, uuids, intervals, arrays…).
     Literal(String),
+    /// A redacted value (`--redact`): the keyed hash of the value, in hex.
+    /// Equal values of a column under the same key have the same hash.
+    /// Only redaction produces it, after the comparison.
+    Redacted(String),
 }
 
 impl Value {
@@ -269,6 +273,7 @@ impl Value {
             Value::Int(i) => i.to_string(),
             Value::Float(f) => format_float(*f),
             Value::Numeric(s) | Value::Text(s) | Value::Json(s) | Value::Literal(s) => s.clone(),
+            Value::Redacted(h) => format!("redacted:{h}"),
             Value::Bytes(b) => {
                 let mut s = String::with_capacity(2 + b.len() * 2);
                 s.push_str("\\x");
