@@ -165,6 +165,22 @@ impl ConnConfig {
         format!("{}@{}:{}/{}", self.params["user"], host, port, self.params["dbname"])
     }
 
+    /// A connection parameter as given or filled from the environment
+    /// (`host`, `port`, `user`, `password`, `sslmode`…). Callers that pass
+    /// it on (an environment for a migration tool) must never print `password`.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params.get(key).map(String::as_str)
+    }
+
+    /// The same server, role and settings, another database on it (a branch
+    /// made with `CREATE DATABASE … TEMPLATE`), for `side`.
+    pub fn with_dbname(&self, side: SideName, dbname: &str) -> ConnConfig {
+        let mut c = self.clone();
+        c.params.insert("dbname".into(), dbname.into());
+        c.side = side;
+        c
+    }
+
     /// Whether the host is a unix-socket directory.
     pub fn is_socket(&self) -> bool {
         self.params.get("host").is_some_and(|h| h.starts_with('/')) && !self.params.contains_key("hostaddr")
