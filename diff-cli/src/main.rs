@@ -8,11 +8,7 @@ use anyhow::Result;
 use clap::Parser;
 use diff_core::{ConnConfig, SideName};
 
-mod args;
-mod diff;
-mod output;
-mod progress;
-mod signal;
+use diff_cli::{args, diff, signal};
 
 /// What changed between a PostgreSQL database and a branch of it: rows
 /// inserted, updated and deleted in every table, and schema changes.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use diff_core::Event;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// A progress bar on stderr, fed with the diff's events.
 pub struct Progress {
     bar: Option<ProgressBar>,
     rows_in_flight: HashMap<usize, u64>,
