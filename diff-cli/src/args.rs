@@ -14,6 +14,8 @@ pub enum Format {
     Json,
     /// For pull-request comments and CI summaries.
     Markdown,
+    /// One JSON object a line, as found: for pipelines (docs/output-format.md).
+    Ndjson,
 }
 
 /// When text output is coloured.
@@ -94,6 +96,8 @@ impl ReportArgs {
         match self.format {
             Format::Text | Format::Markdown => Some(self.max_rows.unwrap_or(20)),
             Format::Json => self.max_rows,
+            // A stream keeps nothing: every changed row is a line.
+            Format::Ndjson => None,
         }
     }
 }

@@ -64,6 +64,7 @@ pub fn gate(args: &ReportArgs) -> Result<Option<Gate>> {
 fn sink(args: &ReportArgs, opts: &Options, out: Box<dyn std::io::Write>) -> Box<dyn Sink> {
     match args.format {
         Format::Json => Box::new(render::JsonSink::new(opts.max_rows_per_table, out)),
+        Format::Ndjson => Box::new(render::NdjsonSink::new(out)),
         Format::Markdown => Box::new(render::Collect::new(render::Document::Markdown, opts.max_rows_per_table, out)),
         Format::Text => {
             let color = match args.color {

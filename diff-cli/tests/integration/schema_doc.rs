@@ -28,7 +28,7 @@ fn type_ok(t: &str, v: &Value) -> bool {
     }
 }
 
-fn validate(root: &Value, schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
+pub fn validate(root: &Value, schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
     let s = resolve(root, schema);
     if let Some(t) = s.get("type") {
         let ok = match t {
@@ -60,6 +60,8 @@ fn validate(root: &Value, schema: &Value, v: &Value, path: &str, errors: &mut Ve
         for (k, val) in obj {
             if let Some(ps) = s.get("properties").and_then(|p| p.get(k)) {
                 validate(root, ps, val, &format!("{path}.{k}"), errors);
+            } else if s.get("additionalProperties") == Some(&Value::Bool(false)) {
+                errors.push(format!("{path}: unexpected property {k}"));
             } else if let Some(ap) = s.get("additionalProperties") {
                 validate(root, ap, val, &format!("{path}.{k}"), errors);
             }

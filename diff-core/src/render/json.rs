@@ -20,7 +20,7 @@ use crate::value::Value;
 pub const FORMAT_VERSION: u32 = 1;
 
 #[derive(Serialize)]
-struct Summary {
+pub(crate) struct Summary {
     tables_compared: usize,
     tables_changed: usize,
     inserted: u64,
@@ -31,8 +31,8 @@ struct Summary {
 }
 
 #[derive(Serialize)]
-struct Stats {
-    millis: u64,
+pub(crate) struct Stats {
+    pub(crate) millis: u64,
 }
 
 #[derive(Serialize)]
@@ -47,7 +47,7 @@ struct TableHead<'a> {
 }
 
 #[derive(Serialize)]
-struct TableStats<'a> {
+pub(crate) struct TableStats<'a> {
     strategy: crate::report::ReadStrategy,
     #[serde(skip_serializing_if = "Option::is_none")]
     fallback: Option<&'a str>,
@@ -58,15 +58,15 @@ struct TableStats<'a> {
 
 /// What was compared (`--schema-only`, `--data-only` leave one out).
 #[derive(Serialize, Clone, Copy)]
-struct Compared {
-    rows: bool,
-    schema: bool,
+pub(crate) struct Compared {
+    pub(crate) rows: bool,
+    pub(crate) schema: bool,
     /// Filters narrowed the comparison (and so the data-loss section).
-    filtered: bool,
+    pub(crate) filtered: bool,
 }
 
 #[derive(Serialize)]
-struct Loss<'a> {
+pub(crate) struct Loss<'a> {
     kind: crate::loss::LossKind,
     schema: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,8 +92,14 @@ pub struct GateJson {
     pub reasons: Vec<String>,
 }
 
+impl From<&crate::gate::Verdict> for GateJson {
+    fn from(v: &crate::gate::Verdict) -> GateJson {
+        GateJson { fail_on: v.fail_on.clone(), passed: v.passed, reasons: v.reasons.clone() }
+    }
+}
+
 #[derive(Serialize)]
-struct Row {
+pub(crate) struct Row {
     op: crate::report::Op,
     key: Map<String, J>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,7 +109,7 @@ struct Row {
 }
 
 #[derive(Serialize)]
-struct Schema<'a> {
+pub(crate) struct Schema<'a> {
     kind: &'a str,
     op: ChangeOp,
     object: &'a str,
@@ -135,7 +141,7 @@ fn object(names: &[String], values: &[Value]) -> Map<String, J> {
     names.iter().zip(values).map(|(n, v)| (n.clone(), value_to_json(v))).collect()
 }
 
-fn row(info: &TableInfo, r: &RowChange) -> Row {
+pub(crate) fn row(info: &TableInfo, r: &RowChange) -> Row {
     let cols = &info.columns;
     Row {
         op: r.op,
@@ -146,7 +152,31 @@ fn row(info: &TableInfo, r: &RowChange) -> Row {
     }
 }
 
-fn schema(c: &SchemaChange) -> Schema<'_> {
+pub(crate) fn table_stats(s: &TableSummary) -> TableStats<'_> {
+    TableStats {
+        strategy: s.strategy,
+        fallback: s.fallback.as_deref(),
+        parent: s.parent,
+        child: s.child,
+        millis: s.millis,
+    }
+}
+
+/// A data-loss entry, its examples keyed by the table's key columns.
+pub(crate) fn loss<'a>(l: &'a crate::report::DataLoss, key_names: &[String]) -> Loss<'a> {
+    Loss {
+        kind: l.kind,
+        schema: &l.schema,
+        table: l.table.as_deref(),
+        column: l.column.as_deref(),
+        count: l.count,
+        bytes: l.bytes,
+        examples: l.examples.iter().map(|k| object(key_names, k)).collect(),
+        accepted: l.accepted,
+    }
+}
+
+pub(crate) fn schema(c: &SchemaChange) -> Schema<'_> {
     Schema {
         kind: &c.kind,
         op: c.op,
@@ -156,6 +186,49 @@ fn schema(c: &SchemaChange) -> Schema<'_> {
         danger: &c.danger,
         cause: c.cause.as_deref(),
         note: c.note.as_deref(),
+    }
+}
+
+/// The summary's numbers, added up as schema changes and finished tables
+/// arrive: one computation for the JSON document and the NDJSON summary line.
+#[derive(Default)]
+pub(crate) struct Tally {
+    totals: Counts,
+    tables_changed: usize,
+    schema_changes: usize,
+    dangerous: usize,
+}
+
+impl Tally {
+    pub(crate) fn schema(&mut self, c: &SchemaChange) {
+        // Consequences (with a cause) are part of their cause's change, not counted again.
+        if c.cause.is_none() {
+            self.schema_changes += 1;
+            self.dangerous += c.is_dangerous() as usize;
+        }
+    }
+
+    pub(crate) fn table(&mut self, c: &Counts) {
+        self.totals.inserted += c.inserted;
+        self.totals.updated += c.updated;
+        self.totals.deleted += c.deleted;
+        self.tables_changed += c.any() as usize;
+    }
+
+    pub(crate) fn identical(&self) -> bool {
+        self.schema_changes == 0 && !self.totals.any()
+    }
+
+    pub(crate) fn summary(&self, tables_compared: usize) -> Summary {
+        Summary {
+            tables_compared,
+            tables_changed: self.tables_changed,
+            inserted: self.totals.inserted,
+            updated: self.totals.updated,
+            deleted: self.totals.deleted,
+            schema_changes: self.schema_changes,
+            dangerous_schema_changes: self.dangerous,
+        }
     }
 }
 
@@ -294,26 +367,14 @@ impl JsonWriter {
         crate::report::sort_losses(&mut self.data_loss, &self.tables);
         let identical = !self.has_differences();
         let js = |v: &dyn erased::Ser| v.json();
-        let mut totals = Counts::default();
-        for s in &self.spills {
-            totals.inserted += s.summary.counts.inserted;
-            totals.updated += s.summary.counts.updated;
-            totals.deleted += s.summary.counts.deleted;
+        let mut tally = Tally::default();
+        for c in &self.schema_changes {
+            tally.schema(c);
         }
-        let summary = Summary {
-            tables_compared: self.tables.len(),
-            tables_changed: self.spills.iter().filter(|s| s.summary.counts.any()).count(),
-            inserted: totals.inserted,
-            updated: totals.updated,
-            deleted: totals.deleted,
-            // Consequences (with a cause) are part of their cause's change, not counted again.
-            schema_changes: self.schema_changes.iter().filter(|c| c.cause.is_none()).count(),
-            dangerous_schema_changes: self
-                .schema_changes
-                .iter()
-                .filter(|c| c.cause.is_none() && c.is_dangerous())
-                .count(),
-        };
+        for s in &self.spills {
+            tally.table(&s.summary.counts);
+        }
+        let summary = tally.summary(self.tables.len());
         write!(
             out,
             "{{\n  \"format_version\": {FORMAT_VERSION},\n  \"parent\": {},\n  \"child\": {},\n",
@@ -338,17 +399,7 @@ impl JsonWriter {
                     .map(|t| t.key.clone())
                     .unwrap_or_default()
             };
-            let names = key_names(l);
-            let loss = Loss {
-                kind: l.kind,
-                schema: &l.schema,
-                table: l.table.as_deref(),
-                column: l.column.as_deref(),
-                count: l.count,
-                bytes: l.bytes,
-                examples: l.examples.iter().map(|k| object(&names, k)).collect(),
-                accepted: l.accepted,
-            };
+            let loss = loss(l, &key_names(l));
             write!(out, "{}\n    {}", if i > 0 { "," } else { "" }, js(&loss))?;
         }
         if let Some(g) = &self.gate {
@@ -378,13 +429,7 @@ impl JsonWriter {
                 spill.copy_to(out)?;
                 out.write_all(b"\n    ")?;
             }
-            let stats = TableStats {
-                strategy: s.strategy,
-                fallback: s.fallback.as_deref(),
-                parent: s.parent,
-                child: s.child,
-                millis: s.millis,
-            };
+            let stats = table_stats(&s);
             write!(
                 out,
                 "],\n    \"rows_omitted\": {omitted},\n    \"counts\": {},\n    \"stats\": {}}}",

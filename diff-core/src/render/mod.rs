@@ -4,10 +4,12 @@
 
 mod json;
 pub mod markdown;
+mod ndjson;
 mod sink;
 mod text;
 
 pub use json::{json, json_value, value_to_json, GateJson, JsonWriter};
 pub use markdown::markdown;
+pub use ndjson::NdjsonSink;
 pub use sink::{Collect, Document, End, JsonSink, Sink};
 pub use text::{escape, text, TextOptions};

@@ -110,11 +110,7 @@ impl<W: Write> Sink for JsonSink<W> {
     fn finish(self: Box<Self>, end: &End) -> io::Result<()> {
         let JsonSink { mut writer, mut out } = *self;
         if let Some(v) = &end.verdict {
-            writer.set_gate(super::GateJson {
-                fail_on: v.fail_on.clone(),
-                passed: v.passed,
-                reasons: v.reasons.clone(),
-            });
+            writer.set_gate(super::GateJson::from(v));
         }
         writer.finish(&mut out, end.millis)?;
         out.flush()
