@@ -76,6 +76,20 @@ pub struct ReportArgs {
     /// Accept the patterns in FILE (one a line, `#` comments), e.g. kept next to the migration.
     #[arg(long, value_name = "FILE", requires = "fail_on")]
     pub accept_file: Option<PathBuf>,
+    /// Redact the values of matching columns in every output (`*.email`, `users.*`,
+    /// `schema.table.column`): each value becomes a keyed hash, so changes and shared values stay
+    /// visible. Repeatable or comma-separated. Columns with a PostgreSQL Anonymizer masking rule
+    /// are redacted too unless --show-masked.
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    pub redact: Vec<String>,
+    /// Secret for redaction hashes: the same secret gives the same hashes in every run (default: a
+    /// random key per run). Prefer the environment variable: arguments are visible to other users.
+    #[arg(long, value_name = "SECRET", env = "PGBRANCHDIFF_REDACT_KEY", hide_env_values = true)]
+    pub redact_key: Option<String>,
+    /// Show the values of columns with a PostgreSQL Anonymizer masking rule (`SECURITY LABEL FOR
+    /// anon`), which are redacted by default.
+    #[arg(long)]
+    pub show_masked: bool,
     /// Compare the schema only.
     #[arg(long, conflicts_with = "data_only")]
     pub schema_only: bool,

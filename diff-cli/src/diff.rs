@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 
 use anyhow::{Context, Result};
 use diff_core::gate::{Gate, Verdict};
+use diff_core::redact::{RedactKey, Redactor};
 use diff_core::render::{self, Sink};
 use diff_core::{ConnConfig, Event, KeyOverride, Options};
 
@@ -60,6 +61,16 @@ pub fn gate(args: &ReportArgs) -> Result<Option<Gate>> {
     Ok(Some(Gate::new(classes, &accept)?))
 }
 
+/// The redaction asked for, applied to every event before any sink.
+pub fn redactor(args: &ReportArgs) -> Result<Redactor> {
+    let key = match &args.redact_key {
+        Some(k) => RedactKey::Secret(k.clone()),
+        None => RedactKey::Random,
+    };
+    let patterns: Vec<String> = args.redact.iter().filter(|p| !p.is_empty()).cloned().collect();
+    Ok(Redactor::new(&patterns, !args.show_masked, key).context("--redact")?)
+}
+
 /// The sink of the chosen format, writing to `out`.
 fn sink(args: &ReportArgs, opts: &Options, out: Box<dyn std::io::Write>) -> Box<dyn Sink> {
     match args.format {
@@ -86,6 +97,7 @@ fn sink(args: &ReportArgs, opts: &Options, out: Box<dyn std::io::Write>) -> Box<
 pub async fn run(parent: &ConnConfig, child: &ConnConfig, args: &ReportArgs) -> Result<Outcome> {
     let opts = options(args)?;
     let mut gate = gate(args)?;
+    let mut redactor = redactor(args)?;
     let started = std::time::Instant::now();
     let mut stream = diff_core::start(parent, child, &opts).await?;
     let mut interrupt = Box::pin(signal::interrupt());
@@ -96,7 +108,7 @@ pub async fn run(parent: &ConnConfig, child: &ConnConfig, args: &ReportArgs) -> 
     let mut differs = false;
     loop {
         let event = tokio::select! {
-            event = stream.next() => event.transpose()?,
+            event = stream.next() => event.transpose().map_err(|e| redactor.scrub(e))?,
             _ = interrupt.as_mut() => {
                 stream.close().await;
                 return Err(Interrupted.into());
@@ -106,6 +118,7 @@ pub async fn run(parent: &ConnConfig, child: &ConnConfig, args: &ReportArgs) -> 
         if let Some(g) = &mut gate {
             g.observe(&mut event);
         }
+        redactor.apply(&mut event);
         differs |= matches!(event, Event::Schema(_) | Event::Row { .. });
         progress.observe(&event);
         fallbacks.observe(&event);

@@ -37,6 +37,7 @@ pub mod merge;
 pub mod options;
 pub mod plan;
 pub mod reading;
+pub mod redact;
 pub mod render;
 pub mod report;
 pub mod schema;

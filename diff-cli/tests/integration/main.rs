@@ -10,6 +10,7 @@ mod first_hour;
 mod keys;
 mod library;
 mod ndjson;
+mod redaction;
 mod schema_doc;
 mod schema_kinds;
 mod schema_noise;

@@ -1,0 +1,100 @@
+//! `--redact` and PostgreSQL Anonymizer masking rules: a redacted value never
+//! reaches any output, while changes and shared values stay visible.
+
+use serde_json::Value;
+
+use crate::harness::{branch, cli, conn, Pair};
+
+/// Plaintexts that must never appear in an output once redacted.
+const SECRETS: &[&str] =
+    &["alice@secret.example", "bob@secret.example", "555-0101", "555-0199", "carol@secret.example"];
+
+fn fixture() -> Pair {
+    // phone carries an anon masking rule. SECURITY LABEL needs the extension's
+    // provider loaded, so the test writes the catalog row the command would.
+    branch(
+        "redact",
+        "CREATE SCHEMA app;
+         CREATE TABLE app.users (email text PRIMARY KEY, phone text, name text, old_email text);
+         INSERT INTO app.users VALUES ('alice@secret.example', '555-0101', 'Alice', 'alice@secret.example'),
+                                      ('bob@secret.example', '555-0101', 'Bob', NULL),
+                                      ('dave@x.example', '555-0202', 'Dave', NULL);
+         CREATE TABLE app.notes (id int PRIMARY KEY, author_email text, body text);
+         INSERT INTO app.notes VALUES (1, 'alice@secret.example', 'hi');
+         SET allow_system_table_mods = on;
+         INSERT INTO pg_seclabel SELECT 'app.users'::regclass, 'pg_class'::regclass, attnum, 'anon',
+                'MASKED WITH VALUE NULL' FROM pg_attribute WHERE attrelid = 'app.users'::regclass AND attname = 'phone';",
+        "UPDATE app.users SET phone = '555-0199' WHERE email = 'alice@secret.example';
+         DELETE FROM app.users WHERE email = 'bob@secret.example';
+         INSERT INTO app.users VALUES ('carol@secret.example', '555-0101', 'Carol', NULL);
+         UPDATE app.users SET name = 'David' WHERE email = 'dave@x.example';
+         ALTER TABLE app.users DROP COLUMN old_email;
+         ALTER TABLE app.notes ALTER COLUMN author_email SET DEFAULT 'carol@secret.example';
+         UPDATE app.notes SET author_email = 'bob@secret.example';",
+    )
+}
+
+fn run(pair: &Pair, format: &str, extra: &[&str]) -> String {
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    let mut args = vec!["--format", format, "--quiet", "--redact", "*.*email", &p, &c];
+    args.extend_from_slice(extra);
+    let run = cli(&args, &[("PGBRANCHDIFF_REDACT_KEY", "test secret")]);
+    assert_eq!(run.code, 1, "{format}: {}", run.stderr);
+    for s in SECRETS {
+        assert!(!run.stderr.contains(s), "{format} stderr shows {s}");
+    }
+    run.stdout
+}
+
+#[test]
+fn no_redacted_value_reaches_any_format() {
+    let pair = fixture();
+    for format in ["text", "json", "ndjson", "markdown"] {
+        let out = run(&pair, format, &["--max-rows", "100"]);
+        for s in SECRETS {
+            assert!(!out.contains(s), "--format {format} shows {s}:\n{out}");
+        }
+        assert!(out.contains("redacted:"), "--format {format} shows no redacted value:\n{out}");
+        // Unredacted columns stay readable.
+        assert!(out.contains("David"), "--format {format}");
+    }
+}
+
+#[test]
+fn changes_and_shared_values_stay_visible() {
+    let pair = fixture();
+    let doc: Value = serde_json::from_str(&run(&pair, "json", &[])).unwrap();
+    let users = doc["tables"].as_array().unwrap().iter().find(|t| t["name"] == "users").unwrap();
+    // Counts are those of the plaintext comparison: alice and dave updated, bob deleted, carol inserted.
+    assert_eq!(users["counts"], serde_json::json!({"inserted": 1, "updated": 2, "deleted": 1}));
+    let rows = users["rows"].as_array().unwrap();
+    let alice = rows.iter().find(|r| r["changed"] == serde_json::json!(["phone"])).expect("phone change shown");
+    let (before, after) = (&alice["before"]["phone"], &alice["after"]["phone"]);
+    assert!(before.as_str().unwrap().starts_with("redacted:") && before != after, "{alice}");
+    // alice (before) and bob (deleted) shared 555-0101, and so does carol (inserted): one hash.
+    let bob = rows.iter().find(|r| r["op"] == "delete").unwrap();
+    let carol = rows.iter().find(|r| r["op"] == "insert").unwrap();
+    assert_eq!(&bob["before"]["phone"], before);
+    assert_eq!(&carol["after"]["phone"], before);
+    // Keys are redacted as their column is, and differ between rows.
+    assert!(bob["key"]["email"].as_str().unwrap().starts_with("redacted:"));
+    assert_ne!(bob["key"]["email"], carol["key"]["email"]);
+    // The same secret gives the same hashes in another run; another secret does not.
+    let rows_of = |d: &Value| d["tables"].as_array().unwrap().iter().map(|t| t["rows"].clone()).collect::<Vec<_>>();
+    let again: Value = serde_json::from_str(&run(&pair, "json", &[])).unwrap();
+    assert_eq!(rows_of(&again), rows_of(&doc));
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    let other = cli(&["--format", "json", "--quiet", "--redact", "*.*email", "--redact-key", "other", &p, &c], &[]);
+    assert_ne!(rows_of(&other.json()), rows_of(&doc));
+}
+
+#[test]
+fn masking_rules_redact_by_default_and_show_masked_turns_that_off() {
+    let pair = fixture();
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    let plain = cli(&["--format", "json", "--quiet", &p, &c], &[]);
+    assert!(!plain.stdout.contains("555-0101"), "masked column shown by default");
+    assert!(plain.stdout.contains("alice@secret.example"), "only masked columns are redacted without --redact");
+    let shown = cli(&["--format", "json", "--quiet", "--show-masked", &p, &c], &[]);
+    assert!(shown.stdout.contains("555-0101"));
+}
