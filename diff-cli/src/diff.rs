@@ -68,7 +68,7 @@ pub fn redactor(args: &ReportArgs) -> Result<Redactor> {
         None => RedactKey::Random,
     };
     let patterns: Vec<String> = args.redact.iter().filter(|p| !p.is_empty()).cloned().collect();
-    Ok(Redactor::new(&patterns, !args.show_masked, key).context("--redact")?)
+    Redactor::new(&patterns, !args.show_masked, key).context("--redact")
 }
 
 /// The sink of the chosen format, writing to `out`.

@@ -96,7 +96,10 @@ pub(crate) async fn count(p: &Side, probes: Vec<Probe>) -> Result<Vec<DataLoss>>
         let context = format!("counting what dropped {} held", probe.loss.object());
         let err = |e: tokio_postgres::Error| p.query_error(&context, &e);
         if let Some(mv) = &probe.matview {
-            let sql = format!("SELECT relispopulated FROM pg_class WHERE oid = '{}'::regclass", mv.replace('\'', "''"));
+            let sql = format!(
+                "SELECT relispopulated FROM pg_class WHERE oid = {}::regclass",
+                postgres_protocol::escape::escape_literal(mv)
+            );
             if !client.query_one(&sql, &[]).await.map_err(err)?.get::<_, bool>(0) {
                 probe.queries.clear();
             }

@@ -136,7 +136,7 @@ pub struct Plan {
 
 /// `"name"` with embedded quotes doubled.
 pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
+    postgres_protocol::escape::escape_identifier(s)
 }
 
 /// Builds the plan. Tables and columns pair by name, or through the renames

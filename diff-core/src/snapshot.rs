@@ -91,7 +91,8 @@ impl Side {
                 .await
                 .map_err(|e| side.query_error("exporting the snapshot", &e))?;
             let id: String = row.get(0);
-            let import = format!("{BEGIN}; SET TRANSACTION SNAPSHOT '{}'", id.replace('\'', "''"));
+            let import =
+                format!("{BEGIN}; SET TRANSACTION SNAPSHOT {}", postgres_protocol::escape::escape_literal(&id));
             try_join_all(side.clients[1..].iter().map(|c| c.batch_execute(&import)))
                 .await
                 .map_err(|e| side.query_error("importing the snapshot", &e))?;

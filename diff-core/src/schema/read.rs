@@ -5,6 +5,7 @@
 //! the same way on both sides. Privileges equal to the owner's defaults read as
 //! none (NULL), however they are stored, as a restore stores them.
 
+use crate::plan::quote_ident;
 use std::collections::BTreeMap;
 
 use crate::catalog::SYSTEM_SCHEMA_FILTER;
@@ -155,11 +156,6 @@ const NOT_EXTENSION_MEMBER: &str = "NOT EXISTS (SELECT 1 FROM pg_depend e WHERE 
 
 fn not_ext(oid: &str) -> String {
     NOT_EXTENSION_MEMBER.replace("{oid}", oid)
-}
-
-/// An identifier quoted for SQL.
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// Sequences whose state is read with one query each batch (a UNION ALL).
