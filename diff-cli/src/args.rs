@@ -14,6 +14,8 @@ pub enum Format {
     Json,
     /// For pull-request comments and CI summaries.
     Markdown,
+    /// A SQL script that makes the parent's rows equal the branch's (docs/output-format.md).
+    Sql,
 }
 
 /// When text output is coloured.
@@ -86,6 +88,9 @@ pub struct ReportArgs {
     /// Colour in text output (`auto`: on a terminal, unless NO_COLOR is set).
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// With --format sql: the patch that takes the branch back to the parent's rows.
+    #[arg(long)]
+    pub reverse: bool,
 }
 
 impl ReportArgs {
@@ -94,6 +99,8 @@ impl ReportArgs {
         match self.format {
             Format::Text | Format::Markdown => Some(self.max_rows.unwrap_or(20)),
             Format::Json => self.max_rows,
+            // A patch that left rows out would be wrong, not short.
+            Format::Sql => None,
         }
     }
 }
