@@ -67,7 +67,8 @@ impl<W: Write> SqlSink<W> {
 
     fn started(&mut self, tables: &[TableInfo]) {
         self.tables = tables.to_vec();
-        self.buffers = tables.iter().map(|t| TableStatements::new(&Target { info: t, reverse: self.reverse })).collect();
+        self.buffers =
+            tables.iter().map(|t| TableStatements::new(&Target { info: t, reverse: self.reverse })).collect();
     }
 
     fn row(&mut self, table: usize, change: &RowChange) -> io::Result<()> {
@@ -198,7 +199,7 @@ fn header(
     writeln!(out, "-- Assumes the target already has {shape}: schema changes are listed, not replayed.")?;
     writeln!(out, "-- Generated columns are not written; columns left out of the diff keep their values on UPDATE")?;
     writeln!(out, "-- and take their defaults on INSERT. Triggers fire; sequences are not advanced.")?;
-    writeln!(out, "-- {statements} statement{}.", if statements == 1 { "" } else { "s" })?;
+    writeln!(out, "-- {statements} row{} to write.", if statements == 1 { "" } else { "s" })?;
     schema_comments(out, schema)?;
     out.write_all(b"\nSET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\nBEGIN;\n")?;
     out.write_all(b"SET CONSTRAINTS ALL DEFERRED;\n")?;
@@ -223,6 +224,9 @@ fn schema_comments(out: &mut impl Write, schema: &[SchemaChange]) -> io::Result<
     writeln!(out, "--\n-- Schema changes from parent to branch ({}), not replayed:", roots.len())?;
     for c in roots {
         let mut line = format!("--   {} {} {}", c.op.label(), c.kind, comment(&c.object));
+        if let (crate::schema::ChangeOp::Renamed, Some(from)) = (c.op, c.before.get("name")) {
+            line.push_str(&format!(" (from {})", comment(from)));
+        }
         if c.op == crate::schema::ChangeOp::Altered {
             let attrs: Vec<String> = c
                 .before
@@ -304,7 +308,19 @@ pub fn quote_literal(s: &str) -> String {
 /// A non-NULL value as a literal cast to `type_name` (`'9.90'::numeric(12,2)`,
 /// `'\x01'::bytea`, `'NaN'::double precision`); NULL as `NULL`.
 pub fn value_literal(v: &Value, type_name: &str) -> String {
-    match v.to_text() {
+    typed_literal(v, type_name, false)
+}
+
+/// As [`value_literal`]; `real` prints a float as the shortest text that reads
+/// back as the same `real` (a float4 held as f64 would print 17 digits).
+fn typed_literal(v: &Value, type_name: &str, real: bool) -> String {
+    let text = match v {
+        // Shortest round-trip text, in exponent form when long (`1e-30`, not 31 zeros).
+        Value::Float(f) if f.is_finite() && real => Some(format!("{:?}", *f as f32)),
+        Value::Float(f) if f.is_finite() => Some(format!("{f:?}")),
+        other => other.to_text(),
+    };
+    match text {
         None => "NULL".into(),
         Some(text) => format!("{}::{type_name}", quote_literal(&text)),
     }
@@ -421,7 +437,9 @@ impl Target<'_> {
                 ),
             ));
         }
-        Ok(value_literal(v, if self.reverse { &c.parent_type } else { &c.type_name }))
+        let type_name = if self.reverse { &c.parent_type } else { &c.type_name };
+        let real = c.base_type_oid == 700 && type_name == &c.type_name;
+        Ok(typed_literal(v, type_name, real))
     }
 
     /// Matches the row by its key. A primary key or unique index is matched with
@@ -567,7 +585,9 @@ impl TableStatements {
 
     /// Whether rows appear or disappear (what foreign-key order is about).
     fn moves_rows(&self) -> bool {
-        self.inserts.count + self.deletes.count > 0 || !self.linked_inserts.is_empty() || !self.linked_deletes.is_empty()
+        self.inserts.count + self.deletes.count > 0
+            || !self.linked_inserts.is_empty()
+            || !self.linked_deletes.is_empty()
     }
 
     /// Orders the rows of a self-referencing table; false when no order can

@@ -149,10 +149,7 @@ mod tests {
     use super::*;
 
     fn link(own: &str, parent: Option<&str>) -> RowLinks {
-        RowLinks {
-            own: vec![vec![Some(own.to_string())]],
-            refs: vec![parent.map(|p| vec![Some(p.to_string())])],
-        }
+        RowLinks { own: vec![vec![Some(own.to_string())]], refs: vec![parent.map(|p| vec![Some(p.to_string())])] }
     }
 
     #[test]
