@@ -83,7 +83,7 @@ CREATE TABLE types (
   id integer PRIMARY KEY,
   i2 smallint, i8 bigint, n numeric, n2 numeric(12,2), n5 numeric(20,5), f4 real, f8 double precision,
   t text, vc varchar(50), ch char(5), b bytea, bo boolean, d date, ts timestamp, tstz timestamptz, iv interval,
-  u uuid, j json, jb jsonb, arr integer[], tarr text[], m mood, dom posint, comp pair,
+  u uuid, j json, jb jsonb, arr integer[], tarr text[], m mood, dom posint, comp pair, mo money, tm time,
   gen integer GENERATED ALWAYS AS (i2 * 2) STORED
 );
 INSERT INTO types (id, i2, i8, n, n2, n5, f4, f8, t, vc, ch, b, bo, d, ts, tstz, iv, u, j, jb, arr, tarr, m, dom, comp)
@@ -142,7 +142,7 @@ UPDATE types SET b = '\x00ff5c27'::bytea, bo = NULL, u = 'a0eebc99-9c0b-4ef8-bb6
 UPDATE types SET j = '{"b": 1,  "a": [1, 2.50]}', jb = '{"q": "it''s \"quoted\" \\ back"}', arr = '{}',
                  tarr = ARRAY['with,comma', 'quote"', NULL, 'back\slash', 'NULL', ''] WHERE id = 6;
 UPDATE types SET m = 'happy', dom = 99, comp = row(NULL, 'x,"y"')::pair, i2 = 300 WHERE id = 7;
-UPDATE types SET ch = 'a', vc = '', t = NULL WHERE id = 8;
+UPDATE types SET ch = 'a', vc = '', t = NULL, mo = 1234567.89, tm = '23:59:59.999999' WHERE id = 8;
 UPDATE types SET n2 = 0.1, n = 1.000, f4 = 1e-30, f8 = 1.7976931348623157e308, n5 = 1.5 WHERE id = 9;
 UPDATE types SET ts = '0044-03-15 12:00 BC', d = '4713-01-01 BC', tstz = '2024-06-01 12:00:00.123456+05:30' WHERE id = 10;
 DELETE FROM types WHERE id IN (11, 12);
@@ -207,6 +207,14 @@ const KEY: [&str; 2] = ["--key", "public.overridden=k"];
 fn forward_and_reverse_round_trip() {
     let pair = branch("sqlrt", SETUP, CHANGE);
     let (parent_copy, child_copy) = (copy_of(&pair.parent), copy_of(&pair.child));
+    // The script does not depend on the target's session defaults.
+    exec(
+        "postgres",
+        &format!(
+            "ALTER DATABASE {parent_copy} SET DateStyle = 'SQL, DMY'; ALTER DATABASE {parent_copy} SET IntervalStyle = 'sql_standard';
+             ALTER DATABASE {parent_copy} SET TimeZone = 'Asia/Kolkata'; ALTER DATABASE {parent_copy} SET extra_float_digits = -3;"
+        ),
+    );
     let dir = tempfile::tempdir().unwrap();
 
     // Forward: applied to a copy of the parent, the copy's rows become the branch's.

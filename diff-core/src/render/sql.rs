@@ -202,6 +202,10 @@ fn header(
     writeln!(out, "-- {statements} row{} to write.", if statements == 1 { "" } else { "s" })?;
     schema_comments(out, schema)?;
     out.write_all(b"\nSET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\nBEGIN;\n")?;
+    // Values are written as the diff read them: under these styles they read back the same.
+    out.write_all(
+        b"SET LOCAL DateStyle = 'ISO';\nSET LOCAL IntervalStyle = 'postgres';\nSET LOCAL lc_monetary = 'C';\n",
+    )?;
     out.write_all(b"SET CONSTRAINTS ALL DEFERRED;\n")?;
     if !plan.cycle.is_empty() {
         writeln!(

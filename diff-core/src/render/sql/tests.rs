@@ -158,6 +158,9 @@ fn a_whole_forward_patch() {
 SET client_encoding = 'UTF8';
 SET standard_conforming_strings = on;
 BEGIN;
+SET LOCAL DateStyle = 'ISO';
+SET LOCAL IntervalStyle = 'postgres';
+SET LOCAL lc_monetary = 'C';
 SET CONSTRAINTS ALL DEFERRED;
 
 -- INSERT app.orders: 1 row
@@ -189,6 +192,9 @@ fn reverse_swaps_sides_and_uses_parent_names_and_types() {
     assert!(script.contains("Makes the rows of app@db:5432/shop_branch equal those of app@db:5432/shop."));
     assert!(script.contains("has the parent's schema (--reverse)"));
     let want = r#"BEGIN;
+SET LOCAL DateStyle = 'ISO';
+SET LOCAL IntervalStyle = 'postgres';
+SET LOCAL lc_monetary = 'C';
 SET CONSTRAINTS ALL DEFERRED;
 
 -- INSERT app.old orders: 1 row
