@@ -103,6 +103,8 @@ INSERT INTO tickets (code, note) VALUES ('a', 'first'), ('b', 'second');
 
 CREATE TABLE comp_key (a integer, b text, v text, PRIMARY KEY (a, b));
 INSERT INTO comp_key SELECT i % 3, 'k' || i, 'v' || i FROM generate_series(1, 9) i;
+CREATE TABLE accounts (id integer PRIMARY KEY, email text UNIQUE);
+INSERT INTO accounts VALUES (1, 'a@example.com'), (2, 'b@example.com');
 CREATE TABLE uniq (code text NOT NULL, v integer);
 CREATE UNIQUE INDEX uniq_code ON uniq (code);
 INSERT INTO uniq SELECT 'c' || i, i FROM generate_series(1, 5) i;
@@ -163,6 +165,7 @@ UPDATE tickets SET seq = DEFAULT, note = 'renumbered' WHERE code = 'a';
 UPDATE comp_key SET v = 'changed' WHERE a = 1 AND b = 'k1';
 DELETE FROM comp_key WHERE a = 2 AND b = 'k2';
 INSERT INTO comp_key VALUES (1, 'k10', 'new');
+DELETE FROM accounts WHERE id = 1; INSERT INTO accounts VALUES (3, 'a@example.com');
 UPDATE uniq SET v = 100 WHERE code = 'c1';
 DELETE FROM uniq WHERE code = 'c2';
 INSERT INTO uniq VALUES ('c9', 9);

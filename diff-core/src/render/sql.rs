@@ -5,8 +5,9 @@
 //! Statements are rendered as rows arrive and kept per table and phase in
 //! small buffers that move to one shared temporary file, so memory stays flat
 //! however large the diff. At the end they are written in an order foreign
-//! keys accept: INSERTs with referenced tables first, then UPDATEs, then
-//! DELETEs with referencing tables first. Between the phases the target holds
+//! keys accept: DELETEs from tables no foreign key references, INSERTs with
+//! referenced tables first, then UPDATEs, then the other DELETEs with
+//! referencing tables first. Between the phases the target holds
 //! the old rows and the new ones together, so every reference an inserted or
 //! updated row makes already resolves, and a row is deleted only once nothing
 //! that stays points at it. Deferrable keys are deferred to COMMIT; rows of a
@@ -122,13 +123,18 @@ impl<W: Write> Sink for SqlSink<W> {
         let plan = Plan::new(&tables, &mut buffers, reverse);
         header(&mut out, reverse, endpoints.as_ref(), &schema, &plan, &buffers)?;
         let names: Vec<String> = tables.iter().map(|info| Target { info, reverse }.qualified()).collect();
+        // Nothing can point at the rows of an unreferenced table: deleting them first frees
+        // their unique values (an email moved to a new row) before anything is inserted.
+        for &i in plan.order.iter().rev().filter(|&&i| !plan.referenced[i]) {
+            buffers[i].write(Phase::Delete, &names[i], &mut store, &mut out)?;
+        }
         for &i in &plan.order {
             buffers[i].write(Phase::Insert, &names[i], &mut store, &mut out)?;
         }
         for &i in &plan.order {
             buffers[i].write(Phase::Update, &names[i], &mut store, &mut out)?;
         }
-        for &i in plan.order.iter().rev() {
+        for &i in plan.order.iter().rev().filter(|&&i| plan.referenced[i]) {
             buffers[i].write(Phase::Delete, &names[i], &mut store, &mut out)?;
         }
         out.write_all(b"\nCOMMIT;\n")?;
@@ -143,6 +149,8 @@ struct Plan {
     order: Vec<usize>,
     /// Tables whose non-deferrable foreign keys form a cycle that rows cross.
     cycle: Vec<String>,
+    /// Per table: some foreign key (its own included) references it.
+    referenced: Vec<bool>,
 }
 
 impl Plan {
@@ -174,7 +182,8 @@ impl Plan {
         }
         cycle.sort();
         cycle.dedup();
-        Plan { order: components.into_iter().flatten().collect(), cycle }
+        let referenced = (0..tables.len()).map(|i| edges.iter().any(|&(_, to, _)| to == i)).collect();
+        Plan { order: components.into_iter().flatten().collect(), cycle, referenced }
     }
 }
 
