@@ -609,9 +609,10 @@ impl TableStatements {
         if self.unresolved_self_key && self.moves_rows() {
             return false;
         }
-        let links = |rows: &[(RowLinks, Span)]| rows.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>();
-        self.insert_order = sql_order::parents_first(&links(&self.linked_inserts));
-        self.delete_order = sql_order::parents_first(&links(&self.linked_deletes)).map(|mut o| {
+        let inserts: Vec<&RowLinks> = self.linked_inserts.iter().map(|(l, _)| l).collect();
+        let deletes: Vec<&RowLinks> = self.linked_deletes.iter().map(|(l, _)| l).collect();
+        self.insert_order = sql_order::parents_first(&inserts);
+        self.delete_order = sql_order::parents_first(&deletes).map(|mut o| {
             o.reverse();
             o
         });

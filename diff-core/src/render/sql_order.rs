@@ -103,7 +103,7 @@ pub(crate) struct RowLinks {
 /// Rows ordered so that a row comes after the rows (of this set) it
 /// references: the insert order. `None` when the rows reference each other in
 /// a loop, which no order can satisfy. Iterative: chains can be long.
-pub(crate) fn parents_first(rows: &[RowLinks]) -> Option<Vec<usize>> {
+pub(crate) fn parents_first(rows: &[&RowLinks]) -> Option<Vec<usize>> {
     let keys = rows.first().map_or(0, |r| r.own.len());
     let by_own: Vec<HashMap<&Vec<Option<String>>, usize>> =
         (0..keys).map(|k| rows.iter().enumerate().map(|(i, r)| (&r.own[k], i)).collect()).collect();
@@ -156,10 +156,10 @@ mod tests {
     fn parents_come_first() {
         // 1 → 3 → 2 (child → parent); 4 references a row outside the set.
         let rows = [link("1", Some("3")), link("2", None), link("3", Some("2")), link("4", Some("9"))];
-        assert_eq!(parents_first(&rows), Some(vec![1, 2, 0, 3]));
+        assert_eq!(parents_first(&rows.iter().collect::<Vec<_>>()), Some(vec![1, 2, 0, 3]));
         // A row referencing itself is fine; a loop of two is not.
-        assert_eq!(parents_first(&[link("1", Some("1"))]), Some(vec![0]));
-        assert_eq!(parents_first(&[link("1", Some("2")), link("2", Some("1"))]), None);
+        assert_eq!(parents_first(&[&link("1", Some("1"))]), Some(vec![0]));
+        assert_eq!(parents_first(&[&link("1", Some("2")), &link("2", Some("1"))]), None);
     }
 
     #[test]
