@@ -73,6 +73,8 @@ fn plan() -> TablePlan {
         bytes: 0,
         identity_blocker: None,
         hash_blocker: None,
+        parent_side: Default::default(),
+        child_side: Default::default(),
     }
 }
 

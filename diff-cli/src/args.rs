@@ -16,6 +16,8 @@ pub enum Format {
     Markdown,
     /// One JSON object a line, as found: for pipelines (docs/output-format.md).
     Ndjson,
+    /// A SQL script that makes the parent's rows equal the branch's (docs/output-format.md).
+    Sql,
 }
 
 /// When text output is coloured.
@@ -102,6 +104,9 @@ pub struct ReportArgs {
     /// Colour in text output (`auto`: on a terminal, unless NO_COLOR is set).
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// With --format sql: the patch that takes the branch back to the parent's rows.
+    #[arg(long)]
+    pub reverse: bool,
 }
 
 impl ReportArgs {
@@ -112,6 +117,8 @@ impl ReportArgs {
             Format::Json => self.max_rows,
             // A stream keeps nothing: every changed row is a line.
             Format::Ndjson => None,
+            // A patch that left rows out would be wrong, not short.
+            Format::Sql => None,
         }
     }
 }

@@ -33,6 +33,9 @@ impl Outcome {
 
 /// The library's options from the arguments.
 pub fn options(args: &ReportArgs) -> Result<Options> {
+    if args.reverse && args.format != Format::Sql {
+        anyhow::bail!("--reverse: only with --format sql");
+    }
     let keys = args.keys.iter().map(|k| k.parse::<KeyOverride>()).collect::<Result<Vec<_>, _>>()?;
     Ok(Options {
         tables: args.tables.clone(),
@@ -76,6 +79,7 @@ fn sink(args: &ReportArgs, opts: &Options, out: Box<dyn std::io::Write>) -> Box<
     match args.format {
         Format::Json => Box::new(render::JsonSink::new(opts.max_rows_per_table, out)),
         Format::Ndjson => Box::new(render::NdjsonSink::new(out)),
+        Format::Sql => Box::new(render::SqlSink::new(args.reverse, out)),
         Format::Markdown => Box::new(render::Collect::new(render::Document::Markdown, opts.max_rows_per_table, out)),
         Format::Text => {
             let color = match args.color {

@@ -35,6 +35,26 @@ pub struct Table {
     /// The role may `SELECT` the whole table (system columns such as `ctid`
     /// need it; column grants alone do not reach them).
     pub can_select: bool,
+    /// Foreign keys declared on the table (a partitioned table's once, at the root).
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+/// A foreign key, as outputs that write rows need it (the SQL patch orders
+/// statements by them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// Constraint name.
+    pub name: String,
+    /// Referencing columns, in constraint order.
+    pub columns: Vec<String>,
+    /// Schema of the referenced table.
+    pub ref_schema: String,
+    /// Referenced table.
+    pub ref_table: String,
+    /// Referenced columns, matching `columns` one by one.
+    pub ref_columns: Vec<String>,
+    /// `DEFERRABLE`: `SET CONSTRAINTS ALL DEFERRED` moves its check to COMMIT.
+    pub deferrable: bool,
 }
 
 /// A unique index usable as row identity when its columns are NOT NULL.
@@ -164,14 +184,16 @@ pub async fn read(side: &Side) -> Result<Catalog> {
            AND {SYSTEM_SCHEMA_FILTER}
          ORDER BY i.indisprimary DESC, i.indnkeyatts, ic.relname"
     );
-    let (trows, crows, krows, types, enc) = tokio::try_join!(
+    let (trows, crows, krows, types, enc, frows) = tokio::try_join!(
         c.query(&tables_sql, &[]),
         c.query(&columns_sql, &[]),
         c.query(&keys_sql, &[]),
         read_types(side),
         c.query_one("SELECT current_setting('server_encoding')", &[]),
+        c.query(FOREIGN_KEYS_SQL.as_str(), &[]),
     )
     .map_err(err)?;
+    let mut foreign_keys = foreign_keys(&frows);
 
     let mut columns: HashMap<u32, Vec<Column>> = HashMap::new();
     for r in &crows {
@@ -210,6 +232,7 @@ pub async fn read(side: &Side) -> Result<Catalog> {
                 columns: columns.remove(&oid).unwrap_or_default(),
                 unique_keys: vec![],
                 can_select: r.get(6),
+                foreign_keys: foreign_keys.remove(&oid).unwrap_or_default(),
             }
         })
         .collect();
@@ -224,6 +247,41 @@ pub async fn read(side: &Side) -> Result<Catalog> {
         t.unique_keys.push(UniqueKey { name: r.get(2), primary: r.get(1), columns });
     }
     Ok(Catalog { tables, encoding: enc.get(0) })
+}
+
+/// Foreign keys of user tables. Partitions' clones of their root's key
+/// (`conparentid` set) are left out: rows are written through the root.
+static FOREIGN_KEYS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let names = |key: &str, rel: &str| {
+        format!(
+            "ARRAY(SELECT a.attname::text FROM unnest(k.{key}) WITH ORDINALITY x(attnum, n)
+                   JOIN pg_attribute a ON a.attrelid = k.{rel} AND a.attnum = x.attnum ORDER BY x.n)"
+        )
+    };
+    format!(
+        "SELECT k.conrelid, k.conname::text, {}, rn.nspname::text, rc.relname::text, {}, k.condeferrable
+         FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+              JOIN pg_class rc ON rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+         WHERE k.contype = 'f' AND k.conparentid = 0 AND {SYSTEM_SCHEMA_FILTER}
+         ORDER BY k.conrelid, k.conname",
+        names("conkey", "conrelid"),
+        names("confkey", "confrelid")
+    )
+});
+
+fn foreign_keys(rows: &[tokio_postgres::Row]) -> HashMap<u32, Vec<ForeignKey>> {
+    let mut keys: HashMap<u32, Vec<ForeignKey>> = HashMap::new();
+    for r in rows {
+        keys.entry(r.get(0)).or_default().push(ForeignKey {
+            name: r.get(1),
+            columns: r.get(2),
+            ref_schema: r.get(3),
+            ref_table: r.get(4),
+            ref_columns: r.get(5),
+            deferrable: r.get(6),
+        });
+    }
+    keys
 }
 
 /// The base type of a (domain) type, and the typmod that applies to it: the

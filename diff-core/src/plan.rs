@@ -81,6 +81,10 @@ pub struct TablePlan {
     pub identity_blocker: Option<String>,
     /// Why the hash strategy cannot compare this table's rows by hashes, if it cannot.
     pub hash_blocker: Option<String>,
+    /// The table in the parent (names, kind, foreign keys), for outputs that write rows.
+    pub parent_side: crate::report::TableSide,
+    /// The table in the child.
+    pub child_side: crate::report::TableSide,
 }
 
 /// The parts of one side's row query.
@@ -274,6 +278,8 @@ fn table_plan(
         nkey,
         bytes: p.bytes.max(c.bytes),
         columns,
+        parent_side: crate::report::TableSide::new(p),
+        child_side: crate::report::TableSide::new(c),
     })
 }
 

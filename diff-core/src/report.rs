@@ -169,6 +169,34 @@ pub struct TableInfo {
     /// The same columns with their types and how they are written (for typed
     /// outputs such as Arrow, the SQL patch and redaction).
     pub column_info: Vec<ColumnInfo>,
+    /// The table in the parent, for outputs that write to it (`--reverse` patches).
+    pub parent_side: TableSide,
+    /// The table in the child, for outputs that write to it (forward patches).
+    pub child_side: TableSide,
+}
+
+/// What an output that writes rows to one side needs of the table there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableSide {
+    /// Schema on that side.
+    pub schema: String,
+    /// Name on that side.
+    pub name: String,
+    /// Partitioned: rows live in partitions (`ONLY` would see none).
+    pub partitioned: bool,
+    /// Foreign keys on that side (referenced tables by that side's names).
+    pub foreign_keys: Vec<crate::catalog::ForeignKey>,
+}
+
+impl TableSide {
+    pub(crate) fn new(t: &crate::catalog::Table) -> TableSide {
+        TableSide {
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+            partitioned: t.kind == 'p',
+            foreign_keys: t.foreign_keys.clone(),
+        }
+    }
 }
 
 /// A compared column: names, types and write rules on both sides.
@@ -259,6 +287,8 @@ impl TableInfo {
             key_source: p.key_source.clone(),
             columns: p.columns.iter().map(|c| c.name.clone()).collect(),
             column_info: p.columns.iter().map(|c| c.info.clone()).collect(),
+            parent_side: p.parent_side.clone(),
+            child_side: p.child_side.clone(),
         }
     }
 

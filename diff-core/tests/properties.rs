@@ -140,6 +140,8 @@ fn plan(kinds: &[Kind], nkey: usize) -> TablePlan {
         bytes: 0,
         identity_blocker: None,
         hash_blocker: None,
+        parent_side: Default::default(),
+        child_side: Default::default(),
     }
 }
 

@@ -15,4 +15,5 @@ mod schema_doc;
 mod schema_kinds;
 mod schema_noise;
 mod shapes;
+mod sql_patch;
 mod types;
