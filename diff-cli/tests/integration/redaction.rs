@@ -98,3 +98,24 @@ fn masking_rules_redact_by_default_and_show_masked_turns_that_off() {
     let shown = cli(&["--format", "json", "--quiet", "--show-masked", &p, &c], &[]);
     assert!(shown.stdout.contains("555-0101"));
 }
+
+/// A patch cannot carry hashes in place of values: it is refused, and the
+/// refusal shows no value either.
+#[test]
+fn the_sql_patch_refuses_redacted_values() {
+    let pair = fixture();
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("patch.sql");
+    let run = cli(&["--format", "sql", "--quiet", "--redact", "*.*email", "-o", file.to_str().unwrap(), &p, &c], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("is redacted"), "{}", run.stderr);
+    assert!(!file.exists(), "a refused patch leaves no file");
+    for s in SECRETS {
+        assert!(!run.stderr.contains(s) && !run.stdout.contains(s), "shows {s}");
+    }
+    // Without redaction (and with the masked column shown) the patch is written.
+    let run = cli(&["--format", "sql", "--quiet", "--show-masked", &p, &c], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stdout.contains("555-0199"));
+}
