@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod check;
 mod cli;
 mod correctness;
 mod data_loss;
