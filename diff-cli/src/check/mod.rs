@@ -265,7 +265,7 @@ fn preamble(source: &Source, child: &ConnConfig, made: Option<&Branch>, report: 
     Preamble {
         text: format!("Check: {}\n       {branch_line}\n\n{}\n", source.text, report.text().trim_end()) + "\n",
         markdown: format!(
-            "## pgbranchdiff check\n\n- Source: {}\n- Branch: {}\n\n{}\n\n",
+            "### pgbranchdiff check\n\n- Source: {}\n- Branch: {}\n\n{}\n\n",
             source.text,
             branch_line,
             report.markdown().trim_end()

@@ -144,6 +144,10 @@ fn database_is_branched_and_the_branch_dropped() {
     assert!(name.starts_with(&format!("{}_check_", pair.parent)), "{name}");
     assert_eq!(counts(&doc, "public.customers"), (0, 0, 12));
     assert!(run.stderr.contains("branched"), "{}", run.stderr);
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/output-schema.json")).unwrap();
+    let mut errors = vec![];
+    crate::schema_doc::validate(&schema, &schema, &doc, "$", &mut errors);
+    assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(databases_like(&format!("{}_check_", pair.parent)), Vec::<String>::new());
     // The parent is untouched.
     let n: i64 = connect(&pair.parent).query_one("SELECT count(*) FROM customers", &[]).unwrap().get(0);
