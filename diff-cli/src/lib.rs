@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod diff;
+pub mod migrate;
 pub mod output;
 pub mod progress;
 pub mod signal;
