@@ -1,0 +1,253 @@
+//! SQL steps executed one by one on one connection, like
+//! `psql -v ON_ERROR_STOP=1`: transaction statements run as written, the first
+//! error stops the migration. Each statement is timed, watched by the lock
+//! sampler and followed by a check of table files (rewrites).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use diff_core::ConnConfig;
+use futures_util::SinkExt;
+use tokio_postgres::Client;
+
+use super::locks::{Sampler, Samples, Watch, BETWEEN, INTERVAL};
+use super::report::{Failure, FailureKind, MigrationReport, StatementReport};
+use super::rewrites;
+use super::source::{Step, StepKind};
+use super::{explain, MigrateOptions};
+
+/// A statement that ran: what happened to it.
+enum Outcome {
+    Done,
+    Failed(tokio_postgres::error::DbError),
+    /// Stopped at the budget; the error the cancelled statement returned, if any.
+    Budget(Option<tokio_postgres::error::DbError>),
+}
+
+/// The one-line form of a statement, for reports.
+pub(super) fn shorten(sql: &str, max: usize) -> String {
+    let body: String = super::split::tokens(sql)
+        .first()
+        .map(|(_, r)| sql[r.start..].to_string())
+        .unwrap_or_else(|| sql.to_string());
+    let one = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() <= max {
+        return one;
+    }
+    let cut: String = one.chars().take(max.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+fn millis(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOptions) -> Result<MigrationReport> {
+    let (client, _conn) = branch.connect().await?;
+    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    configure(&client, opts).await.with_context(|| format!("cannot configure the session on {}", branch.endpoint()))?;
+    let mut files = rewrites::snapshot(&client).await?;
+    let started = Instant::now();
+    let sampler = Sampler::start(branch, Watch::Backend(pid), started).await?;
+    let deadline = opts.max_duration.map(|d| tokio::time::Instant::from_std(started + d));
+    let mut statements = Vec::new();
+    let mut failure = None;
+    let mut failed_sql = None;
+    for step in &steps {
+        let sql = match &step.kind {
+            StepKind::Echo(text) => {
+                eprintln!("{text}");
+                continue;
+            }
+            StepKind::Sql(sql) | StepKind::Copy { sql, .. } => sql,
+        };
+        let i = statements.len();
+        sampler.set_statement(i);
+        let t0 = Instant::now();
+        let outcome = run_step(&client, step, deadline, &sampler).await?;
+        let took = t0.elapsed();
+        sampler.set_statement(BETWEEN);
+        let mut report = StatementReport {
+            location: step.location.clone(),
+            text: shorten(sql, 120),
+            millis: millis(took),
+            ok: matches!(outcome, Outcome::Done),
+            locks: Vec::new(),
+            waits: Vec::new(),
+            rewrites: Vec::new(),
+        };
+        match outcome {
+            Outcome::Done => {
+                if checks_after(sql) {
+                    sampler.record_held(&client, pid, i).await.context("reading the migration's locks")?;
+                    let now = rewrites::snapshot(&client).await.context("reading table files")?;
+                    report.rewrites = rewrites::compare(&files, &now);
+                    files = now;
+                }
+                statements.push(report);
+            }
+            Outcome::Failed(e) => {
+                failure = Some(failure_of(&e, &step.location, FailureKind::Error));
+                failed_sql = Some((sql.clone(), e));
+                statements.push(report);
+                break;
+            }
+            Outcome::Budget(e) => {
+                let budget = opts.max_duration.unwrap_or_default();
+                let mut f = match &e {
+                    Some(e) => failure_of(e, &step.location, FailureKind::Budget),
+                    None => failure_of_budget(&step.location),
+                };
+                f.kind = FailureKind::Budget;
+                f.message = format!("stopped after exceeding the budget of {}", super::render::duration(budget));
+                failure = Some(f);
+                statements.push(report);
+                break;
+            }
+        }
+    }
+    let total = started.elapsed();
+    let samples = sampler.finish().await;
+    drop(client);
+    fill_locks(&mut statements, &samples);
+    if let (Some(f), Some((sql, e))) = (failure.as_mut(), failed_sql) {
+        f.explanation = explain::explain(branch, &sql, &e, statements.last()).await;
+    }
+    Ok(MigrationReport {
+        kind: "files",
+        command: None,
+        locks: samples.summary(&statements.iter().map(|s| s.location.clone()).collect::<Vec<_>>()),
+        statements,
+        over_budget: opts.max_duration.is_some_and(|b| total > b),
+        failure,
+        total_millis: millis(total),
+        budget_millis: opts.max_duration.map(millis),
+        sample_interval_millis: millis(INTERVAL),
+    })
+}
+
+async fn configure(client: &Client, opts: &MigrateOptions) -> Result<()> {
+    let mut sql = String::from("SET application_name = 'pgbranchdiff migration';");
+    if let Some(t) = opts.lock_timeout {
+        sql += &format!("SET lock_timeout = '{}ms';", t.as_millis().max(1));
+    }
+    if let Some(t) = opts.statement_timeout {
+        sql += &format!("SET statement_timeout = '{}ms';", t.as_millis().max(1));
+    }
+    client.batch_execute(&sql).await?;
+    Ok(())
+}
+
+/// Statements after which the session's locks and table files are read on the
+/// migration's own connection. Not after those that open a transaction or
+/// configure it: `SET TRANSACTION` must come before any query.
+fn checks_after(sql: &str) -> bool {
+    let words = super::split::words(sql);
+    !matches!(
+        words.first().map(String::as_str),
+        Some("begin" | "start" | "set" | "savepoint" | "release" | "commit" | "end" | "rollback" | "abort" | "reset" | "show")
+    )
+}
+
+/// Runs one statement, within the budget when there is one.
+async fn run_step(
+    client: &Client,
+    step: &Step,
+    deadline: Option<tokio::time::Instant>,
+    sampler: &Sampler,
+) -> Result<Outcome> {
+    let work = send(client, &step.kind);
+    tokio::pin!(work);
+    let result = match deadline {
+        None => work.await,
+        Some(at) => match tokio::time::timeout_at(at, &mut work).await {
+            Ok(r) => r,
+            Err(_) => {
+                sampler.cancel();
+                let r = tokio::time::timeout(Duration::from_secs(30), &mut work)
+                    .await
+                    .map_err(|_| anyhow!("{}: the statement did not stop when cancelled", step.location))?;
+                return Ok(Outcome::Budget(r.err().and_then(|e| e.as_db_error().cloned())));
+            }
+        },
+    };
+    match result {
+        Ok(()) => Ok(Outcome::Done),
+        Err(e) => match e.as_db_error() {
+            Some(db) => Ok(Outcome::Failed(db.clone())),
+            None => Err(anyhow!("{}: lost the connection to the branch: {e}", step.location)),
+        },
+    }
+}
+
+async fn send(client: &Client, kind: &StepKind) -> Result<(), tokio_postgres::Error> {
+    match kind {
+        StepKind::Sql(sql) => client.batch_execute(sql).await,
+        StepKind::Copy { sql, data } => {
+            let sink = client.copy_in::<_, std::io::Cursor<Vec<u8>>>(sql.as_str()).await?;
+            futures_util::pin_mut!(sink);
+            sink.send(std::io::Cursor::new(data.clone().into_bytes())).await?;
+            sink.finish().await.map(drop)
+        }
+        StepKind::Echo(_) => Ok(()),
+    }
+}
+
+/// The failure a server error stands for.
+pub(super) fn failure_of(e: &tokio_postgres::error::DbError, location: &str, default: FailureKind) -> Failure {
+    let code = e.code().code();
+    let kind = match code {
+        "55P03" => FailureKind::LockTimeout,
+        "57014" if e.message().contains("statement timeout") => FailureKind::StatementTimeout,
+        _ => default,
+    };
+    Failure {
+        kind,
+        location: Some(location.to_string()),
+        sqlstate: Some(code.to_string()),
+        message: e.message().to_string(),
+        detail: e.detail().map(str::to_string),
+        hint: e.hint().map(str::to_string),
+        exit_code: None,
+        explanation: None,
+    }
+}
+
+pub(super) fn failure_of_budget(location: &str) -> Failure {
+    Failure {
+        kind: FailureKind::Budget,
+        location: Some(location.to_string()),
+        sqlstate: None,
+        message: String::new(),
+        detail: None,
+        hint: None,
+        exit_code: None,
+        explanation: None,
+    }
+}
+
+/// Puts what the sampler saw on each statement.
+pub(super) fn fill_locks(statements: &mut [StatementReport], samples: &Samples) {
+    for (i, s) in statements.iter_mut().enumerate() {
+        s.locks = samples.held(i);
+        s.waits = samples.waits(i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_shortened_to_one_line_without_leading_comments() {
+        assert_eq!(shorten("-- why\n  ALTER TABLE t\n    ADD x int", 100), "ALTER TABLE t ADD x int");
+        assert_eq!(shorten("SELECT 123456789", 10), "SELECT 12…");
+    }
+
+    #[test]
+    fn no_checks_inside_transaction_setup() {
+        assert!(!checks_after("BEGIN"));
+        assert!(!checks_after("set transaction isolation level serializable"));
+        assert!(checks_after("ALTER TABLE t ADD x int"));
+    }
+}
