@@ -187,10 +187,38 @@ fn gate_and_failing_migration_exit_1_and_clean_up() {
     let failed = check(&["--database", &db, "--migration", fails.to_str().unwrap(), "--format", "json"], work.path());
     assert_eq!(failed.code, 1, "{}", failed.stderr);
     let doc = failed.json();
-    let text = doc["check"]["migration"].to_string();
-    // One of the duplicated values, as the migration's explanation lists them.
-    assert!(text.contains("u1@x"), "{text}");
+    let failure = &doc["check"]["migration"]["failure"];
+    assert_eq!(failure["sqlstate"], "23505", "{failure:#}");
+    // Every duplicated email with its number of rows, as an independent GROUP BY on the parent
+    // (unchanged by the migration) counts them: u1@x … u10@x, 2 rows each.
+    let dups: Vec<(String, i64)> = connect(&pair.parent)
+        .query("SELECT email, count(*) FROM customers GROUP BY email HAVING count(*) > 1 ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(dups.len(), 10);
+    let rows = failure["explanation"]["rows"].as_array().unwrap_or_else(|| panic!("no explanation: {failure:#}"));
+    for (email, n) in &dups {
+        let row = rows
+            .iter()
+            .find(|r| r.as_array().unwrap().iter().any(|c| c.as_str() == Some(email)))
+            .unwrap_or_else(|| panic!("{email} not listed: {failure:#}"));
+        assert!(row.as_array().unwrap().iter().any(|c| c.as_str() == Some(&n.to_string())), "{row} lacks {n}");
+    }
     assert_eq!(databases_like(&prefix), Vec::<String>::new());
+
+    // Over budget: a one-second statement against 300 ms.
+    let slow = write(work.path(), "slow.sql", "SELECT pg_sleep(1);");
+    let over = check(
+        &["--database", &db, "--migration", slow.to_str().unwrap(), "--max-duration", "300ms", "--format", "json"],
+        work.path(),
+    );
+    assert_eq!(over.code, 1, "{}", over.stderr);
+    assert_eq!(over.json()["check"]["migration"]["over_budget"], true);
+    let within =
+        check(&["--database", &db, "--migration", slow.to_str().unwrap(), "--max-duration", "30s"], work.path());
+    assert_eq!(within.code, 0, "{}", within.stderr);
 
     // Trouble: a migration file that does not exist, a snapshot that does not restore.
     let missing = check(&["--database", &db, "--migration", "/nonexistent/m.sql"], work.path());
@@ -214,7 +242,9 @@ fn failing_migration_on_a_snapshot_leaves_nothing() {
     let tmp = workdir();
     let run = check(&["--snapshot", snap.to_str().unwrap(), "--migration", fails.to_str().unwrap()], tmp.path());
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stdout.contains("u1@x"), "{}", run.stdout);
+    // The text report names the failing statement; then the diff follows.
+    assert!(run.stdout.contains("CREATE UNIQUE INDEX customers_email"), "{}", run.stdout);
+    assert!(run.stdout.contains("parent: "), "{}", run.stdout);
     assert_no_leftovers(tmp.path());
 }
 
