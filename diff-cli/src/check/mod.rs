@@ -224,13 +224,13 @@ async fn from_snapshot(path: &Path, held: &mut Held, say: &impl Fn(String)) -> R
 }
 
 /// The branch: on a throwaway cluster the fastest copy the version has; on
-/// someone's server the server's default, which forces no checkpoint.
+/// someone's server, a file copy only for a large source (see [`Strategy::Auto`]).
 async fn make_branch(parent: &ConnConfig, held: &mut Held) -> Result<Branch> {
     let (strategy, name) = match &held.cluster {
         Some(c) if c.version_num() >= 180000 => (Strategy::Clone, format!("{}_branch", parent.dbname())),
         Some(c) if c.version_num() >= 150000 => (Strategy::FileCopy, format!("{}_branch", parent.dbname())),
         Some(_) => (Strategy::Default, format!("{}_branch", parent.dbname())),
-        None => (Strategy::Default, branch::unique_name(parent.dbname())),
+        None => (Strategy::Auto, branch::unique_name(parent.dbname())),
     };
     if held.cluster.is_none() {
         // Registered before it exists: a check stopped during the copy drops it too.
