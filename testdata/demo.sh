@@ -54,8 +54,8 @@ echo
 echo "demo: pgbranchdiff check --snapshot testdata/check/shop.sql --migration testdata/check/migrations/0042_one_order_per_status.sql"
 echo "      (restore into a throwaway cluster, branch, migrate, explain the failure, diff, clean up)"
 set +e
-PGBRANCHDIFF_PG_BIN=$bindir "$bin" check --quiet --snapshot "$here/check/shop.sql" \
-  --migration "$here/check/migrations/0042_one_order_per_status.sql"
+(cd "$root" && PGBRANCHDIFF_PG_BIN=$bindir "$bin" check --quiet --snapshot testdata/check/shop.sql \
+  --migration testdata/check/migrations/0042_one_order_per_status.sql)
 status=$?
 set -e
 echo "(check exit status $status: 0 applied and the gate passed, 1 the migration failed, exceeded its budget or the gate failed, 2 trouble)"

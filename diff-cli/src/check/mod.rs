@@ -141,8 +141,12 @@ impl Held {
 }
 
 /// Where the parent came from, for the report.
+/// Marks a name in a line: text and Markdown quote differently.
+type Quote<'a> = &'a dyn Fn(&str) -> String;
+
 struct Source {
-    text: String,
+    /// What it is, with the file or endpoint quoted.
+    describe: Box<dyn Fn(Quote) -> String + Send>,
     json: serde_json::Value,
 }
 
@@ -156,9 +160,10 @@ async fn work(args: &CheckArgs, migration: &Migration, held: &mut Held) -> Resul
         (Some(path), _) => from_snapshot(path, held, &say).await?,
         (None, Some(url)) => {
             let parent = ConnConfig::parse(SideName::Parent, url)?;
+            let endpoint = parent.endpoint();
             let source = Source {
-                text: format!("database {}", parent.endpoint()),
-                json: json!({ "database": parent.endpoint() }),
+                json: json!({ "database": endpoint }),
+                describe: Box::new(move |quote| format!("database {}", quote(&endpoint))),
             };
             (parent, source)
         }
@@ -211,14 +216,17 @@ async fn from_snapshot(path: &Path, held: &mut Held, say: &impl Fn(String)) -> R
         format.name(),
         seconds(millis)
     ));
+    let file = path.display().to_string();
     let source = Source {
-        text: format!(
-            "snapshot {} ({} format), restored in {} on PostgreSQL {version}",
-            path.display(),
-            format.name(),
-            seconds(millis)
-        ),
-        json: json!({ "snapshot": path.display().to_string(), "format": format.name(), "restore_millis": millis, "server_version": version }),
+        json: json!({ "snapshot": file, "format": format.name(), "restore_millis": millis, "server_version": version }),
+        describe: Box::new(move |quote| {
+            format!(
+                "snapshot {} ({} format), restored in {} on PostgreSQL {version}",
+                quote(&file),
+                format.name(),
+                seconds(millis)
+            )
+        }),
     };
     Ok((cluster.config(SideName::Parent, &db)?, source))
 }
@@ -252,9 +260,10 @@ async fn make_branch(parent: &ConnConfig, held: &mut Held) -> Result<Branch> {
 }
 
 fn preamble(source: &Source, child: &ConnConfig, made: Option<&Branch>, report: &MigrationReport) -> Preamble {
-    let branch_line = match made {
-        Some(b) => format!("branch \"{}\", made in {} ({})", b.name, seconds(b.millis), b.strategy.name()),
-        None => format!("branch {} (given with --branch, left in place)", child.endpoint()),
+    // `quote` marks names: plain quotes in text, code spans in Markdown (no escaping needed there).
+    let branch_line = |quote: Quote| match made {
+        Some(b) => format!("{}, made in {} ({})", quote(&b.name), seconds(b.millis), b.strategy.name()),
+        None => format!("{} (given with --branch, left in place)", quote(&child.endpoint())),
     };
     let branch_json = match made {
         Some(b) => {
@@ -262,12 +271,19 @@ fn preamble(source: &Source, child: &ConnConfig, made: Option<&Branch>, report: 
         }
         None => json!({ "database": child.dbname(), "endpoint": child.endpoint(), "created": false }),
     };
+    let text_quote = |s: &str| format!("\"{s}\"");
+    let md_quote = |s: &str| format!("`{}`", s.replace('`', "'"));
     Preamble {
-        text: format!("Check: {}\n       {branch_line}\n\n{}\n", source.text, report.text().trim_end()) + "\n",
+        text: format!(
+            "Check: {}\n       branch {}\n\n{}\n\n",
+            (source.describe)(&|s: &str| s.to_string()),
+            branch_line(&text_quote),
+            report.text().trim_end()
+        ),
         markdown: format!(
             "### pgbranchdiff check\n\n- Source: {}\n- Branch: {}\n\n{}\n\n",
-            source.text,
-            branch_line,
+            (source.describe)(&md_quote),
+            branch_line(&md_quote),
             report.markdown().trim_end()
         ),
         json: json!({ "source": source.json, "branch": branch_json, "migration": report.json() }),

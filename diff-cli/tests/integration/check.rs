@@ -152,6 +152,19 @@ fn database_is_branched_and_the_branch_dropped() {
     // The parent is untouched.
     let n: i64 = connect(&pair.parent).query_one("SELECT count(*) FROM customers", &[]).unwrap().get(0);
     assert_eq!(n, 50);
+
+    // --keep: the branch stays, migrated, and stderr says how to connect to it.
+    let run = check(
+        &["--database", &conn(&pair.parent), "--migration", migration.to_str().unwrap(), "--format", "json", "--keep"],
+        work.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let name = run.json()["check"]["branch"]["database"].as_str().unwrap().to_string();
+    assert_eq!(databases_like(&format!("{}_check_", pair.parent)), vec![name.clone()]);
+    assert!(run.stderr.contains(&format!("dbname={name}")), "{}", run.stderr);
+    let n: i64 = connect(&name).query_one("SELECT count(*) FROM customers", &[]).unwrap().get(0);
+    assert_eq!(n, 38);
+    harness::exec("postgres", &format!("DROP DATABASE {name}"));
 }
 
 #[test]
@@ -334,8 +347,8 @@ fn keep_leaves_a_working_branch_and_says_how_to_connect() {
         .get(0);
     assert_eq!(n, 38);
     let stop = run.stderr.lines().find_map(|l| l.split_once("stop it with: ").map(|(_, c)| c.to_string())).unwrap();
-    let status = Command::new("sh").arg("-c").arg(&stop).status().unwrap();
-    assert!(status.success(), "{stop}");
+    let out = Command::new("sh").arg("-c").arg(&stop).output().unwrap();
+    assert!(out.status.success(), "{stop}: {}", String::from_utf8_lossy(&out.stderr));
     assert_no_leftovers(tmp.path());
 }
 
