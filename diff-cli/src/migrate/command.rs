@@ -142,12 +142,17 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
     let failure = match status {
         None => Some(failure(
             FailureKind::Budget,
-            format!("stopped after exceeding the budget of {}", super::render::duration(opts.max_duration.unwrap_or_default())),
+            format!(
+                "stopped after exceeding the budget of {}",
+                super::render::duration(opts.max_duration.unwrap_or_default())
+            ),
             None,
         )),
         Some(s) if s.success() => None,
         Some(s) => Some(match s.code() {
-            Some(code) => failure(FailureKind::CommandFailed, format!("the command exited with status {code}"), Some(code)),
+            Some(code) => {
+                failure(FailureKind::CommandFailed, format!("the command exited with status {code}"), Some(code))
+            }
             None => failure(FailureKind::CommandFailed, format!("the command was killed ({s})"), None),
         }),
     };

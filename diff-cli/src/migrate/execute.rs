@@ -26,10 +26,8 @@ enum Outcome {
 
 /// The one-line form of a statement, for reports.
 pub(super) fn shorten(sql: &str, max: usize) -> String {
-    let body: String = super::split::tokens(sql)
-        .first()
-        .map(|(_, r)| sql[r.start..].to_string())
-        .unwrap_or_else(|| sql.to_string());
+    let body: String =
+        super::split::tokens(sql).first().map(|(_, r)| sql[r.start..].to_string()).unwrap_or_else(|| sql.to_string());
     let one = body.split_whitespace().collect::<Vec<_>>().join(" ");
     if one.chars().count() <= max {
         return one;
@@ -145,7 +143,19 @@ fn checks_after(sql: &str) -> bool {
     let words = super::split::words(sql);
     !matches!(
         words.first().map(String::as_str),
-        Some("begin" | "start" | "set" | "savepoint" | "release" | "commit" | "end" | "rollback" | "abort" | "reset" | "show")
+        Some(
+            "begin"
+                | "start"
+                | "set"
+                | "savepoint"
+                | "release"
+                | "commit"
+                | "end"
+                | "rollback"
+                | "abort"
+                | "reset"
+                | "show"
+        )
     )
 }
 

@@ -79,7 +79,8 @@ LEFT JOIN pg_class c ON c.oid = l.relation
 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE ";
 
-const USER_RELATIONS: &str = " AND (NOT l.granted OR (c.oid IS NOT NULL AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+const USER_RELATIONS: &str =
+    " AND (NOT l.granted OR (c.oid IS NOT NULL AND n.nspname NOT IN ('pg_catalog', 'information_schema')
        AND n.nspname NOT LIKE 'pg\\_toast%'))";
 
 fn sample_query(watch: &Watch) -> String {
@@ -288,7 +289,12 @@ impl Samples {
         }
         let mut out: Vec<LockHeld> = by
             .into_iter()
-            .map(|((relation, mode), (relkind, mut t))| LockHeld { relation, relkind, mode, millis: held_millis(&mut t) })
+            .map(|((relation, mode), (relkind, mut t))| LockHeld {
+                relation,
+                relkind,
+                mode,
+                millis: held_millis(&mut t),
+            })
             .collect();
         out.sort_by(|a, b| strength(&b.mode).cmp(&strength(&a.mode)).then(a.relation.cmp(&b.relation)));
         out

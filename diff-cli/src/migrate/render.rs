@@ -129,7 +129,14 @@ pub(super) fn text(r: &MigrationReport) -> String {
     if !strong.is_empty() {
         let _ = writeln!(out, "ACCESS EXCLUSIVE held (writes and reads blocked):");
         for l in strong {
-            let _ = writeln!(out, "  {} ({}): {} — {}", l.relation, l.relkind, ms(l.access_exclusive_millis), l.statements.join(", "));
+            let _ = writeln!(
+                out,
+                "  {} ({}): {} — {}",
+                l.relation,
+                l.relkind,
+                ms(l.access_exclusive_millis),
+                l.statements.join(", ")
+            );
         }
     }
     if let Some(f) = &r.failure {
@@ -166,8 +173,13 @@ pub(super) fn markdown(r: &MigrationReport) -> String {
     for s in &r.statements {
         let status = if s.ok { "ok" } else { "**failed**" };
         let notes = statement_notes(s).iter().map(|n| md_cell(n)).collect::<Vec<_>>().join("<br>");
-        let _ =
-            writeln!(out, "| {status} | {} | {} | {} | {notes} |", md_code(&s.location), md_code(&s.text), ms(s.millis));
+        let _ = writeln!(
+            out,
+            "| {status} | {} | {} | {} | {notes} |",
+            md_code(&s.location),
+            md_code(&s.text),
+            ms(s.millis)
+        );
     }
     let strong: Vec<_> = r.locks.iter().filter(|l| l.access_exclusive_millis > 0).collect();
     if !strong.is_empty() {

@@ -43,8 +43,10 @@ mod tests {
 
     #[test]
     fn only_changed_files_of_surviving_tables() {
-        let before: Files = [(1, ("public.a".into(), 10)), (2, ("public.b".into(), 20)), (3, ("public.c".into(), 30))].into();
-        let after: Files = [(1, ("public.a".into(), 11)), (2, ("public.b2".into(), 20)), (4, ("public.d".into(), 40))].into();
+        let before: Files =
+            [(1, ("public.a".into(), 10)), (2, ("public.b".into(), 20)), (3, ("public.c".into(), 30))].into();
+        let after: Files =
+            [(1, ("public.a".into(), 11)), (2, ("public.b2".into(), 20)), (4, ("public.d".into(), 40))].into();
         assert_eq!(
             compare(&before, &after),
             vec![Rewrite { table: "public.a".into(), relfilenode_before: 10, relfilenode_after: 11 }]

@@ -21,7 +21,10 @@ pub(super) struct Step {
 pub(super) enum StepKind {
     Sql(String),
     /// `COPY … FROM STDIN` with its inline data.
-    Copy { sql: String, data: String },
+    Copy {
+        sql: String,
+        data: String,
+    },
     /// `\echo`: printed on stderr when reached.
     Echo(String),
 }
@@ -237,7 +240,9 @@ mod tests {
         let f = write(dir.path(), "c.sql", "\\copy t (a) from stdin\n1\n2\n\\.\n");
         let steps = load(&[f]).unwrap();
         match &steps[0].kind {
-            StepKind::Copy { sql, data } => assert_eq!((sql.as_str(), data.as_str()), ("COPY t (a) from stdin", "1\n2\n")),
+            StepKind::Copy { sql, data } => {
+                assert_eq!((sql.as_str(), data.as_str()), ("COPY t (a) from stdin", "1\n2\n"))
+            }
             other => panic!("{other:?}"),
         }
     }

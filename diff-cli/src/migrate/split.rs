@@ -250,7 +250,10 @@ impl<'a> Splitter<'a> {
     /// CREATE [OR REPLACE] FUNCTION|PROCEDURE: its BEGIN ATOMIC body holds semicolons.
     fn in_routine(&self) -> bool {
         let w: Vec<&str> = self.words.iter().take(4).map(String::as_str).collect();
-        matches!(w.as_slice(), ["create", "function" | "procedure", ..] | ["create", "or", "replace", "function" | "procedure", ..])
+        matches!(
+            w.as_slice(),
+            ["create", "function" | "procedure", ..] | ["create", "or", "replace", "function" | "procedure", ..]
+        )
     }
 
     fn run(mut self) -> Result<Vec<Piece>, SplitError> {
@@ -463,7 +466,10 @@ mod tests {
 
     #[test]
     fn double_quoted_identifiers() {
-        assert_eq!(texts(r#"CREATE TABLE "a;""b" (x int); SELECT 1"#), vec![r#"CREATE TABLE "a;""b" (x int)"#, "SELECT 1"]);
+        assert_eq!(
+            texts(r#"CREATE TABLE "a;""b" (x int); SELECT 1"#),
+            vec![r#"CREATE TABLE "a;""b" (x int)"#, "SELECT 1"]
+        );
     }
 
     #[test]
@@ -508,7 +514,8 @@ mod tests {
 
     #[test]
     fn meta_commands_run_to_the_end_of_their_line() {
-        let got = split("\\set ON_ERROR_STOP on\nSELECT 1;\n\\echo hello; world\n\\i other.sql\nSELECT 2\n\\g\n").unwrap();
+        let got =
+            split("\\set ON_ERROR_STOP on\nSELECT 1;\n\\echo hello; world\n\\i other.sql\nSELECT 2\n\\g\n").unwrap();
         let want = vec![
             Piece::Meta { name: "set".into(), args: "ON_ERROR_STOP on".into(), line: 1, copy_data: None },
             Piece::Sql { text: "SELECT 1".into(), line: 2, copy_data: None },
@@ -531,7 +538,11 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Piece::Sql { text: "COPY t (a, b) FROM stdin".into(), line: 1, copy_data: Some("1\tx;y\n2\t\\N\n".into()) },
+                Piece::Sql {
+                    text: "COPY t (a, b) FROM stdin".into(),
+                    line: 1,
+                    copy_data: Some("1\tx;y\n2\t\\N\n".into())
+                },
                 Piece::Sql { text: "SELECT 1".into(), line: 5, copy_data: None },
                 Piece::Meta {
                     name: "copy".into(),
@@ -553,7 +564,10 @@ mod tests {
 
     #[test]
     fn tokens_of_a_statement() {
-        let t: Vec<Tok> = tokens("ALTER TABLE \"My\"\"T\" ALTER c TYPE int USING c::int -- x\n").into_iter().map(|(t, _)| t).collect();
+        let t: Vec<Tok> = tokens("ALTER TABLE \"My\"\"T\" ALTER c TYPE int USING c::int -- x\n")
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
         assert_eq!(t[2], Tok::Ident("My\"T".into()));
         assert_eq!(t[3], Tok::Word("alter".into()));
         assert_eq!(words("copy x FROM Stdin"), vec!["copy", "x", "from", "stdin"]);
