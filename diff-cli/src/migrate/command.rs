@@ -56,7 +56,13 @@ pub(super) fn environment(branch: &ConnConfig, opts: &MigrateOptions) -> Vec<(St
         Some(p) => format!("{}:{}", encode(&user), encode(p)),
         None => encode(&user),
     };
-    let url_host = if host.starts_with('/') { encode(&host) } else { host.clone() };
+    let url_host = if host.starts_with('/') {
+        encode(&host)
+    } else if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
     let mut url = format!("postgresql://{auth}@{url_host}:{port}/{}", encode(&db));
     if let Some(mode) = branch.param("sslmode") {
         url += &format!("?sslmode={}", encode(mode));

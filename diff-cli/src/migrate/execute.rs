@@ -11,7 +11,7 @@ use futures_util::SinkExt;
 use tokio_postgres::Client;
 
 use super::locks::{Sampler, Samples, Watch, BETWEEN, INTERVAL};
-use super::report::{Failure, FailureKind, MigrationReport, StatementReport};
+use super::report::{Failure, FailureKind, LockHeld, LockWait, MigrationReport, StatementReport};
 use super::rewrites;
 use super::source::{Step, StepKind};
 use super::{explain, MigrateOptions};
@@ -239,8 +239,9 @@ pub(super) fn failure_of_budget(location: &str) -> Failure {
 /// Puts what the sampler saw on each statement.
 pub(super) fn fill_locks(statements: &mut [StatementReport], samples: &Samples) {
     for (i, s) in statements.iter_mut().enumerate() {
-        s.locks = samples.held(i);
-        s.waits = samples.waits(i);
+        // A hold counts one sampling interval past its last sighting: never longer than the statement.
+        s.locks = samples.held(i).into_iter().map(|l| LockHeld { millis: l.millis.min(s.millis), ..l }).collect();
+        s.waits = samples.waits(i).into_iter().map(|w| LockWait { millis: w.millis.min(s.millis), ..w }).collect();
     }
 }
 

@@ -325,9 +325,9 @@ async fn foreign_key(client: &Client, sql: &str, err: &DbError) -> Result<Option
         .collect::<Vec<_>>()
         .join(" AND ");
     let not_null = fk.columns.iter().map(|c| format!("c.{c} IS NOT NULL")).collect::<Vec<_>>().join(" AND ");
-    let from = format!("FROM {table} c WHERE {not_null} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {join})", fk.parent);
+    let (parent, parent_shown) = resolve(client, &fk.parent).await?;
+    let from = format!("FROM {table} c WHERE {not_null} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {join})");
     let n = count(client, &format!("SELECT count(*) {from}")).await?;
-    let parent_shown = fk.parent.replace('"', "");
     if n == 0 {
         let why = if validated {
             "the migration's own rows reference missing keys"
@@ -612,10 +612,12 @@ fn type_change(clause: &str) -> Option<TypeChange> {
     Some(TypeChange { column, new_type, using })
 }
 
-/// Values a type change cannot convert: rows are tested in chunks (each in a
-/// savepoint), failing chunks halved until single rows remain.
+/// Values a type change cannot convert: rows are read through a cursor and
+/// tested in chunks (each in a savepoint), failing chunks halved until single
+/// rows remain. Counted exactly within [`CONVERT_BUDGET`], else "at least".
 async fn conversion(client: &Client, sql: &str) -> Result<Option<Explanation>> {
-    let Some((table, changes)) = statement_type_changes(sql) else { return Ok(None) };
+    let Some((written, changes)) = statement_type_changes(sql) else { return Ok(None) };
+    let (table, shown) = resolve(client, &written).await?;
     let started = Instant::now();
     for change in changes {
         let conv = match &change.using {
@@ -625,25 +627,53 @@ async fn conversion(client: &Client, sql: &str) -> Result<Option<Explanation>> {
         if try_convert(client, &table, &conv, None).await?.is_none() {
             continue;
         }
-        let ctids: Vec<String> = client
-            .query(&format!("SELECT ctid::text FROM {table}"), &[])
+        client
+            .batch_execute(&format!("DECLARE pgbd_rows NO SCROLL CURSOR FOR SELECT ctid::text FROM {table}"))
             .await
-            .map_err(db_err)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let mut bad: Vec<(String, String)> = Vec::new();
+            .map_err(db_err)?;
+        let mut bad = Bad::default();
         let mut complete = true;
-        for chunk in ctids.chunks(1024) {
-            if started.elapsed() > CONVERT_BUDGET || bad.len() >= SAMPLE as usize {
+        loop {
+            let chunk: Vec<String> = client
+                .query("FETCH 1024 FROM pgbd_rows", &[])
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if chunk.is_empty() {
+                break;
+            }
+            if !find_bad(client, &table, &conv, &chunk, &mut bad, started).await? {
                 complete = false;
                 break;
             }
-            find_bad(client, &table, &conv, chunk, &mut bad).await?;
         }
-        return Ok(Some(convert_explanation(client, &table, &change, bad, complete).await?));
+        client.batch_execute("CLOSE pgbd_rows").await.map_err(db_err)?;
+        return Ok(Some(convert_explanation(client, (&table, &shown), &change, bad, complete).await?));
     }
     Ok(None)
+}
+
+/// A table name as a statement wrote it: schema-qualified, quoted and plain.
+async fn resolve(client: &Client, written: &str) -> Result<(String, String)> {
+    let row = client
+        .query_one(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = $1::text::regclass",
+            &[&written],
+        )
+        .await
+        .map_err(db_err)?;
+    let (schema, name): (String, String) = (row.get(0), row.get(1));
+    Ok((format!("{}.{}", qi(&schema), qi(&name)), format!("{schema}.{name}")))
+}
+
+/// Rows whose value does not convert: how many, and the first few with their errors.
+#[derive(Default)]
+struct Bad {
+    count: u64,
+    first: Vec<(String, String)>,
 }
 
 /// The conversion's error on these rows (all rows when `ctids` is None), or None when it succeeds.
@@ -667,35 +697,40 @@ async fn try_convert(client: &Client, table: &str, conv: &str, ctids: Option<&[S
     }
 }
 
+/// Adds the chunk's unconvertible rows to `bad`; false when time ran out first.
 async fn find_bad(
     client: &Client,
     table: &str,
     conv: &str,
     chunk: &[String],
-    bad: &mut Vec<(String, String)>,
-) -> Result<()> {
+    bad: &mut Bad,
+    started: Instant,
+) -> Result<bool> {
     let mut stack = vec![chunk];
     while let Some(part) = stack.pop() {
-        if bad.len() >= SAMPLE as usize {
-            return Ok(());
+        if started.elapsed() > CONVERT_BUDGET {
+            return Ok(false);
         }
         let Some(message) = try_convert(client, table, conv, Some(part)).await? else { continue };
         if part.len() == 1 {
-            bad.push((part[0].clone(), message));
+            bad.count += 1;
+            if bad.first.len() < SAMPLE as usize {
+                bad.first.push((part[0].clone(), message));
+            }
         } else {
             let (a, b) = part.split_at(part.len() / 2);
             stack.push(b);
             stack.push(a);
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 async fn convert_explanation(
     client: &Client,
-    table: &str,
+    (table, shown): (&str, &str),
     change: &TypeChange,
-    bad: Vec<(String, String)>,
+    bad: Bad,
     complete: bool,
 ) -> Result<Explanation> {
     let key = key_columns(client, table).await?;
@@ -704,7 +739,7 @@ async fn convert_explanation(
         cols.push(change.column.clone());
     }
     let mut rows = Vec::new();
-    for (ctid, message) in &bad {
+    for (ctid, message) in &bad.first {
         let q = format!("SELECT {} FROM {table} WHERE ctid = $1::text::tid", text_list(&cols));
         let r = client.query_one(&q, &[ctid]).await.map_err(db_err)?;
         let mut row: Vec<Option<String>> = (0..r.len()).map(|i| r.get(i)).collect();
@@ -713,8 +748,7 @@ async fn convert_explanation(
     }
     let mut columns: Vec<String> = cols.iter().map(|c| header(c)).collect();
     columns.push("error".into());
-    let shown = table.replace('"', "");
-    let n = bad.len();
+    let n = bad.count;
     let how_many = if complete { format!("{n}") } else { format!("At least {n}") };
     Ok(Explanation {
         summary: format!(
@@ -723,10 +757,10 @@ async fn convert_explanation(
             header(&change.column),
             change.new_type
         ),
-        table: Some(shown),
+        table: Some(shown.to_string()),
         columns,
         rows,
-        total: complete.then_some(n as u64),
+        total: complete.then_some(n),
     })
 }
 

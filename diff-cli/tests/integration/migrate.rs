@@ -172,6 +172,7 @@ fn foreign_key_lists_orphans() {
     assert_eq!(f.sqlstate.as_deref(), Some("23503"));
     let e = f.explanation.as_ref().unwrap();
     assert_eq!(e.total, Some(10), "{}", e.summary);
+    assert!(e.summary.contains("missing from public.users"), "{}", e.summary);
     assert_eq!(
         query_i64(&db, "SELECT count(*) FROM orders o WHERE user_id IS NOT NULL AND NOT EXISTS (SELECT FROM users u WHERE u.id = o.user_id)"),
         10
@@ -224,6 +225,19 @@ fn type_change_lists_values_that_do_not_convert() {
     assert_eq!(report.failure.as_ref().unwrap().sqlstate.as_deref(), Some("22003"));
     let got: Vec<(String, String)> = rows(&report).into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
     assert_eq!(got, [("2".to_string(), "40000".to_string()), ("4".to_string(), "70000".to_string())]);
+
+    // Many rows, read in several chunks: every 100th of 5000 is bad, 50 in all; ten are shown.
+    let db = fixture(
+        "mig_type_many",
+        "CREATE TABLE m (id int PRIMARY KEY, code text);
+         INSERT INTO m SELECT i, CASE WHEN i % 100 = 0 THEN 'bad' || i ELSE i::text END FROM generate_series(1, 5000) i;",
+    );
+    let report = migrate(&db, "ALTER TABLE m ALTER code TYPE int USING code::int;");
+    let e = report.failure.as_ref().unwrap().explanation.as_ref().unwrap();
+    assert_eq!(e.total, Some(50), "{}", e.summary);
+    assert!(e.summary.starts_with("50 rows of public.m"), "{}", e.summary);
+    let keys: Vec<String> = rows(&report).into_iter().map(|r| r[0].clone()).collect();
+    assert_eq!(keys, (1..=10).map(|k| (k * 100).to_string()).collect::<Vec<_>>());
 }
 
 #[test]
@@ -249,6 +263,12 @@ fn a_slow_statement_is_stopped_at_the_budget() {
         query_i64(&db, &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()")),
         0
     );
+    // statement_timeout stops a statement on the server's side.
+    let opts = MigrateOptions { statement_timeout: Some(Duration::from_millis(200)), ..Default::default() };
+    let (report, _dir) = migrate_files(&db, &[("slow.sql", "SELECT pg_sleep(20);")], &opts);
+    let f = report.failure.as_ref().unwrap();
+    assert_eq!((f.kind, f.sqlstate.as_deref()), (FailureKind::StatementTimeout, Some("57014")));
+    assert!(!report.over_budget());
     // Within the budget: the same statements succeed.
     let opts = MigrateOptions { max_duration: Some(Duration::from_secs(60)), ..Default::default() };
     let (report, _dir) = migrate_files(&db, &[("fast.sql", "SELECT pg_sleep(0.1);")], &opts);
