@@ -390,3 +390,69 @@ fn dropping_the_future_cancels_the_running_statement() {
         panic!("the statement is still running after its future was dropped");
     });
 }
+
+/// Keys of `v` that the schema does not document (`additionalProperties: false`).
+fn undocumented(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    v: &serde_json::Value,
+    path: &str,
+) -> Vec<String> {
+    let s = match schema.get("$ref").and_then(|r| r.as_str()) {
+        Some(r) => &root["$defs"][r.trim_start_matches("#/$defs/")],
+        None => schema,
+    };
+    let mut out = Vec::new();
+    if let Some(obj) = v.as_object() {
+        for (k, val) in obj {
+            match s.get("properties").and_then(|p| p.get(k)) {
+                Some(ps) => out.extend(undocumented(root, ps, val, &format!("{path}.{k}"))),
+                None => out.push(format!("{path}.{k}")),
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (s.get("items"), v.as_array()) {
+        for (i, x) in arr.iter().enumerate() {
+            out.extend(undocumented(root, items, x, &format!("{path}[{i}]")));
+        }
+    }
+    out
+}
+
+#[test]
+fn json_reports_match_the_published_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/migration-schema.json")).expect("schema is JSON");
+    let db = fixture(
+        "mig_schema",
+        "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT i, i % 3 FROM generate_series(1, 100) i;",
+    );
+    let mut holder = connect(&db);
+    holder.batch_execute("BEGIN; SELECT * FROM t LIMIT 1;").unwrap();
+    let opts = MigrateOptions {
+        lock_timeout: Some(Duration::from_millis(300)),
+        max_duration: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let (waited, _d) = migrate_files(&db, &[("m.sql", "ALTER TABLE t ADD COLUMN w int;")], &opts);
+    holder.batch_execute("ROLLBACK").unwrap();
+    let reports = [
+        migrate(&db, "BEGIN;\nALTER TABLE t ALTER v TYPE bigint;\nCOMMIT;\nCREATE UNIQUE INDEX ON t (v);"),
+        waited,
+        rt().block_on(apply(&cfg(&db), &Migration::Command("exit 4".into()), &MigrateOptions::default())).unwrap(),
+    ];
+    assert!(reports[0].statements[1].locks.iter().any(|l| l.mode == "AccessExclusiveLock"));
+    assert!(reports[0].failure.as_ref().unwrap().explanation.is_some());
+    assert!(!reports[1].statements[0].waits.is_empty());
+    for r in &reports {
+        let doc = r.json();
+        let mut errors = vec![];
+        crate::schema_doc::validate(&schema, &schema, &doc, "$", &mut errors);
+        errors.extend(undocumented(&schema, &schema, &doc, "$"));
+        assert!(errors.is_empty(), "{errors:#?}\n{doc:#}");
+    }
+    // The key check itself catches an undocumented field.
+    let mut extra = reports[0].json();
+    extra["statements"][0]["surprise"] = 1.into();
+    assert_eq!(undocumented(&schema, &schema, &extra, "$"), ["$.statements[0].surprise"]);
+}
