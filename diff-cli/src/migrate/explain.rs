@@ -620,6 +620,14 @@ async fn conversion(client: &Client, sql: &str) -> Result<Option<Explanation>> {
     let (table, shown) = resolve(client, &written).await?;
     let started = Instant::now();
     for change in changes {
+        if change.using.is_none() {
+            if let Some(n) = char_length(&change.new_type) {
+                match too_long(client, (&table, &shown), &change, n).await? {
+                    Some(e) => return Ok(Some(e)),
+                    None => continue,
+                }
+            }
+        }
         let conv = match &change.using {
             Some(u) => format!("({u})::{}", change.new_type),
             None => format!("({})::{}", change.column, change.new_type),
@@ -653,6 +661,59 @@ async fn conversion(client: &Client, sql: &str) -> Result<Option<Explanation>> {
         return Ok(Some(convert_explanation(client, (&table, &shown), &change, bad, complete).await?));
     }
     Ok(None)
+}
+
+/// The length limit of a `varchar(n)` or `char(n)` type.
+fn char_length(new_type: &str) -> Option<u64> {
+    let t = new_type.to_ascii_lowercase();
+    let (name, rest) = t.split_once('(')?;
+    let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !["varchar", "character varying", "char", "character", "bpchar"].contains(&name.as_str()) {
+        return None;
+    }
+    rest.trim().strip_suffix(')')?.trim().parse().ok()
+}
+
+/// A shortened `varchar(n)`/`char(n)`: an explicit cast would cut values
+/// silently where the column's conversion fails, so the lengths are compared
+/// (trailing spaces may be cut, as PostgreSQL does).
+async fn too_long(
+    client: &Client,
+    (table, shown): (&str, &str),
+    change: &TypeChange,
+    n: u64,
+) -> Result<Option<Explanation>> {
+    let col = &change.column;
+    let filter = format!("length(rtrim(({col})::text)) > {n}");
+    let total = count(client, &format!("SELECT count(*) FROM {table} WHERE {filter}")).await?;
+    if total == 0 {
+        return Ok(None);
+    }
+    let key = key_columns(client, table).await?;
+    let mut cols = key.clone();
+    if !key.contains(col) {
+        cols.push(col.clone());
+    }
+    let mut rows = rows_text(client, &sample_query(table, &cols, &key, &filter)).await?;
+    for row in &mut rows {
+        let len = row.last().cloned().flatten().map_or(0, |v| v.chars().count());
+        row.push(Some(len.to_string()));
+    }
+    let mut columns: Vec<String> = cols.iter().map(|c| header(c)).collect();
+    columns.push("length".into());
+    Ok(Some(Explanation {
+        summary: format!(
+            "{total} row{} of {shown} have {} values longer than {} allows; {}:",
+            plural(total as i64),
+            header(col),
+            change.new_type,
+            some(total, rows.len())
+        ),
+        table: Some(shown.to_string()),
+        columns,
+        rows,
+        total: Some(total),
+    }))
 }
 
 /// A table name as a statement wrote it: schema-qualified, quoted and plain.
@@ -792,6 +853,15 @@ fn lock_wait(s: &StatementReport) -> Option<Explanation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn character_limits() {
+        assert_eq!(char_length("varchar(5)"), Some(5));
+        assert_eq!(char_length("character  varying ( 12 )"), Some(12));
+        assert_eq!(char_length("char(3)"), Some(3));
+        assert_eq!(char_length("numeric(10, 2)"), None);
+        assert_eq!(char_length("text"), None);
+    }
 
     #[test]
     fn key_of_a_detail() {

@@ -226,6 +226,19 @@ fn type_change_lists_values_that_do_not_convert() {
     let got: Vec<(String, String)> = rows(&report).into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
     assert_eq!(got, [("2".to_string(), "40000".to_string()), ("4".to_string(), "70000".to_string())]);
 
+    // Shortening a varchar: 'toolong' (7) and 'sixsix' (6) do not fit 5; 'five  ' (6) fits once its
+    // trailing spaces are cut, as PostgreSQL does (checked below by storing it); NULL fits.
+    let db = fixture(
+        "mig_type_len",
+        "CREATE TABLE s (id int PRIMARY KEY, name varchar(20));
+         INSERT INTO s VALUES (1, 'ok'), (2, 'toolong'), (3, 'five  '), (4, NULL), (5, 'sixsix');",
+    );
+    let report = migrate(&db, "ALTER TABLE s ALTER COLUMN name TYPE varchar(5);");
+    assert_eq!(report.failure.as_ref().unwrap().sqlstate.as_deref(), Some("22001"));
+    assert_eq!(report.failure.as_ref().unwrap().explanation.as_ref().unwrap().total, Some(2));
+    assert_eq!(rows(&report), [["2", "toolong", "7"], ["5", "sixsix", "6"]]);
+    connect(&db).batch_execute("CREATE TEMP TABLE fits (v varchar(5)); INSERT INTO fits VALUES ('five  ')").unwrap();
+
     // Many rows, read in several chunks: every 100th of 5000 is bad, 50 in all; ten are shown.
     let db = fixture(
         "mig_type_many",
@@ -455,4 +468,25 @@ fn json_reports_match_the_published_schema() {
     let mut extra = reports[0].json();
     extra["statements"][0]["surprise"] = 1.into();
     assert_eq!(undocumented(&schema, &schema, &extra, "$"), ["$.statements[0].surprise"]);
+}
+
+#[test]
+fn dropping_a_running_command_kills_all_its_processes() {
+    let db = fixture("mig_dropcmd", "");
+    // sh runs sleep as a child (more follows it), so killing only sh would leave sleep behind.
+    let marker = format!("sleep 37.{}", std::process::id());
+    let migration = Migration::Command(format!("{marker}; echo never"));
+    rt().block_on(async {
+        let (cfg, opts) = (cfg(&db), MigrateOptions::default());
+        let run = apply(&cfg, &migration, &opts);
+        assert!(tokio::time::timeout(Duration::from_millis(700), run).await.is_err());
+    });
+    let running = || std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap().status.success();
+    for _ in 0..30 {
+        if !running() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{marker} still runs after the migration was dropped");
 }
