@@ -316,11 +316,32 @@ fn a_rewriting_alter_holds_access_exclusive_and_changes_the_file() {
     assert!(summary.access_exclusive_millis >= 150, "{summary:#?}");
     assert!(report.text().contains("rewrote public.t"), "{}", report.text());
 
-    // Widening a varchar and adding a nullable column rewrite nothing.
-    let report = migrate(&db, "ALTER TABLE t ALTER COLUMN s TYPE varchar(50);\nALTER TABLE t ADD COLUMN note text;");
-    assert!(report.succeeded());
+    // Without BEGIN the statement runs in a transaction of its own, and its locks are read before COMMIT:
+    // certain however short the statement.
+    let report = migrate(&db, "ALTER TABLE t ALTER COLUMN v TYPE int;");
+    let alter = &report.statements[0];
+    assert!(alter.locks.iter().any(|l| l.relation == "public.t" && l.mode == "AccessExclusiveLock"), "{alter:#?}");
+    let again = relfilenode(&db, "t");
+    assert_eq!(
+        alter.rewrites.iter().map(|r| (r.relfilenode_before, r.relfilenode_after)).collect::<Vec<_>>(),
+        [(after, again)]
+    );
+
+    // Widening a varchar and adding a nullable column rewrite nothing; CREATE INDEX CONCURRENTLY,
+    // refused in a transaction block, runs bare.
+    let report = migrate(
+        &db,
+        "ALTER TABLE t ALTER COLUMN s TYPE varchar(50);\nALTER TABLE t ADD COLUMN note text;\nCREATE INDEX CONCURRENTLY t_s ON t (s);",
+    );
+    assert!(report.succeeded(), "{}", report.text());
     assert!(report.statements.iter().all(|s| s.rewrites.is_empty()), "{report:#?}");
-    assert_eq!(relfilenode(&db, "t"), after);
+    let add = &report.statements[1];
+    assert!(add.locks.iter().any(|l| l.relation == "public.t" && l.mode == "AccessExclusiveLock"), "{add:#?}");
+    assert_eq!(relfilenode(&db, "t"), again);
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM pg_index WHERE indexrelid = 'public.t_s'::regclass AND indisvalid"),
+        1
+    );
 }
 
 #[test]
