@@ -152,6 +152,13 @@ fn set_not_null_counts_the_nulls_and_shows_keys() {
     assert_eq!(e.columns, ["id"]);
     let want: Vec<Vec<String>> = (1..=10).map(|k| vec![(k * 7).to_string()]).collect();
     assert_eq!(rows(&report), want);
+
+    // A new NOT NULL column without a default would be NULL in all 100 rows.
+    let report = migrate(&db, "ALTER TABLE customers ADD COLUMN region text NOT NULL;");
+    let e = report.failure.as_ref().unwrap().explanation.as_ref().unwrap();
+    assert_eq!(e.total, Some(100), "{}", e.summary);
+    assert!(e.summary.contains("new column region"), "{}", e.summary);
+    assert_eq!(rows(&report), (1..=10).map(|k| vec![k.to_string()]).collect::<Vec<_>>());
 }
 
 #[test]
