@@ -387,6 +387,9 @@ fn text_of(sql: &str, toks: &[(Tok, std::ops::Range<usize>)]) -> String {
 
 /// The index of the `)` closing the `(` at `open`.
 fn closing(toks: &[(Tok, std::ops::Range<usize>)], open: usize) -> Option<usize> {
+    if toks.get(open)?.0 != Tok::Punct(b'(') {
+        return None;
+    }
     let mut depth = 0usize;
     for (i, (t, _)) in toks.iter().enumerate().skip(open) {
         match t {
@@ -586,6 +589,7 @@ fn type_change(clause: &str) -> Option<TypeChange> {
     if next_is(i, "column") {
         i += 1;
     }
+    toks.get(i)?;
     let column = quote_name(&text_of(clause, &toks[i..=i]));
     i += 1;
     if next_is(i, "set") && next_is(i + 1, "data") {
@@ -694,9 +698,10 @@ async fn too_long(
     if !key.contains(col) {
         cols.push(col.clone());
     }
+    let at = cols.iter().position(|c| c == col).unwrap_or(0);
     let mut rows = rows_text(client, &sample_query(table, &cols, &key, &filter)).await?;
     for row in &mut rows {
-        let len = row.last().cloned().flatten().map_or(0, |v| v.chars().count());
+        let len = row[at].as_deref().map_or(0, |v| v.trim_end_matches(' ').chars().count());
         row.push(Some(len.to_string()));
     }
     let mut columns: Vec<String> = cols.iter().map(|c| header(c)).collect();
@@ -854,6 +859,46 @@ fn lock_wait(s: &StatementReport) -> Option<Explanation> {
 mod tests {
     use super::*;
 
+    /// Random statements made of the pieces the parsers look for never make them panic.
+    #[test]
+    fn parsers_never_panic() {
+        const PIECES: &[&str] = &[
+            "alter ",
+            "table ",
+            "column ",
+            "type ",
+            "using ",
+            "set data ",
+            "foreign key ",
+            "references ",
+            "check ",
+            "constraint ",
+            "(",
+            ")",
+            ",",
+            "\"",
+            "'",
+            "é",
+            "x ",
+            ".",
+            "where ",
+            "create unique index ",
+            "Key (",
+            ")=(",
+        ];
+        let mut seed: u64 = 42;
+        for _ in 0..20_000 {
+            let mut sql = String::new();
+            for _ in 0..(seed % 16) {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                sql.push_str(PIECES[(seed >> 33) as usize % PIECES.len()]);
+            }
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let _ = (statement_type_changes(&sql), statement_foreign_key(&sql, "x"), statement_check(&sql, "x"));
+            let _ = (index_predicate(&sql), detail_key(&sql), char_length(&sql));
+        }
+    }
+
     #[test]
     fn character_limits() {
         assert_eq!(char_length("varchar(5)"), Some(5));
@@ -918,5 +963,7 @@ mod tests {
             ]
         );
         assert!(statement_type_changes("ALTER TABLE t ADD c int").is_none());
+        assert!(statement_type_changes("ALTER TABLE t ALTER").is_none());
+        assert!(statement_foreign_key("ALTER TABLE t ADD FOREIGN KEY ) REFERENCES", "x").is_none());
     }
 }
