@@ -217,8 +217,8 @@ fn in_block_after(sql: &str, mut in_block: bool) -> bool {
 }
 
 /// A single statement that may run inside a transaction block of its own.
-/// Not transaction control or session settings, and not CALL or DO, whose
-/// code may COMMIT.
+/// Not transaction control or session settings, not CALL or DO, whose code
+/// may COMMIT, and not LOCK or DECLARE, which psql would refuse outside a block.
 fn wrappable(sql: &str) -> bool {
     let subs = sub_statements(sql);
     let [words] = subs.as_slice() else { return false };
@@ -242,6 +242,8 @@ fn wrappable(sql: &str) -> bool {
                 | "vacuum"
                 | "discard"
                 | "checkpoint"
+                | "lock"
+                | "declare"
         )
     )
 }

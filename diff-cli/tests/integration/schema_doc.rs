@@ -28,7 +28,7 @@ fn type_ok(t: &str, v: &Value) -> bool {
     }
 }
 
-pub(crate) fn validate(root: &Value, schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
+pub fn validate(root: &Value, schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
     let s = resolve(root, schema);
     if let Some(t) = s.get("type") {
         let ok = match t {
