@@ -45,6 +45,19 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// libpq variables that would send a migration tool somewhere other than the branch.
+const REDIRECTING: &[&str] = &[
+    "PGHOSTADDR",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGPASSWORD",
+    "PGSSLMODE",
+    "PGREQUIRESSL",
+    "PGSSLROOTCERT",
+    "PGTARGETSESSIONATTRS",
+    "PGOPTIONS",
+];
+
 /// The environment that points a migration tool at the branch.
 pub(super) fn environment(branch: &ConnConfig, opts: &MigrateOptions) -> Vec<(String, String)> {
     let host = branch.param("host").or(branch.param("hostaddr")).unwrap_or("localhost").to_string();
@@ -56,7 +69,13 @@ pub(super) fn environment(branch: &ConnConfig, opts: &MigrateOptions) -> Vec<(St
         Some(p) => format!("{}:{}", encode(&user), encode(p)),
         None => encode(&user),
     };
-    let url_host = if host.starts_with('/') { encode(&host) } else { host.clone() };
+    let url_host = if host.starts_with('/') {
+        encode(&host)
+    } else if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
     let mut url = format!("postgresql://{auth}@{url_host}:{port}/{}", encode(&db));
     if let Some(mode) = branch.param("sslmode") {
         url += &format!("?sslmode={}", encode(mode));
@@ -71,8 +90,10 @@ pub(super) fn environment(branch: &ConnConfig, opts: &MigrateOptions) -> Vec<(St
     if let Some(p) = password {
         env.push(("PGPASSWORD".into(), p.to_string()));
     }
-    if let Some(mode) = branch.param("sslmode") {
-        env.push(("PGSSLMODE".into(), mode.to_string()));
+    for (param, var) in [("hostaddr", "PGHOSTADDR"), ("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT")] {
+        if let Some(v) = branch.param(param) {
+            env.push((var.into(), v.to_string()));
+        }
     }
     let mut options: Vec<String> = std::env::var("PGOPTIONS").ok().into_iter().filter(|o| !o.is_empty()).collect();
     if let Some(t) = opts.lock_timeout {
@@ -100,7 +121,12 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
     let started = Instant::now();
     let sampler = Sampler::start(branch, Watch::Database { exclude }, started).await?;
     sampler.set_statement(0);
-    let mut child = tokio::process::Command::new("sh")
+    let mut cmd = tokio::process::Command::new("sh");
+    // Inherited settings that could point the tool elsewhere go; the branch's own are set below.
+    for var in REDIRECTING {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
         .arg("-c")
         .arg(command)
         .envs(environment(branch, opts))

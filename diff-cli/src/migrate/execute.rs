@@ -11,7 +11,7 @@ use futures_util::SinkExt;
 use tokio_postgres::Client;
 
 use super::locks::{Sampler, Samples, Watch, BETWEEN, INTERVAL};
-use super::report::{Failure, FailureKind, MigrationReport, StatementReport};
+use super::report::{Failure, FailureKind, LockHeld, LockWait, MigrationReport, StatementReport};
 use super::rewrites;
 use super::source::{Step, StepKind};
 use super::{explain, MigrateOptions};
@@ -44,10 +44,11 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
     let (client, _conn) = branch.connect().await?;
     let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
     configure(&client, opts).await.with_context(|| format!("cannot configure the session on {}", branch.endpoint()))?;
-    let mut files = rewrites::snapshot(&client).await?;
+    let files = rewrites::snapshot(&client).await?;
     let started = Instant::now();
     let sampler = Sampler::start(branch, Watch::Backend(pid), started).await?;
     let deadline = opts.max_duration.map(|d| tokio::time::Instant::from_std(started + d));
+    let mut run = Run { client: &client, pid, sampler: &sampler, deadline, files, in_block: false };
     let mut statements = Vec::new();
     let mut failure = None;
     let mut failed_sql = None;
@@ -59,47 +60,24 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
             }
             StepKind::Sql(sql) | StepKind::Copy { sql, .. } => sql,
         };
-        let i = statements.len();
-        sampler.set_statement(i);
-        let t0 = Instant::now();
-        let outcome = run_step(&client, step, deadline, &sampler).await?;
-        let took = t0.elapsed();
-        sampler.set_statement(BETWEEN);
-        let mut report = StatementReport {
-            location: step.location.clone(),
-            text: shorten(sql, 120),
-            millis: millis(took),
-            ok: matches!(outcome, Outcome::Done),
-            locks: Vec::new(),
-            waits: Vec::new(),
-            rewrites: Vec::new(),
-        };
+        let (report, outcome) = run.statement(statements.len(), step, sql).await?;
+        statements.push(report);
         match outcome {
-            Outcome::Done => {
-                if checks_after(sql) {
-                    sampler.record_held(&client, pid, i).await.context("reading the migration's locks")?;
-                    let now = rewrites::snapshot(&client).await.context("reading table files")?;
-                    report.rewrites = rewrites::compare(&files, &now);
-                    files = now;
-                }
-                statements.push(report);
-            }
+            Outcome::Done => {}
             Outcome::Failed(e) => {
                 failure = Some(failure_of(&e, &step.location, FailureKind::Error));
                 failed_sql = Some((sql.clone(), e));
-                statements.push(report);
                 break;
             }
             Outcome::Budget(e) => {
-                let budget = opts.max_duration.unwrap_or_default();
                 let mut f = match &e {
                     Some(e) => failure_of(e, &step.location, FailureKind::Budget),
                     None => failure_of_budget(&step.location),
                 };
                 f.kind = FailureKind::Budget;
+                let budget = opts.max_duration.unwrap_or_default();
                 f.message = format!("stopped after exceeding the budget of {}", super::render::duration(budget));
                 failure = Some(f);
-                statements.push(report);
                 break;
             }
         }
@@ -134,6 +112,140 @@ async fn configure(client: &Client, opts: &MigrateOptions) -> Result<()> {
     }
     client.batch_execute(&sql).await?;
     Ok(())
+}
+
+/// The migration's session while it runs.
+struct Run<'a> {
+    client: &'a Client,
+    pid: i32,
+    sampler: &'a Sampler,
+    deadline: Option<tokio::time::Instant>,
+    /// Table files after the last statement.
+    files: rewrites::Files,
+    /// Inside a transaction block the migration opened.
+    in_block: bool,
+}
+
+impl Run<'_> {
+    /// Runs statement `i`. Outside a transaction block, a single statement runs
+    /// in one of its own (as autocommit would) so that its locks, still held
+    /// after it, are read for certain before COMMIT; one that cannot run in a
+    /// transaction block (CREATE INDEX CONCURRENTLY, VACUUM…) runs again bare.
+    async fn statement(&mut self, i: usize, step: &Step, sql: &str) -> Result<(StatementReport, Outcome)> {
+        let mut wrap = !self.in_block && wrappable(sql);
+        if wrap {
+            self.client.batch_execute("BEGIN").await.context("BEGIN")?;
+        }
+        self.sampler.set_statement(i);
+        let t0 = Instant::now();
+        let mut outcome = run_step(self.client, step, self.deadline, self.sampler).await?;
+        let mut took = t0.elapsed();
+        if wrap && matches!(&outcome, Outcome::Failed(e) if e.code().code() == "25001") {
+            self.client.batch_execute("ROLLBACK").await.context("ROLLBACK")?;
+            wrap = false;
+            let t0 = Instant::now();
+            outcome = run_step(self.client, step, self.deadline, self.sampler).await?;
+            took = t0.elapsed();
+        }
+        let mut report = StatementReport {
+            location: step.location.clone(),
+            text: shorten(sql, 120),
+            millis: 0,
+            ok: false,
+            locks: Vec::new(),
+            waits: Vec::new(),
+            rewrites: Vec::new(),
+        };
+        if matches!(outcome, Outcome::Done) {
+            if wrap || checks_after(sql) {
+                self.sampler.record_held(self.client, self.pid, i).await.context("reading the migration's locks")?;
+                let now = rewrites::snapshot(self.client).await.context("reading table files")?;
+                report.rewrites = rewrites::compare(&self.files, &now);
+                self.files = now;
+            }
+            if wrap {
+                let t1 = Instant::now();
+                if let Err(e) = self.client.batch_execute("COMMIT").await {
+                    let db =
+                        e.as_db_error().cloned().ok_or_else(|| anyhow!("{}: COMMIT failed: {e}", step.location))?;
+                    outcome = Outcome::Failed(db);
+                }
+                took += t1.elapsed();
+            }
+        } else if wrap {
+            let _ = self.client.batch_execute("ROLLBACK").await;
+        }
+        self.sampler.set_statement(BETWEEN);
+        report.millis = millis(took);
+        report.ok = matches!(outcome, Outcome::Done);
+        if report.ok {
+            self.in_block = in_block_after(sql, self.in_block);
+        }
+        Ok((report, outcome))
+    }
+}
+
+/// The top-level statements of a text (more than one when joined with `\;`), as their words.
+fn sub_statements(sql: &str) -> Vec<Vec<String>> {
+    let mut out = vec![Vec::new()];
+    for (t, _) in super::split::tokens(sql) {
+        match t {
+            super::split::Tok::Punct(b';') => out.push(Vec::new()),
+            super::split::Tok::Word(w) => out.last_mut().map(|v| v.push(w)).unwrap_or(()),
+            _ => {}
+        }
+    }
+    out.retain(|w| !w.is_empty());
+    out
+}
+
+/// Whether a transaction block is open after `sql` succeeded.
+fn in_block_after(sql: &str, mut in_block: bool) -> bool {
+    for words in sub_statements(sql) {
+        let w: Vec<&str> = words.iter().map(String::as_str).collect();
+        let chain = w.contains(&"chain") && !w.contains(&"no");
+        in_block = match w.as_slice() {
+            ["begin", ..] | ["start", "transaction", ..] => true,
+            ["rollback" | "abort", rest @ ..] if rest.iter().take(2).any(|x| *x == "to") => in_block,
+            ["commit" | "rollback", "prepared", ..] => in_block,
+            ["commit" | "end" | "rollback" | "abort", ..] => chain,
+            ["prepare", "transaction", ..] => false,
+            _ => in_block,
+        };
+    }
+    in_block
+}
+
+/// A single statement that may run inside a transaction block of its own.
+/// Not transaction control or session settings, not CALL or DO, whose code
+/// may COMMIT, and not LOCK or DECLARE, which psql would refuse outside a block.
+fn wrappable(sql: &str) -> bool {
+    let subs = sub_statements(sql);
+    let [words] = subs.as_slice() else { return false };
+    !matches!(
+        words.first().map(String::as_str),
+        None | Some(
+            "begin"
+                | "start"
+                | "commit"
+                | "end"
+                | "rollback"
+                | "abort"
+                | "prepare"
+                | "savepoint"
+                | "release"
+                | "set"
+                | "reset"
+                | "show"
+                | "call"
+                | "do"
+                | "vacuum"
+                | "discard"
+                | "checkpoint"
+                | "lock"
+                | "declare"
+        )
+    )
 }
 
 /// Statements after which the session's locks and table files are read on the
@@ -239,8 +351,9 @@ pub(super) fn failure_of_budget(location: &str) -> Failure {
 /// Puts what the sampler saw on each statement.
 pub(super) fn fill_locks(statements: &mut [StatementReport], samples: &Samples) {
     for (i, s) in statements.iter_mut().enumerate() {
-        s.locks = samples.held(i);
-        s.waits = samples.waits(i);
+        // A hold counts one sampling interval past its last sighting: never longer than the statement.
+        s.locks = samples.held(i).into_iter().map(|l| LockHeld { millis: l.millis.min(s.millis), ..l }).collect();
+        s.waits = samples.waits(i).into_iter().map(|w| LockWait { millis: w.millis.min(s.millis), ..w }).collect();
     }
 }
 
@@ -252,6 +365,39 @@ mod tests {
     fn statements_shortened_to_one_line_without_leading_comments() {
         assert_eq!(shorten("-- why\n  ALTER TABLE t\n    ADD x int", 100), "ALTER TABLE t ADD x int");
         assert_eq!(shorten("SELECT 123456789", 10), "SELECT 12…");
+    }
+
+    #[test]
+    fn transaction_blocks_are_tracked() {
+        assert!(in_block_after("BEGIN", false));
+        assert!(in_block_after("start transaction isolation level serializable", false));
+        assert!(in_block_after("ROLLBACK TO SAVEPOINT a", true));
+        assert!(in_block_after("rollback work to a", true));
+        assert!(!in_block_after("COMMIT", true));
+        assert!(in_block_after("COMMIT AND CHAIN", true));
+        assert!(!in_block_after("commit and no chain", true));
+        assert!(!in_block_after("END", true));
+        assert!(!in_block_after("PREPARE TRANSACTION 'x'", true));
+        assert!(in_block_after("BEGIN ; UPDATE t SET a = 1", false));
+        assert!(!in_block_after("BEGIN ; UPDATE t SET a = 1 ; COMMIT", false));
+        assert!(!in_block_after("UPDATE t SET a = 1", false));
+    }
+
+    #[test]
+    fn single_statements_are_wrapped_but_not_transaction_control() {
+        assert!(wrappable("ALTER TABLE t ADD x int"));
+        assert!(wrappable("CREATE INDEX CONCURRENTLY i ON t (x)"), "retried bare when refused");
+        for no in [
+            "BEGIN",
+            "COMMIT",
+            "SET lock_timeout = 1",
+            "CALL p()",
+            "DO $$ BEGIN COMMIT; END $$",
+            "VACUUM t",
+            "SELECT 1 ; SELECT 2",
+        ] {
+            assert!(!wrappable(no), "{no}");
+        }
     }
 
     #[test]

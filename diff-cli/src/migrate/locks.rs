@@ -239,6 +239,9 @@ pub(super) struct Samples {
     pub blockers: HashMap<i32, Blocker>,
 }
 
+/// A wait: lock type, relation, mode.
+type WaitKey = (String, Option<String>, String);
+
 /// Lock modes from weakest to strongest.
 const MODES: &[&str] = &[
     "AccessShareLock",
@@ -302,7 +305,7 @@ impl Samples {
 
     /// Locks statement `i` waited for.
     pub fn waits(&self, i: usize) -> Vec<LockWait> {
-        let mut by: BTreeMap<(String, Option<String>, String), (Vec<Duration>, BTreeSet<i32>)> = BTreeMap::new();
+        let mut by: BTreeMap<WaitKey, (Vec<Duration>, BTreeSet<i32>)> = BTreeMap::new();
         for o in self.obs.iter().filter(|o| o.stmt == i && !o.granted) {
             let e = by.entry((o.locktype.clone(), o.relation.clone(), o.mode.clone())).or_default();
             e.0.push(o.at);

@@ -144,8 +144,11 @@ pub(crate) fn tokens(sql: &str) -> Vec<(Tok, std::ops::Range<usize>)> {
             i = scan_single(b, i, false).unwrap_or(b.len());
             Tok::Literal
         } else if c == b'"' {
-            i = scan_double(b, i).unwrap_or(b.len());
-            Tok::Ident(sql[start + 1..i.saturating_sub(1).max(start + 1)].replace("\"\"", "\""))
+            let end = scan_double(b, i);
+            i = end.unwrap_or(b.len());
+            // Without its closing quote, the identifier runs to the end.
+            let inner_end = if end.is_some() { i - 1 } else { i };
+            Tok::Ident(sql[start + 1..inner_end.max(start + 1)].replace("\"\"", "\""))
         } else if c == b'$' && (i == 0 || !ident_cont(b[i - 1])) && dollar_tag(b, i).is_some() {
             let open = dollar_tag(b, i).unwrap_or(b.len());
             let tag = &b[i..open];
@@ -560,6 +563,52 @@ mod tests {
         assert_eq!(split("SELECT $x$ abc $y$;").unwrap_err().message, "unterminated dollar-quoted string");
         assert!(split("/* /* */").is_err());
         assert!(split("SELECT \"abc").is_err());
+    }
+
+    /// Random scripts made of the pieces that matter never make the splitter panic.
+    #[test]
+    fn never_panics_on_arbitrary_scripts() {
+        const PIECES: &[&str] = &[
+            "'",
+            "\"",
+            "$",
+            "$a$",
+            "--",
+            "/*",
+            "*/",
+            "\\",
+            ";",
+            "(",
+            ")",
+            "é",
+            "\n",
+            "E'",
+            "e",
+            "begin",
+            "atomic",
+            "create function f() ",
+            "copy t from stdin",
+            "\\.",
+            " ",
+            "x",
+            "\\\\",
+            "\\copy t from stdin",
+            "\\g",
+            "\\;",
+            "end",
+            "ü'",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut script = String::new();
+            for _ in 0..(seed % 24) {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                script.push_str(PIECES[(seed >> 33) as usize % PIECES.len()]);
+            }
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let _ = split(&script);
+            let _ = tokens(&script);
+        }
     }
 
     #[test]

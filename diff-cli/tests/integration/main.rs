@@ -10,6 +10,7 @@ mod differential;
 mod first_hour;
 mod keys;
 mod library;
+mod migrate;
 mod schema_doc;
 mod schema_kinds;
 mod schema_noise;
