@@ -147,6 +147,9 @@ fn database_is_branched_and_the_branch_dropped() {
     let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/output-schema.json")).unwrap();
     let mut errors = vec![];
     crate::schema_doc::validate(&schema, &schema, &doc, "$", &mut errors);
+    let migration: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/migration-schema.json")).unwrap();
+    crate::schema_doc::validate(&migration, &migration, &doc["check"]["migration"], "$.check.migration", &mut errors);
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(databases_like(&format!("{}_check_", pair.parent)), Vec::<String>::new());
     // The parent is untouched.
@@ -408,4 +411,63 @@ fn sigterm_cleans_up_cluster_and_branch() {
     assert_eq!(code, 130);
     assert_eq!(databases_like(&format!("{}_check_", pair.parent)), Vec::<String>::new());
     let _ = cluster();
+}
+
+/// The example in testdata/check: what its migrations' comments promise, worked out from
+/// testdata/shop.sql (the snapshot is a pg_dump of it).
+#[test]
+fn testdata_snapshot_and_migrations_do_what_they_say() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/check");
+    let snap = root.join("shop.sql");
+    let tmp = workdir();
+    let loses = root.join("migrations/0041_drop_country.sql");
+    let run = check(
+        &[
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--migration",
+            loses.to_str().unwrap(),
+            "--fail-on",
+            "data-loss",
+            "--format",
+            "json",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let doc = run.json();
+    assert_eq!(doc["check"]["migration"]["failure"], serde_json::Value::Null);
+    let mut losses: Vec<(String, String, u64)> = doc["data_loss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let object = [&l["schema"], &l["table"], &l["column"]]
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(".");
+            (l["kind"].as_str().unwrap().to_string(), object, l["count"].as_u64().unwrap())
+        })
+        .collect();
+    losses.sort();
+    // 50 customers with a country, 2 coupons, 2 'boot' entries.
+    let want = [
+        ("deleted_rows", "public.audit_log", 2),
+        ("dropped_column", "public.customers.country", 50),
+        ("dropped_table", "public.legacy_coupons", 2),
+    ];
+    assert_eq!(losses, want.map(|(k, o, n)| (k.to_string(), o.to_string(), n)).to_vec());
+
+    let fails = root.join("migrations/0042_one_order_per_status.sql");
+    let run = check(
+        &["--snapshot", snap.to_str().unwrap(), "--migration", fails.to_str().unwrap(), "--format", "json"],
+        tmp.path(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let e = &run.json()["check"]["migration"]["failure"]["explanation"];
+    // Orders i and i + 150 (i in 1..=50) share customer 1 + i % 50 and status i % 3: 50 pairs.
+    assert_eq!(e["total"], 50, "{e:#}");
+    assert_eq!(e["columns"], serde_json::json!(["customer_id", "status", "rows"]));
+    assert_no_leftovers(tmp.path());
 }
