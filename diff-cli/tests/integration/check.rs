@@ -147,9 +147,15 @@ fn database_is_branched_and_the_branch_dropped() {
     let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/output-schema.json")).unwrap();
     let mut errors = vec![];
     crate::schema_doc::validate(&schema, &schema, &doc, "$", &mut errors);
-    let migration: serde_json::Value =
+    let migration_schema: serde_json::Value =
         serde_json::from_str(include_str!("../../../docs/migration-schema.json")).unwrap();
-    crate::schema_doc::validate(&migration, &migration, &doc["check"]["migration"], "$.check.migration", &mut errors);
+    crate::schema_doc::validate(
+        &migration_schema,
+        &migration_schema,
+        &doc["check"]["migration"],
+        "$.check.migration",
+        &mut errors,
+    );
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(databases_like(&format!("{}_check_", pair.parent)), Vec::<String>::new());
     // The parent is untouched.
