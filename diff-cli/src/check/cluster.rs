@@ -24,6 +24,11 @@ pub struct Throwaway {
     version_num: u32,
     /// Cleared by [`Throwaway::keep`]: `Drop` then leaves everything in place.
     armed: bool,
+    /// `pg_ctl start` is running: a server may be on its way up.
+    starting: bool,
+    /// The process group of the initdb or pg_ctl running now (killed by `Drop`:
+    /// as root the direct child is runuser, and killing it alone leaves its child running).
+    running: Option<u32>,
 }
 
 impl Throwaway {
@@ -32,17 +37,24 @@ impl Throwaway {
     pub async fn start(bin: &PgBin) -> Result<Throwaway> {
         let dir = private_dir()?;
         // From here on, Drop removes the directory and stops a started server.
-        let mut cluster = Throwaway { dir, pg_ctl: bin.server_tool("pg_ctl"), version_num: 0, armed: true };
+        let mut cluster = Throwaway {
+            dir,
+            pg_ctl: bin.server_tool("pg_ctl"),
+            version_num: 0,
+            armed: true,
+            starting: false,
+            running: None,
+        };
         let data = cluster.data_dir();
         let data = data.to_str().context("temporary directory is not UTF-8")?;
         let initdb = bin.server_tool("initdb");
         let base = ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"];
         // C.UTF-8 sorts like C but knows every character; systems without it get plain C.
-        if as_server(&initdb, &[&base[..], &["--locale=C.UTF-8"]].concat()).await.is_err() {
+        if as_server(&initdb, &[&base[..], &["--locale=C.UTF-8"]].concat(), &mut cluster.running).await.is_err() {
             let _ = std::fs::remove_dir_all(cluster.data_dir());
-            as_server(&initdb, &[&base[..], &["--no-locale"]].concat())
+            as_server(&initdb, &[&base[..], &["--no-locale"]].concat(), &mut cluster.running)
                 .await
-                .map_err(|e| anyhow::anyhow!("initdb failed: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("initdb failed in {}: {}", cluster.dir.display(), first_line(&e)))?;
         }
         let sock = cluster.dir.to_str().context("temporary directory is not UTF-8")?.to_string();
         let opts = format!(
@@ -53,7 +65,10 @@ impl Throwaway {
         let log = cluster.dir.join("log");
         let log_s = log.to_str().context("temporary directory is not UTF-8")?;
         let args = ["-D", data, "-l", log_s, "-w", "-t", "120", "-o", opts.as_str(), "start"];
-        if let Err(e) = as_server(&cluster.pg_ctl, &args).await {
+        cluster.starting = true;
+        let started = as_server(&cluster.pg_ctl, &args, &mut cluster.running).await;
+        cluster.starting = false;
+        if let Err(e) = started {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             let last = tail.lines().rev().find(|l| l.contains("FATAL") || l.contains("ERROR")).unwrap_or("");
             bail!("the throwaway cluster did not start: {} {last}", first_line(&e));
@@ -112,7 +127,20 @@ impl Drop for Throwaway {
         if !self.armed {
             return;
         }
-        if self.data_dir().join("postmaster.pid").exists() {
+        if let Some(group) = self.running.take() {
+            // SAFETY: kill has no memory effects; a group that is gone gives ESRCH.
+            unsafe { libc::kill(-(group as i32), libc::SIGKILL) };
+        }
+        let pid_file = self.data_dir().join("postmaster.pid");
+        if self.starting {
+            // Cancelled during `pg_ctl start`: killing it (or runuser) does not stop
+            // the postmaster it launched, which writes its pid file shortly.
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !pid_file.exists() && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        if pid_file.exists() {
             let data = self.data_dir();
             let _ = server_std(&self.pg_ctl)
                 .arg("-D")
@@ -174,10 +202,20 @@ fn server_command(bin: &Path) -> tokio::process::Command {
     cmd
 }
 
-/// Runs a server binary; the error is its output.
-async fn as_server(bin: &Path, args: &[&str]) -> std::result::Result<(), String> {
-    let out =
-        server_command(bin).args(args).output().await.map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+/// Runs a server binary in a process group of its own, noted in `running`
+/// while it runs; the error is its output.
+async fn as_server(bin: &Path, args: &[&str], running: &mut Option<u32>) -> std::result::Result<(), String> {
+    let child = server_command(bin)
+        .args(args)
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    *running = child.id();
+    let out = child.wait_with_output().await;
+    *running = None;
+    let out = out.map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
     if out.status.success() {
         return Ok(());
     }

@@ -477,3 +477,28 @@ fn testdata_snapshot_and_migrations_do_what_they_say() {
     assert_eq!(e["columns"], serde_json::json!(["customer_id", "status", "rows"]));
     assert_no_leftovers(tmp.path());
 }
+
+/// SIGTERM while the cluster starts, the snapshot is restored or the branch is made: whatever
+/// was started is stopped and removed (a check that finished first exits 1, its migration failing).
+#[test]
+fn sigterm_at_any_moment_leaves_nothing() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/check");
+    let tmp = workdir();
+    for delay in [150, 400, 700, 1000, 1500] {
+        let mut child = Command::new(bin())
+            .args(["check", "--quiet", "--snapshot"])
+            .arg(root.join("shop.sql"))
+            .arg("--migration")
+            .arg(root.join("migrations"))
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let code = child.wait().unwrap().code();
+        assert!(matches!(code, Some(130) | Some(1)), "after {delay} ms: {code:?}");
+        assert_no_leftovers(tmp.path());
+    }
+}
