@@ -4,7 +4,7 @@
 //! formats through `pg_restore -j <cores>`, tar through pg_restore without
 //! `-j` (the format does not allow it). Ownership and privileges name roles the
 //! throwaway cluster does not have: pg_restore leaves them out, and for plain
-//! SQL the roles named by `OWNER TO` are created first.
+//! SQL the roles named by `OWNER TO`, `GRANT` and `REVOKE` are created first.
 
 use std::io::{BufRead, Read};
 use std::path::Path;
@@ -109,8 +109,9 @@ fn first_error(stderr: &str) -> String {
     line.unwrap_or("no message").to_string()
 }
 
-/// Roles a plain dump hands objects to (`ALTER … OWNER TO role;`), created
-/// NOLOGIN in the throwaway cluster so that those statements succeed.
+/// Roles a plain dump hands objects or privileges to (`OWNER TO`, `GRANT … TO`,
+/// `REVOKE … FROM`), created NOLOGIN in the throwaway cluster so that those
+/// statements succeed.
 async fn create_owner_roles(cluster: &Throwaway, path: &Path) -> Result<()> {
     let roles = owner_roles(path)?;
     if roles.is_empty() {
@@ -140,14 +141,32 @@ fn owner_roles(path: &Path) -> Result<Vec<String>> {
     for line in std::io::BufReader::new(file).split(b'\n') {
         let line = line?;
         let line = String::from_utf8_lossy(&line);
-        if !line.starts_with("ALTER ") {
-            continue;
-        }
-        if let Some(role) = line.rsplit_once(" OWNER TO ").map(|(_, r)| r.trim_end().trim_end_matches(';')) {
-            roles.insert(unquote(role));
-        }
+        roles.extend(roles_named(&line));
     }
-    Ok(roles.into_iter().filter(|r| !r.is_empty()).collect())
+    Ok(roles.into_iter().collect())
+}
+
+/// The roles a line of pg_dump output names: `ALTER … OWNER TO r;`,
+/// `GRANT … TO r[, r2] [WITH GRANT OPTION];`, `REVOKE … FROM r;` (not PUBLIC).
+fn roles_named(line: &str) -> Vec<String> {
+    let line = line.trim_end().trim_end_matches(';');
+    let default_privileges = line.starts_with("ALTER DEFAULT PRIVILEGES") && line.contains(" GRANT ");
+    let list = if line.starts_with("ALTER ") && !default_privileges {
+        line.rsplit_once(" OWNER TO ").map(|(_, r)| r)
+    } else if line.starts_with("GRANT ") || default_privileges {
+        line.rsplit_once(" TO ").map(|(_, r)| r.trim_end_matches(" WITH GRANT OPTION"))
+    } else if line.starts_with("REVOKE ") {
+        line.rsplit_once(" FROM ").map(|(_, r)| r)
+    } else {
+        None
+    };
+    let Some(list) = list else { return vec![] };
+    list.split(", ")
+        .map(str::trim)
+        // An unquoted name is one word: anything else is not a role list.
+        .filter(|r| r.starts_with('"') || !(r.is_empty() || r.contains(' ') || r.eq_ignore_ascii_case("public")))
+        .map(unquote)
+        .collect()
 }
 
 fn unquote(ident: &str) -> String {
@@ -180,6 +199,19 @@ mod tests {
         assert!(Format::detect(&d).is_err());
         std::fs::write(d.join("toc.dat"), b"PGDMP").unwrap();
         assert_eq!(Format::detect(&d).unwrap(), Format::Directory);
+    }
+
+    #[test]
+    fn roles_are_read_from_grants_and_revokes() {
+        assert_eq!(roles_named("GRANT SELECT ON TABLE public.t TO reader;"), ["reader"]);
+        assert_eq!(roles_named("GRANT ALL ON SCHEMA s TO a, \"B c\" WITH GRANT OPTION;"), ["a", "B c"]);
+        assert_eq!(roles_named("GRANT USAGE ON SCHEMA public TO PUBLIC;"), Vec::<String>::new());
+        assert_eq!(roles_named("REVOKE ALL ON TABLE public.t FROM app;"), ["app"]);
+        assert_eq!(
+            roles_named("ALTER DEFAULT PRIVILEGES FOR ROLE o IN SCHEMA s GRANT SELECT ON TABLES TO viewer;"),
+            ["viewer"]
+        );
+        assert_eq!(roles_named("INSERT INTO t VALUES ('GRANT x TO y');"), Vec::<String>::new());
     }
 
     #[test]

@@ -101,13 +101,24 @@ fn pg_dump(db: &str, format: &str, out: &Path) -> bool {
 }
 
 #[test]
-fn snapshot_formats_plain_custom_directory() {
-    let pair = parent("chk_fmt", SETUP);
+fn snapshot_formats_plain_custom_directory_tar() {
+    // Roles the throwaway cluster does not have: pg_restore leaves ownership and privileges out,
+    // a plain dump gets them created.
+    let roles = "DO $$BEGIN
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'chk_owner') THEN CREATE ROLE chk_owner; END IF;
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'chk_reader') THEN CREATE ROLE chk_reader; END IF;
+        END$$;
+        ALTER TABLE orders OWNER TO chk_owner; GRANT SELECT ON customers TO chk_reader;";
+    let pair = parent("chk_fmt", &format!("{SETUP}{roles}"));
     let work = workdir();
     let migration = write(work.path(), "0001.sql", LOSES_DATA);
-    for (format, file, name) in
-        [("plain", "shop.sql", "plain SQL"), ("custom", "shop.dump", "custom"), ("directory", "shop.dir", "directory")]
-    {
+    let formats = [
+        ("plain", "shop.sql", "plain SQL"),
+        ("custom", "shop.dump", "custom"),
+        ("directory", "shop.dir", "directory"),
+        ("tar", "shop.tar", "tar"),
+    ];
+    for (format, file, name) in formats {
         let snap = work.path().join(file);
         if !pg_dump(&pair.parent, format, &snap) {
             return;
