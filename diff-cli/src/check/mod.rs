@@ -140,10 +140,10 @@ impl Held {
     }
 }
 
-/// Where the parent came from, for the report.
 /// Marks a name in a line: text and Markdown quote differently.
 type Quote<'a> = &'a dyn Fn(&str) -> String;
 
+/// Where the parent came from, for the report.
 struct Source {
     /// What it is, with the file or endpoint quoted.
     describe: Box<dyn Fn(Quote) -> String + Send>,
