@@ -47,8 +47,15 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
     let files = rewrites::snapshot(&client).await?;
     let started = Instant::now();
     let sampler = Sampler::start(branch, Watch::Backend(pid), started).await?;
-    let deadline = opts.max_duration.map(|d| tokio::time::Instant::from_std(started + d));
-    let mut run = Run { client: &client, pid, sampler: &sampler, deadline, files, in_block: false };
+    let mut run = Run {
+        client: &client,
+        pid,
+        sampler: &sampler,
+        budget: opts.max_duration,
+        spent: Duration::ZERO,
+        files,
+        in_block: false,
+    };
     let mut statements = Vec::new();
     let mut failure = None;
     let mut failed_sql = None;
@@ -82,7 +89,8 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
             }
         }
     }
-    let total = started.elapsed();
+    // The statements' own time: the tracing between them is not the migration's.
+    let total = run.spent;
     let samples = sampler.finish().await;
     drop(client);
     fill_locks(&mut statements, &samples);
@@ -119,7 +127,9 @@ struct Run<'a> {
     client: &'a Client,
     pid: i32,
     sampler: &'a Sampler,
-    deadline: Option<tokio::time::Instant>,
+    /// `--max-duration`, spent by the statements' own time.
+    budget: Option<Duration>,
+    spent: Duration,
     /// Table files after the last statement.
     files: rewrites::Files,
     /// Inside a transaction block the migration opened.
@@ -139,13 +149,14 @@ impl Run<'_> {
         }
         self.sampler.set_statement(i);
         let t0 = Instant::now();
-        let mut outcome = run_step(self.client, step, self.deadline, self.sampler).await?;
+        let deadline = self.budget.map(|b| tokio::time::Instant::now() + b.saturating_sub(self.spent));
+        let mut outcome = run_step(self.client, step, deadline, self.sampler).await?;
         let mut took = t0.elapsed();
         if wrap && matches!(&outcome, Outcome::Failed(e) if e.code().code() == "25001") {
             self.client.batch_execute("ROLLBACK").await.context("ROLLBACK")?;
             wrap = false;
             let t0 = Instant::now();
-            outcome = run_step(self.client, step, self.deadline, self.sampler).await?;
+            outcome = run_step(self.client, step, deadline, self.sampler).await?;
             took = t0.elapsed();
         }
         let mut report = StatementReport {
@@ -178,6 +189,7 @@ impl Run<'_> {
         }
         self.sampler.set_statement(BETWEEN);
         report.millis = millis(took);
+        self.spent += took;
         report.ok = matches!(outcome, Outcome::Done);
         if report.ok {
             self.in_block = in_block_after(sql, self.in_block);

@@ -20,7 +20,8 @@ pub struct MigrationReport {
     /// Set when the migration did not apply completely.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
-    /// Wall time of the whole migration.
+    /// Wall time of the statements (their sum) or of the command; the
+    /// tracing between statements is not counted. The budget is spent by this.
     pub total_millis: u64,
     /// `--max-duration`, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
