@@ -55,6 +55,8 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
         spent: Duration::ZERO,
         files,
         in_block: false,
+        blocks: Vec::new(),
+        block_seq: 0,
     };
     let mut statements = Vec::new();
     let mut failure = None;
@@ -90,17 +92,22 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
         }
     }
     // The statements' own time: the tracing between them is not the migration's.
-    let total = run.spent;
+    let (total, blocks) = (run.spent, std::mem::take(&mut run.blocks));
+    drop(run);
     let samples = sampler.finish().await;
     drop(client);
     fill_locks(&mut statements, &samples);
     if let (Some(f), Some((sql, e))) = (failure.as_mut(), failed_sql) {
         f.explanation = explain::explain(branch, &sql, &e, statements.last()).await;
     }
+    let mut locks = samples.summary(&statements.iter().map(|s| s.location.clone()).collect::<Vec<_>>());
+    for l in &mut locks {
+        l.access_exclusive_millis = access_exclusive_millis(&statements, &blocks, &l.relation);
+    }
     Ok(MigrationReport {
         kind: "files",
         command: None,
-        locks: samples.summary(&statements.iter().map(|s| s.location.clone()).collect::<Vec<_>>()),
+        locks,
         statements,
         over_budget: opts.max_duration.is_some_and(|b| total > b),
         failure,
@@ -134,6 +141,9 @@ struct Run<'a> {
     files: rewrites::Files,
     /// Inside a transaction block the migration opened.
     in_block: bool,
+    /// Per statement: the transaction block it ran in (numbered), if any.
+    blocks: Vec<Option<usize>>,
+    block_seq: usize,
 }
 
 impl Run<'_> {
@@ -191,11 +201,41 @@ impl Run<'_> {
         report.millis = millis(took);
         self.spent += took;
         report.ok = matches!(outcome, Outcome::Done);
+        let before = self.in_block;
         if report.ok {
             self.in_block = in_block_after(sql, self.in_block);
         }
+        if !before && self.in_block {
+            self.block_seq += 1;
+        }
+        self.blocks.push((before || self.in_block).then_some(self.block_seq));
         Ok((report, outcome))
     }
+}
+
+/// How long ACCESS EXCLUSIVE on `relation` was held, from the statements'
+/// times: a statement seen holding it held it while it ran (less what it spent
+/// waiting for it); inside a transaction block the lock stays until the block
+/// ends, so every later statement of the block, COMMIT included, counts too.
+fn access_exclusive_millis(statements: &[StatementReport], blocks: &[Option<usize>], relation: &str) -> u64 {
+    let mut total = 0;
+    let mut held_in: Option<usize> = None;
+    for (i, s) in statements.iter().enumerate() {
+        let block = blocks.get(i).copied().flatten();
+        if held_in.is_some() && held_in != block {
+            held_in = None;
+        }
+        let seen = s.locks.iter().any(|l| l.relation == relation && l.mode == "AccessExclusiveLock");
+        if held_in.is_some() {
+            total += s.millis;
+        } else if seen {
+            let waited: u64 =
+                s.waits.iter().filter(|w| w.relation.as_deref() == Some(relation)).map(|w| w.millis).sum();
+            total += s.millis.saturating_sub(waited);
+            held_in = block;
+        }
+    }
+    total
 }
 
 /// Row writes: they take no locks beyond ROW EXCLUSIVE and rewrite nothing,
@@ -390,6 +430,40 @@ mod tests {
     fn statements_shortened_to_one_line_without_leading_comments() {
         assert_eq!(shorten("-- why\n  ALTER TABLE t\n    ADD x int", 100), "ALTER TABLE t ADD x int");
         assert_eq!(shorten("SELECT 123456789", 10), "SELECT 12…");
+    }
+
+    fn stmt(millis: u64, ael: bool) -> StatementReport {
+        let locks = if ael {
+            vec![LockHeld {
+                relation: "public.t".into(),
+                relkind: "table".into(),
+                mode: "AccessExclusiveLock".into(),
+                millis,
+            }]
+        } else {
+            Vec::new()
+        };
+        StatementReport {
+            location: String::new(),
+            text: String::new(),
+            millis,
+            ok: true,
+            locks,
+            waits: Vec::new(),
+            rewrites: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn access_exclusive_lasts_to_the_end_of_its_block() {
+        // BEGIN (1) · ALTER (10, takes it) · UPDATE (100, not seen) · COMMIT (5) · SELECT (1000, autocommit).
+        let statements = [stmt(1, false), stmt(10, true), stmt(100, false), stmt(5, false), stmt(1000, false)];
+        let blocks = [Some(1), Some(1), Some(1), Some(1), None];
+        assert_eq!(access_exclusive_millis(&statements, &blocks, "public.t"), 115);
+        assert_eq!(access_exclusive_millis(&statements, &blocks, "public.other"), 0);
+        // Autocommit: only while the statements that took it ran.
+        let statements = [stmt(10, true), stmt(100, false), stmt(7, true)];
+        assert_eq!(access_exclusive_millis(&statements, &[None, None, None], "public.t"), 17);
     }
 
     #[test]

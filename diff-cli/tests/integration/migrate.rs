@@ -319,8 +319,9 @@ fn a_rewriting_alter_holds_access_exclusive_and_changes_the_file() {
     assert!(alter.locks.iter().any(|l| l.relation == "public.t" && l.mode == "AccessExclusiveLock"), "{alter:#?}");
     let summary = report.locks.iter().find(|l| l.relation == "public.t").unwrap();
     assert!(summary.modes.contains(&"AccessExclusiveLock".to_string()));
-    // Held through the 200 ms sleep until COMMIT.
-    assert!(summary.access_exclusive_millis >= 150, "{summary:#?}");
+    // Held through the 200 ms sleep until COMMIT, and never longer than the migration.
+    assert!(summary.access_exclusive_millis >= 200, "{summary:#?}");
+    assert!(summary.access_exclusive_millis <= report.total_millis, "{summary:#?}");
     assert!(report.text().contains("rewrote public.t"), "{}", report.text());
 
     // Without BEGIN the statement runs in a transaction of its own, and its locks are read before COMMIT:
@@ -328,6 +329,7 @@ fn a_rewriting_alter_holds_access_exclusive_and_changes_the_file() {
     let report = migrate(&db, "ALTER TABLE t ALTER COLUMN v TYPE int;");
     let alter = &report.statements[0];
     assert!(alter.locks.iter().any(|l| l.relation == "public.t" && l.mode == "AccessExclusiveLock"), "{alter:#?}");
+    assert!(report.locks.iter().any(|l| l.relation == "public.t" && l.access_exclusive_millis > 0), "{report:#?}");
     let again = relfilenode(&db, "t");
     assert_eq!(
         alter.rewrites.iter().map(|r| (r.relfilenode_before, r.relfilenode_after)).collect::<Vec<_>>(),
@@ -371,6 +373,24 @@ fn a_lock_wait_ends_in_lock_timeout_naming_the_blocker() {
     let e = f.explanation.as_ref().unwrap();
     assert_eq!(e.rows[0][0].as_deref(), Some(holder_pid.to_string().as_str()));
     assert!(report.text().contains("waited"), "{}", report.text());
+
+    // Without lock_timeout the statement waits until the holder is done (about 500 ms), then succeeds.
+    holder.batch_execute("BEGIN; SELECT * FROM t;").unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        holder.batch_execute("ROLLBACK").unwrap();
+    });
+    let report = migrate(&db, "ALTER TABLE t ADD COLUMN x int;");
+    release.join().unwrap();
+    assert!(report.succeeded(), "{}", report.text());
+    let s = &report.statements[0];
+    let w = s.waits.iter().find(|w| w.relation.as_deref() == Some("public.t")).unwrap_or_else(|| panic!("{s:#?}"));
+    assert!(w.millis >= 300 && w.millis <= s.millis, "{w:?} in {} ms", s.millis);
+    assert_eq!(w.blocked_by.iter().map(|b| b.pid).collect::<Vec<_>>(), [holder_pid]);
+    let summary = report.locks.iter().find(|l| l.relation == "public.t").unwrap();
+    assert!(summary.statements.iter().any(|l| l.ends_with("m.sql:1")), "{summary:#?}");
+    // Waiting is not holding: the hold is what is left of the statement's time.
+    assert!(summary.access_exclusive_millis <= s.millis - w.millis + 20, "{summary:#?} {s:#?}");
 }
 
 #[test]
