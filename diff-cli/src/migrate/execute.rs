@@ -79,21 +79,18 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
                 break;
             }
             Outcome::Budget(e) => {
-                let mut f = match &e {
-                    Some(e) => failure_of(e, &step.location, FailureKind::Budget),
-                    None => failure_of_budget(&step.location),
-                };
-                f.kind = FailureKind::Budget;
-                let budget = opts.max_duration.unwrap_or_default();
-                f.message = format!("stopped after exceeding the budget of {}", super::render::duration(budget));
-                failure = Some(f);
+                failure = Some(budget_failure(e.as_ref(), &step.location, opts.max_duration.unwrap_or_default()));
                 break;
             }
         }
     }
     // The statements' own time: the tracing between them is not the migration's.
-    let (total, blocks) = (run.spent, std::mem::take(&mut run.blocks));
+    let (total, blocks, in_block) = (run.spent, std::mem::take(&mut run.blocks), run.in_block);
     drop(run);
+    if in_block {
+        // A block left open by the failure: its locks go now, before the explanation reads the tables.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
     let samples = sampler.finish().await;
     drop(client);
     fill_locks(&mut statements, &samples);
@@ -109,7 +106,8 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
         command: None,
         locks,
         statements,
-        over_budget: opts.max_duration.is_some_and(|b| total > b),
+        over_budget: failure.as_ref().is_some_and(|f| f.kind == FailureKind::Budget)
+            || opts.max_duration.is_some_and(|b| total > b),
         failure,
         total_millis: millis(total),
         budget_millis: opts.max_duration.map(millis),
@@ -400,12 +398,14 @@ pub(super) fn failure_of(e: &tokio_postgres::error::DbError, location: &str, def
     }
 }
 
-pub(super) fn failure_of_budget(location: &str) -> Failure {
+/// The migration stopped at its budget; `e` is what the cancelled statement returned.
+fn budget_failure(e: Option<&tokio_postgres::error::DbError>, location: &str, budget: Duration) -> Failure {
+    let message = format!("stopped after exceeding the budget of {}", super::render::duration(budget));
     Failure {
         kind: FailureKind::Budget,
         location: Some(location.to_string()),
-        sqlstate: None,
-        message: String::new(),
+        sqlstate: e.map(|e| e.code().code().to_string()),
+        message,
         detail: None,
         hint: None,
         exit_code: None,

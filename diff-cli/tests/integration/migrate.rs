@@ -133,6 +133,20 @@ fn duplicates_are_listed_with_their_counts() {
     let text = report.text();
     assert!(text.contains("same@x") && text.contains("FAILED"), "{text}");
     assert!(report.markdown().contains("| same@x | 3 |"), "{}", report.markdown());
+
+    // Inside a transaction block: the failure rolls it back (column m never appears), and the
+    // explanation is not held up by the block's locks.
+    let started = std::time::Instant::now();
+    let report =
+        migrate(&db, "BEGIN;\nALTER TABLE users ADD COLUMN m int;\nCREATE UNIQUE INDEX u2 ON users (email);\nCOMMIT;");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let f = report.failure.as_ref().unwrap();
+    assert!(f.location.as_deref().unwrap().ends_with("m.sql:3"));
+    assert_eq!(f.explanation.as_ref().unwrap().total, Some(11));
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'm'"),
+        0
+    );
 }
 
 #[test]
