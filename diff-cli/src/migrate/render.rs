@@ -115,9 +115,6 @@ fn table_text(e: &Explanation) -> Vec<String> {
 pub(super) fn text(r: &MigrationReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", headline(r));
-    if let Some(cmd) = &r.command {
-        let _ = writeln!(out, "  command: {cmd}");
-    }
     for s in &r.statements {
         let status = if s.ok { "ok" } else { "FAILED" };
         let _ = writeln!(out, "  {status:<6} {:>9}  {}  {}", ms(s.millis), s.location, s.text);
