@@ -425,6 +425,21 @@ fn run_applies_sql_through_the_environment() {
     assert_eq!(s.rewrites.len(), 1);
     assert_eq!((s.rewrites[0].relfilenode_before, s.rewrites[0].relfilenode_after), (before, relfilenode(&db, "t")));
 
+    // lock_timeout reaches the tool through PGOPTIONS; the sampler sees every backend the command opens.
+    let mut holder = connect(&db);
+    holder.batch_execute("SET application_name = 'holder'; BEGIN; SELECT * FROM t LIMIT 1;").unwrap();
+    let holder_pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let opts = MigrateOptions { lock_timeout: Some(Duration::from_millis(500)), ..Default::default() };
+    let alter = "psql -X -q -v ON_ERROR_STOP=1 -c 'ALTER TABLE t ADD COLUMN w int'";
+    let report = rt().block_on(apply(&cfg(&db), &Migration::Command(alter.into()), &opts)).unwrap();
+    holder.batch_execute("ROLLBACK").unwrap();
+    let f = report.failure.as_ref().unwrap();
+    assert_eq!((f.kind, f.exit_code), (FailureKind::CommandFailed, Some(1)));
+    let w = report.statements[0].waits.iter().find(|w| w.relation.as_deref() == Some("public.t"));
+    let w = w.unwrap_or_else(|| panic!("{report:#?}"));
+    assert!(w.millis >= 300, "{w:?}");
+    assert_eq!(w.blocked_by.iter().map(|b| b.pid).collect::<Vec<_>>(), [holder_pid]);
+
     let report =
         rt().block_on(apply(&cfg(&db), &Migration::Command("exit 3".into()), &MigrateOptions::default())).unwrap();
     let f = report.failure.as_ref().unwrap();
