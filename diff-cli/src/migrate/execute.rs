@@ -47,8 +47,17 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
     let files = rewrites::snapshot(&client).await?;
     let started = Instant::now();
     let sampler = Sampler::start(branch, Watch::Backend(pid), started).await?;
-    let deadline = opts.max_duration.map(|d| tokio::time::Instant::from_std(started + d));
-    let mut run = Run { client: &client, pid, sampler: &sampler, deadline, files, in_block: false };
+    let mut run = Run {
+        client: &client,
+        pid,
+        sampler: &sampler,
+        budget: opts.max_duration,
+        spent: Duration::ZERO,
+        files,
+        in_block: false,
+        blocks: Vec::new(),
+        block_seq: 0,
+    };
     let mut statements = Vec::new();
     let mut failure = None;
     let mut failed_sql = None;
@@ -70,31 +79,35 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
                 break;
             }
             Outcome::Budget(e) => {
-                let mut f = match &e {
-                    Some(e) => failure_of(e, &step.location, FailureKind::Budget),
-                    None => failure_of_budget(&step.location),
-                };
-                f.kind = FailureKind::Budget;
-                let budget = opts.max_duration.unwrap_or_default();
-                f.message = format!("stopped after exceeding the budget of {}", super::render::duration(budget));
-                failure = Some(f);
+                failure = Some(budget_failure(e.as_ref(), &step.location, opts.max_duration.unwrap_or_default()));
                 break;
             }
         }
     }
-    let total = started.elapsed();
+    // The statements' own time: the tracing between them is not the migration's.
+    let (total, blocks, in_block) = (run.spent, std::mem::take(&mut run.blocks), run.in_block);
+    drop(run);
+    if in_block {
+        // A block left open by the failure: its locks go now, before the explanation reads the tables.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
     let samples = sampler.finish().await;
     drop(client);
     fill_locks(&mut statements, &samples);
     if let (Some(f), Some((sql, e))) = (failure.as_mut(), failed_sql) {
         f.explanation = explain::explain(branch, &sql, &e, statements.last()).await;
     }
+    let mut locks = samples.summary(&statements.iter().map(|s| s.location.clone()).collect::<Vec<_>>());
+    for l in &mut locks {
+        l.access_exclusive_millis = access_exclusive_millis(&statements, &blocks, &l.relation);
+    }
     Ok(MigrationReport {
         kind: "files",
         command: None,
-        locks: samples.summary(&statements.iter().map(|s| s.location.clone()).collect::<Vec<_>>()),
+        locks,
         statements,
-        over_budget: opts.max_duration.is_some_and(|b| total > b),
+        over_budget: failure.as_ref().is_some_and(|f| f.kind == FailureKind::Budget)
+            || opts.max_duration.is_some_and(|b| total > b),
         failure,
         total_millis: millis(total),
         budget_millis: opts.max_duration.map(millis),
@@ -119,11 +132,16 @@ struct Run<'a> {
     client: &'a Client,
     pid: i32,
     sampler: &'a Sampler,
-    deadline: Option<tokio::time::Instant>,
+    /// `--max-duration`, spent by the statements' own time.
+    budget: Option<Duration>,
+    spent: Duration,
     /// Table files after the last statement.
     files: rewrites::Files,
     /// Inside a transaction block the migration opened.
     in_block: bool,
+    /// Per statement: the transaction block it ran in (numbered), if any.
+    blocks: Vec<Option<usize>>,
+    block_seq: usize,
 }
 
 impl Run<'_> {
@@ -132,19 +150,21 @@ impl Run<'_> {
     /// after it, are read for certain before COMMIT; one that cannot run in a
     /// transaction block (CREATE INDEX CONCURRENTLY, VACUUM…) runs again bare.
     async fn statement(&mut self, i: usize, step: &Step, sql: &str) -> Result<(StatementReport, Outcome)> {
-        let mut wrap = !self.in_block && wrappable(sql);
+        let traced = !is_dml(sql);
+        let mut wrap = traced && !self.in_block && wrappable(sql);
         if wrap {
             self.client.batch_execute("BEGIN").await.context("BEGIN")?;
         }
         self.sampler.set_statement(i);
         let t0 = Instant::now();
-        let mut outcome = run_step(self.client, step, self.deadline, self.sampler).await?;
+        let deadline = self.budget.map(|b| tokio::time::Instant::now() + b.saturating_sub(self.spent));
+        let mut outcome = run_step(self.client, step, deadline, self.sampler).await?;
         let mut took = t0.elapsed();
         if wrap && matches!(&outcome, Outcome::Failed(e) if e.code().code() == "25001") {
             self.client.batch_execute("ROLLBACK").await.context("ROLLBACK")?;
             wrap = false;
             let t0 = Instant::now();
-            outcome = run_step(self.client, step, self.deadline, self.sampler).await?;
+            outcome = run_step(self.client, step, deadline, self.sampler).await?;
             took = t0.elapsed();
         }
         let mut report = StatementReport {
@@ -157,7 +177,7 @@ impl Run<'_> {
             rewrites: Vec::new(),
         };
         if matches!(outcome, Outcome::Done) {
-            if wrap || checks_after(sql) {
+            if traced && (wrap || checks_after(sql)) {
                 self.sampler.record_held(self.client, self.pid, i).await.context("reading the migration's locks")?;
                 let now = rewrites::snapshot(self.client).await.context("reading table files")?;
                 report.rewrites = rewrites::compare(&self.files, &now);
@@ -177,12 +197,55 @@ impl Run<'_> {
         }
         self.sampler.set_statement(BETWEEN);
         report.millis = millis(took);
+        self.spent += took;
         report.ok = matches!(outcome, Outcome::Done);
+        let before = self.in_block;
         if report.ok {
             self.in_block = in_block_after(sql, self.in_block);
         }
+        if !before && self.in_block {
+            self.block_seq += 1;
+        }
+        self.blocks.push((before || self.in_block).then_some(self.block_seq));
         Ok((report, outcome))
     }
+}
+
+/// How long ACCESS EXCLUSIVE on `relation` was held, from the statements'
+/// times: a statement seen holding it held it while it ran (less what it spent
+/// waiting for it); inside a transaction block the lock stays until the block
+/// ends, so every later statement of the block, COMMIT included, counts too.
+fn access_exclusive_millis(statements: &[StatementReport], blocks: &[Option<usize>], relation: &str) -> u64 {
+    let mut total = 0;
+    let mut held_in: Option<usize> = None;
+    for (i, s) in statements.iter().enumerate() {
+        let block = blocks.get(i).copied().flatten();
+        if held_in.is_some() && held_in != block {
+            held_in = None;
+        }
+        let seen = s.locks.iter().any(|l| l.relation == relation && l.mode == "AccessExclusiveLock");
+        if held_in.is_some() {
+            total += s.millis;
+        } else if seen {
+            let waited: u64 =
+                s.waits.iter().filter(|w| w.relation.as_deref() == Some(relation)).map(|w| w.millis).sum();
+            total += s.millis.saturating_sub(waited);
+            held_in = block;
+        }
+    }
+    total
+}
+
+/// Row writes: they take no locks beyond ROW EXCLUSIVE and rewrite nothing,
+/// so they are neither wrapped nor checked after (a seed file of thousands of
+/// INSERTs runs at full speed); the sampler still sees long ones. SELECT is
+/// traced: it can call functions that change the schema.
+fn is_dml(sql: &str) -> bool {
+    let subs = sub_statements(sql);
+    !subs.is_empty()
+        && subs
+            .iter()
+            .all(|w| matches!(w.first().map(String::as_str), Some("insert" | "update" | "delete" | "merge" | "copy")))
 }
 
 /// The top-level statements of a text (more than one when joined with `\;`), as their words.
@@ -335,12 +398,14 @@ pub(super) fn failure_of(e: &tokio_postgres::error::DbError, location: &str, def
     }
 }
 
-pub(super) fn failure_of_budget(location: &str) -> Failure {
+/// The migration stopped at its budget; `e` is what the cancelled statement returned.
+fn budget_failure(e: Option<&tokio_postgres::error::DbError>, location: &str, budget: Duration) -> Failure {
+    let message = format!("stopped after exceeding the budget of {}", super::render::duration(budget));
     Failure {
         kind: FailureKind::Budget,
         location: Some(location.to_string()),
-        sqlstate: None,
-        message: String::new(),
+        sqlstate: e.map(|e| e.code().code().to_string()),
+        message,
         detail: None,
         hint: None,
         exit_code: None,
@@ -365,6 +430,49 @@ mod tests {
     fn statements_shortened_to_one_line_without_leading_comments() {
         assert_eq!(shorten("-- why\n  ALTER TABLE t\n    ADD x int", 100), "ALTER TABLE t ADD x int");
         assert_eq!(shorten("SELECT 123456789", 10), "SELECT 12…");
+    }
+
+    fn stmt(millis: u64, ael: bool) -> StatementReport {
+        let locks = if ael {
+            vec![LockHeld {
+                relation: "public.t".into(),
+                relkind: "table".into(),
+                mode: "AccessExclusiveLock".into(),
+                millis,
+            }]
+        } else {
+            Vec::new()
+        };
+        StatementReport {
+            location: String::new(),
+            text: String::new(),
+            millis,
+            ok: true,
+            locks,
+            waits: Vec::new(),
+            rewrites: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn access_exclusive_lasts_to_the_end_of_its_block() {
+        // BEGIN (1) · ALTER (10, takes it) · UPDATE (100, not seen) · COMMIT (5) · SELECT (1000, autocommit).
+        let statements = [stmt(1, false), stmt(10, true), stmt(100, false), stmt(5, false), stmt(1000, false)];
+        let blocks = [Some(1), Some(1), Some(1), Some(1), None];
+        assert_eq!(access_exclusive_millis(&statements, &blocks, "public.t"), 115);
+        assert_eq!(access_exclusive_millis(&statements, &blocks, "public.other"), 0);
+        // Autocommit: only while the statements that took it ran.
+        let statements = [stmt(10, true), stmt(100, false), stmt(7, true)];
+        assert_eq!(access_exclusive_millis(&statements, &[None, None, None], "public.t"), 17);
+    }
+
+    #[test]
+    fn row_statements_are_not_traced() {
+        assert!(is_dml("INSERT INTO t VALUES (1)"));
+        assert!(!is_dml("SELECT create_hypertable('t', 'at')"));
+        assert!(is_dml("COPY t FROM stdin"));
+        assert!(!is_dml("ALTER TABLE t ADD x int"));
+        assert!(!is_dml("INSERT INTO t VALUES (1) ; ALTER TABLE t ADD x int"));
     }
 
     #[test]

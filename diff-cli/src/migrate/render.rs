@@ -115,9 +115,6 @@ fn table_text(e: &Explanation) -> Vec<String> {
 pub(super) fn text(r: &MigrationReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", headline(r));
-    if let Some(cmd) = &r.command {
-        let _ = writeln!(out, "  command: {cmd}");
-    }
     for s in &r.statements {
         let status = if s.ok { "ok" } else { "FAILED" };
         let _ = writeln!(out, "  {status:<6} {:>9}  {}  {}", ms(s.millis), s.location, s.text);
@@ -209,6 +206,139 @@ pub(super) fn markdown(r: &MigrationReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::migrate::report::{Blocker, LockSummary, LockWait, Rewrite};
+
+    fn sample() -> MigrationReport {
+        let ael = |millis| LockHeld {
+            relation: "public.users".into(),
+            relkind: "table".into(),
+            mode: "AccessExclusiveLock".into(),
+            millis,
+        };
+        let weak = LockHeld {
+            relation: "public.users".into(),
+            relkind: "table".into(),
+            mode: "AccessShareLock".into(),
+            millis: 3,
+        };
+        MigrationReport {
+            kind: "files",
+            command: None,
+            statements: vec![
+                StatementReport {
+                    location: "m/0001.sql:2".into(),
+                    text: "ALTER TABLE users ALTER id TYPE bigint".into(),
+                    millis: 1250,
+                    ok: true,
+                    locks: vec![ael(1250), weak],
+                    waits: vec![LockWait {
+                        locktype: "relation".into(),
+                        relation: Some("public.users".into()),
+                        mode: "AccessExclusiveLock".into(),
+                        millis: 300,
+                        blocked_by: vec![Blocker {
+                            pid: 42,
+                            application: "psql".into(),
+                            user: "app".into(),
+                            state: "idle in transaction".into(),
+                            query: "SELECT 1".into(),
+                        }],
+                    }],
+                    rewrites: vec![Rewrite {
+                        table: "public.users".into(),
+                        relfilenode_before: 1,
+                        relfilenode_after: 2,
+                    }],
+                },
+                StatementReport {
+                    location: "m/0002.sql:1".into(),
+                    text: "CREATE UNIQUE INDEX ON users (email)".into(),
+                    millis: 8,
+                    ok: false,
+                    locks: vec![],
+                    waits: vec![],
+                    rewrites: vec![],
+                },
+            ],
+            locks: vec![LockSummary {
+                relation: "public.users".into(),
+                relkind: "table".into(),
+                modes: vec!["AccessShareLock".into(), "AccessExclusiveLock".into()],
+                access_exclusive_millis: 950,
+                statements: vec!["m/0001.sql:2".into()],
+            }],
+            failure: Some(Failure {
+                kind: FailureKind::Error,
+                location: Some("m/0002.sql:1".into()),
+                sqlstate: Some("23505".into()),
+                message: "could not create unique index \"users_email_idx\"".into(),
+                detail: Some("Key (email)=(a|b) is duplicated.".into()),
+                hint: None,
+                exit_code: None,
+                explanation: Some(Explanation {
+                    summary: "1 value of (email) occurs more than once in public.users, in 2 rows:".into(),
+                    table: Some("public.users".into()),
+                    columns: vec!["email".into(), "rows".into()],
+                    rows: vec![vec![Some("a|b".into()), Some("2".into())]],
+                    total: Some(1),
+                }),
+            }),
+            total_millis: 1258,
+            budget_millis: Some(60_000),
+            over_budget: false,
+            sample_interval_millis: 15,
+        }
+    }
+
+    #[test]
+    fn text_layout() {
+        let want = "\
+Migration failed at m/0002.sql:1, after 1.26 s (budget 1 min 0 s).
+  ok        1.25 s  m/0001.sql:2  ALTER TABLE users ALTER id TYPE bigint
+                    rewrote public.users (relfilenode 1 → 2)
+                    AccessExclusiveLock on public.users (table), seen for 1.25 s
+                    waited 300 ms for AccessExclusiveLock on public.users behind pid 42 (psql, idle in transaction: SELECT 1)
+  FAILED      8 ms  m/0002.sql:1  CREATE UNIQUE INDEX ON users (email)
+ACCESS EXCLUSIVE held (writes and reads blocked):
+  public.users (table): 950 ms — m/0001.sql:2
+  could not create unique index \"users_email_idx\" (SQLSTATE 23505)
+  DETAIL: Key (email)=(a|b) is duplicated.
+  1 value of (email) occurs more than once in public.users, in 2 rows:
+    email | rows
+    ------+-----
+    a|b   | 2
+";
+        assert_eq!(text(&sample()), want);
+    }
+
+    #[test]
+    fn markdown_layout() {
+        let want = "\
+### Migration
+
+❌ Migration failed at m/0002.sql:1, after 1.26 s (budget 1 min 0 s).
+
+| | location | statement | time | locks and rewrites |
+|---|---|---|--:|---|
+| ok | `m/0001.sql:2` | `ALTER TABLE users ALTER id TYPE bigint` | 1.25 s | rewrote public.users (relfilenode 1 → 2)<br>AccessExclusiveLock on public.users (table), seen for 1.25 s<br>waited 300 ms for AccessExclusiveLock on public.users behind pid 42 (psql, idle in transaction: SELECT 1) |
+| **failed** | `m/0002.sql:1` | `CREATE UNIQUE INDEX ON users (email)` | 8 ms |  |
+
+**ACCESS EXCLUSIVE held** (reads and writes blocked):
+
+- `public.users` (table): 950 ms
+
+> could not create unique index \"users_email_idx\" (SQLSTATE 23505)
+> DETAIL: Key (email)=(a\\|b) is duplicated.
+
+1 value of (email) occurs more than once in public.users, in 2 rows:
+
+| email | rows |
+|---|---|
+| a\\|b | 2 |
+";
+        assert_eq!(markdown(&sample()), want);
+    }
 
     #[test]
     fn durations() {

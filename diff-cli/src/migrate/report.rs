@@ -20,7 +20,8 @@ pub struct MigrationReport {
     /// Set when the migration did not apply completely.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
-    /// Wall time of the whole migration.
+    /// Wall time of the statements (their sum) or of the command; the
+    /// tracing between statements is not counted. The budget is spent by this.
     pub total_millis: u64,
     /// `--max-duration`, when given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,7 +106,9 @@ pub struct LockSummary {
     pub relkind: String,
     /// Modes seen, weakest first.
     pub modes: Vec<String>,
-    /// How long ACCESS EXCLUSIVE was seen held, in total (0: never seen).
+    /// How long ACCESS EXCLUSIVE was held, in total (0: never seen): the time
+    /// of the statements that held it (less their wait for it) to the end of
+    /// their transaction block; for a command, the time it was seen held.
     pub access_exclusive_millis: u64,
     /// Locations of the statements that took or waited for locks on it.
     pub statements: Vec<String>,

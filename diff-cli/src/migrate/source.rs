@@ -74,7 +74,9 @@ enum Flow {
 
 fn load_file(file: &Path, depth: usize, steps: &mut Vec<Step>) -> Result<Flow> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read migration {}", file.display()))?;
-    let pieces = split(&text).map_err(|e| anyhow!("{}:{}: {}", file.display(), e.line, e.message))?;
+    // A byte-order mark some editors write is not part of the first statement.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let pieces = split(text).map_err(|e| anyhow!("{}:{}: {}", file.display(), e.line, e.message))?;
     for piece in pieces {
         match piece {
             Piece::Sql { text, line, copy_data } => {
@@ -225,6 +227,18 @@ mod tests {
             assert!(e.contains(needle), "{text:?}: {e}");
             assert!(e.contains("m.sql"), "{e}");
         }
+    }
+
+    #[test]
+    fn byte_order_mark_and_crlf() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(
+            dir.path(),
+            "w.sql",
+            "\u{feff}CREATE TABLE t (a int);\r\n\\echo done\r\nCOPY t FROM stdin;\r\n1\r\n\\.\r\n",
+        );
+        let steps = load(&[f]).unwrap();
+        assert_eq!(sqls(&steps), ["CREATE TABLE t (a int)", "echo done", "COPY t FROM stdin"]);
     }
 
     #[test]

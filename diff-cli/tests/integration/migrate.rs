@@ -133,6 +133,20 @@ fn duplicates_are_listed_with_their_counts() {
     let text = report.text();
     assert!(text.contains("same@x") && text.contains("FAILED"), "{text}");
     assert!(report.markdown().contains("| same@x | 3 |"), "{}", report.markdown());
+
+    // Inside a transaction block: the failure rolls it back (column m never appears), and the
+    // explanation is not held up by the block's locks.
+    let started = std::time::Instant::now();
+    let report =
+        migrate(&db, "BEGIN;\nALTER TABLE users ADD COLUMN m int;\nCREATE UNIQUE INDEX u2 ON users (email);\nCOMMIT;");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let f = report.failure.as_ref().unwrap();
+    assert!(f.location.as_deref().unwrap().ends_with("m.sql:3"));
+    assert_eq!(f.explanation.as_ref().unwrap().total, Some(11));
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'm'"),
+        0
+    );
 }
 
 #[test]
@@ -319,8 +333,9 @@ fn a_rewriting_alter_holds_access_exclusive_and_changes_the_file() {
     assert!(alter.locks.iter().any(|l| l.relation == "public.t" && l.mode == "AccessExclusiveLock"), "{alter:#?}");
     let summary = report.locks.iter().find(|l| l.relation == "public.t").unwrap();
     assert!(summary.modes.contains(&"AccessExclusiveLock".to_string()));
-    // Held through the 200 ms sleep until COMMIT.
-    assert!(summary.access_exclusive_millis >= 150, "{summary:#?}");
+    // Held through the 200 ms sleep until COMMIT, and never longer than the migration.
+    assert!(summary.access_exclusive_millis >= 200, "{summary:#?}");
+    assert!(summary.access_exclusive_millis <= report.total_millis, "{summary:#?}");
     assert!(report.text().contains("rewrote public.t"), "{}", report.text());
 
     // Without BEGIN the statement runs in a transaction of its own, and its locks are read before COMMIT:
@@ -328,6 +343,7 @@ fn a_rewriting_alter_holds_access_exclusive_and_changes_the_file() {
     let report = migrate(&db, "ALTER TABLE t ALTER COLUMN v TYPE int;");
     let alter = &report.statements[0];
     assert!(alter.locks.iter().any(|l| l.relation == "public.t" && l.mode == "AccessExclusiveLock"), "{alter:#?}");
+    assert!(report.locks.iter().any(|l| l.relation == "public.t" && l.access_exclusive_millis > 0), "{report:#?}");
     let again = relfilenode(&db, "t");
     assert_eq!(
         alter.rewrites.iter().map(|r| (r.relfilenode_before, r.relfilenode_after)).collect::<Vec<_>>(),
@@ -371,6 +387,24 @@ fn a_lock_wait_ends_in_lock_timeout_naming_the_blocker() {
     let e = f.explanation.as_ref().unwrap();
     assert_eq!(e.rows[0][0].as_deref(), Some(holder_pid.to_string().as_str()));
     assert!(report.text().contains("waited"), "{}", report.text());
+
+    // Without lock_timeout the statement waits until the holder is done (about 500 ms), then succeeds.
+    holder.batch_execute("BEGIN; SELECT * FROM t;").unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        holder.batch_execute("ROLLBACK").unwrap();
+    });
+    let report = migrate(&db, "ALTER TABLE t ADD COLUMN x int;");
+    release.join().unwrap();
+    assert!(report.succeeded(), "{}", report.text());
+    let s = &report.statements[0];
+    let w = s.waits.iter().find(|w| w.relation.as_deref() == Some("public.t")).unwrap_or_else(|| panic!("{s:#?}"));
+    assert!(w.millis >= 300 && w.millis <= s.millis, "{w:?} in {} ms", s.millis);
+    assert_eq!(w.blocked_by.iter().map(|b| b.pid).collect::<Vec<_>>(), [holder_pid]);
+    let summary = report.locks.iter().find(|l| l.relation == "public.t").unwrap();
+    assert!(summary.statements.iter().any(|l| l.ends_with("m.sql:1")), "{summary:#?}");
+    // Waiting is not holding: the hold is what is left of the statement's time.
+    assert!(summary.access_exclusive_millis <= s.millis - w.millis + 20, "{summary:#?} {s:#?}");
 }
 
 #[test]
@@ -390,6 +424,21 @@ fn run_applies_sql_through_the_environment() {
     assert_eq!(s.location, "command");
     assert_eq!(s.rewrites.len(), 1);
     assert_eq!((s.rewrites[0].relfilenode_before, s.rewrites[0].relfilenode_after), (before, relfilenode(&db, "t")));
+
+    // lock_timeout reaches the tool through PGOPTIONS; the sampler sees every backend the command opens.
+    let mut holder = connect(&db);
+    holder.batch_execute("SET application_name = 'holder'; BEGIN; SELECT * FROM t LIMIT 1;").unwrap();
+    let holder_pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let opts = MigrateOptions { lock_timeout: Some(Duration::from_millis(500)), ..Default::default() };
+    let alter = "psql -X -q -v ON_ERROR_STOP=1 -c 'ALTER TABLE t ADD COLUMN w int'";
+    let report = rt().block_on(apply(&cfg(&db), &Migration::Command(alter.into()), &opts)).unwrap();
+    holder.batch_execute("ROLLBACK").unwrap();
+    let f = report.failure.as_ref().unwrap();
+    assert_eq!((f.kind, f.exit_code), (FailureKind::CommandFailed, Some(1)));
+    let w = report.statements[0].waits.iter().find(|w| w.relation.as_deref() == Some("public.t"));
+    let w = w.unwrap_or_else(|| panic!("{report:#?}"));
+    assert!(w.millis >= 300, "{w:?}");
+    assert_eq!(w.blocked_by.iter().map(|b| b.pid).collect::<Vec<_>>(), [holder_pid]);
 
     let report =
         rt().block_on(apply(&cfg(&db), &Migration::Command("exit 3".into()), &MigrateOptions::default())).unwrap();
