@@ -33,7 +33,8 @@ pub(super) async fn explain(
     if code == "55P03" {
         return statement.and_then(lock_wait);
     }
-    if !matches!(code, "23505" | "23502" | "23503" | "23514") && !code.starts_with("22") {
+    // 42804: no automatic cast; the rows that would fail the explicit one PostgreSQL's hint suggests.
+    if !matches!(code, "23505" | "23502" | "23503" | "23514" | "42804") && !code.starts_with("22") {
         return None;
     }
     let (client, _conn) = branch.connect().await.ok()?;

@@ -241,6 +241,15 @@ fn type_change_lists_values_that_do_not_convert() {
     assert_eq!(keys, [("3", "x3"), ("5", "five"), ("6", "")]);
     assert!(got[0][2].contains("invalid input syntax for type integer"), "{got:?}");
 
+    // No automatic cast from text: PostgreSQL hints at USING code::integer, and the rows that would
+    // fail it are the same three.
+    let report = migrate(&db, "ALTER TABLE legacy ALTER COLUMN code TYPE integer;");
+    let f = report.failure.as_ref().unwrap();
+    assert_eq!(f.sqlstate.as_deref(), Some("42804"));
+    assert!(f.hint.as_deref().unwrap_or("").contains("USING"), "{f:?}");
+    let keys: Vec<String> = rows(&report).into_iter().map(|r| r[0].clone()).collect();
+    assert_eq!(keys, ["3", "5", "6"]);
+
     // Without USING: smallint holds up to 32767, so 40000 (id 2) and 70000 (id 4) are out of range.
     let report = migrate(&db, "ALTER TABLE legacy ALTER n TYPE smallint;");
     assert_eq!(report.failure.as_ref().unwrap().sqlstate.as_deref(), Some("22003"));
