@@ -397,10 +397,16 @@ fn a_lock_wait_ends_in_lock_timeout_naming_the_blocker() {
     assert_eq!(e.rows[0][0].as_deref(), Some(holder_pid.to_string().as_str()));
     assert!(report.text().contains("waited"), "{}", report.text());
 
-    // Without lock_timeout the statement waits until the holder is done (about 500 ms), then succeeds.
+    // Without lock_timeout the statement waits until the holder is done (400 ms), then succeeds.
     holder.batch_execute("BEGIN; SELECT * FROM t;").unwrap();
+    let watcher = db.clone();
     let release = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
+        // Release 400 ms after the migration is seen waiting.
+        let waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'public.t'::regclass AND NOT granted";
+        while query_i64(&watcher, waiting) == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(400));
         holder.batch_execute("ROLLBACK").unwrap();
     });
     let report = migrate(&db, "ALTER TABLE t ADD COLUMN x int;");
@@ -468,20 +474,29 @@ fn dropping_the_future_cancels_the_running_statement() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.sql");
     std::fs::write(&file, "SELECT pg_sleep(30);").unwrap();
-    let rt = rt();
-    rt.block_on(async {
-        let cfg = cfg(&db);
-        let migration = Migration::Files(vec![file]);
-        let opts = MigrateOptions::default();
+    let sleeping = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND state = 'active'
+         AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()"
+    );
+    let count = |q: String| {
+        let db = db.clone();
+        async move { tokio::task::spawn_blocking(move || query_i64(&db, &q)).await.unwrap() }
+    };
+    rt().block_on(async {
+        let (cfg, migration, opts) = (cfg(&db), Migration::Files(vec![file]), MigrateOptions::default());
         let run = apply(&cfg, &migration, &opts);
-        assert!(tokio::time::timeout(Duration::from_millis(500), run).await.is_err());
-        // Give the sampler a moment to cancel.
-        let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND state = 'active' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()");
+        // Dropped once the statement is seen running (the select drops the losing future).
+        let seen = async {
+            while count(sleeping.clone()).await == 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            r = run => panic!("the migration ended: {:?}", r.map(|r| r.text())),
+            _ = tokio::time::timeout(Duration::from_secs(20), seen) => {}
+        }
         for _ in 0..50 {
-            let db2 = db.clone();
-            let q = sql.clone();
-            let n = tokio::task::spawn_blocking(move || query_i64(&db2, &q)).await.unwrap();
-            if n == 0 {
+            if count(sleeping.clone()).await == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -562,12 +577,20 @@ fn dropping_a_running_command_kills_all_its_processes() {
     // sh runs sleep as a child (more follows it), so killing only sh would leave sleep behind.
     let marker = format!("sleep 37.{}", std::process::id());
     let migration = Migration::Command(format!("{marker}; echo never"));
+    let running = || std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap().status.success();
     rt().block_on(async {
         let (cfg, opts) = (cfg(&db), MigrateOptions::default());
         let run = apply(&cfg, &migration, &opts);
-        assert!(tokio::time::timeout(Duration::from_millis(700), run).await.is_err());
+        let seen = async {
+            while !running() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            r = run => panic!("the command ended: {:?}", r.map(|r| r.text())),
+            _ = tokio::time::timeout(Duration::from_secs(20), seen) => {}
+        }
     });
-    let running = || std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap().status.success();
     for _ in 0..30 {
         if !running() {
             return;
