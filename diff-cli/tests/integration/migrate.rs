@@ -201,6 +201,15 @@ fn foreign_key_lists_orphans() {
     assert_eq!(e.columns, ["id", "user_id"]);
     let want: Vec<Vec<String>> = (51..=60).map(|k: i32| vec![k.to_string(), k.to_string()]).collect();
     assert_eq!(rows(&report), want);
+
+    // NOT VALID, then VALIDATE: the key is read from the catalog; the same ten orphans.
+    let report = migrate(
+        &db,
+        "ALTER TABLE orders ADD CONSTRAINT later_fk FOREIGN KEY (user_id) REFERENCES users NOT VALID;\n\
+         ALTER TABLE orders VALIDATE CONSTRAINT later_fk;",
+    );
+    assert_eq!(report.failure.as_ref().unwrap().sqlstate.as_deref(), Some("23503"));
+    assert_eq!(rows(&report), want);
 }
 
 #[test]
@@ -220,6 +229,19 @@ fn check_constraint_lists_violating_rows() {
     assert_eq!(e.columns, ["id", "price"]);
     let want: Vec<Vec<String>> = (1..=5).map(|k: i32| vec![k.to_string(), (k - 5).to_string()]).collect();
     assert_eq!(rows(&report), want);
+
+    // NOT VALID, then VALIDATE: the check is read from the catalog. name is 'p' || id: ids 1..9
+    // have two characters, plus 'free' has four; length(name) > 2 fails for ids 10..31: 22 rows.
+    let report = migrate(
+        &db,
+        "ALTER TABLE products ADD CONSTRAINT short_name CHECK (length(name) <= 2) NOT VALID;\n\
+         ALTER TABLE products VALIDATE CONSTRAINT short_name;",
+    );
+    let e = report.failure.as_ref().unwrap().explanation.as_ref().unwrap();
+    assert!(report.failure.as_ref().unwrap().location.as_deref().unwrap().ends_with("m.sql:2"));
+    assert_eq!(e.total, Some(22), "{}", e.summary);
+    assert_eq!(e.columns, ["id", "name"]);
+    assert_eq!(rows(&report)[0], ["10", "p10"]);
 }
 
 #[test]
