@@ -102,7 +102,7 @@ fn load_file(file: &Path, depth: usize, steps: &mut Vec<Step>) -> Result<Flow> {
 const HARMLESS_VARIABLES: &[&str] = &["on_error_stop", "echo", "echo_hidden", "quiet", "verbosity", "show_context"];
 
 /// Meta-commands that only change how psql formats its output.
-const OUTPUT_ONLY: &[&str] = &["timing", "pset", "x", "t", "a", "f", "h", "c", "encoding", "html"];
+const OUTPUT_ONLY: &[&str] = &["timing", "pset", "x", "t", "a", "f", "H", "C", "o", "out"];
 
 fn meta(
     file: &Path,
@@ -151,7 +151,9 @@ fn meta(
             steps.push(Step { location, kind: StepKind::Copy { sql: format!("COPY {args}"), data } });
         }
         "q" | "quit" => return Ok(Flow::Quit),
-        _ if OUTPUT_ONLY.contains(&name.to_ascii_lowercase().as_str()) => {}
+        // Files are read as UTF-8 and sent as UTF-8: only that encoding can be honoured.
+        "encoding" if matches!(args.to_ascii_uppercase().replace('-', "").as_str(), "UTF8" | "UNICODE") => {}
+        _ if OUTPUT_ONLY.contains(&name) => {}
         _ => bail!("{at}: psql meta-command \\{name} is not supported (run the script with --run 'psql …' instead)"),
     }
     Ok(Flow::Continue)
@@ -206,7 +208,7 @@ mod tests {
         let main = write(
             dir.path(),
             "main.sql",
-            "\\set ON_ERROR_STOP on\n\\timing on\n\\echo 'step one'\n\\ir sub/part.sql\nSELECT 3;\n\\q\nSELECT 4;\n",
+            "\\set ON_ERROR_STOP on\n\\timing on\n\\C 'title'\n\\o /dev/null\n\\encoding UTF8\n\\echo 'step one'\n\\ir sub/part.sql\nSELECT 3;\n\\q\nSELECT 4;\n",
         );
         assert_eq!(sqls(&load(&[main]).unwrap()), ["echo step one", "SELECT 'part'", "SELECT 3"]);
     }
@@ -217,6 +219,7 @@ mod tests {
         for (text, needle) in [
             ("SELECT 1;\n\\connect other\n", ":2: \\connect switches"),
             ("\\set x 1\n", ":1: \\set x is not supported"),
+            ("\\encoding LATIN1\n", ":1: psql meta-command \\encoding is not supported"),
             ("\n\n\\gexec\n", ":3: psql meta-command \\gexec is not supported"),
             ("\\copy t from 'data.csv'\n", ":1: \\copy is supported only FROM stdin"),
             ("\\ir missing.sql\n", "missing.sql: no such file"),

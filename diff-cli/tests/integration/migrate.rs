@@ -201,6 +201,15 @@ fn foreign_key_lists_orphans() {
     assert_eq!(e.columns, ["id", "user_id"]);
     let want: Vec<Vec<String>> = (51..=60).map(|k: i32| vec![k.to_string(), k.to_string()]).collect();
     assert_eq!(rows(&report), want);
+
+    // NOT VALID, then VALIDATE: the key is read from the catalog; the same ten orphans.
+    let report = migrate(
+        &db,
+        "ALTER TABLE orders ADD CONSTRAINT later_fk FOREIGN KEY (user_id) REFERENCES users NOT VALID;\n\
+         ALTER TABLE orders VALIDATE CONSTRAINT later_fk;",
+    );
+    assert_eq!(report.failure.as_ref().unwrap().sqlstate.as_deref(), Some("23503"));
+    assert_eq!(rows(&report), want);
 }
 
 #[test]
@@ -220,6 +229,19 @@ fn check_constraint_lists_violating_rows() {
     assert_eq!(e.columns, ["id", "price"]);
     let want: Vec<Vec<String>> = (1..=5).map(|k: i32| vec![k.to_string(), (k - 5).to_string()]).collect();
     assert_eq!(rows(&report), want);
+
+    // NOT VALID, then VALIDATE: the check is read from the catalog. name is 'p' || id: ids 1..9
+    // have two characters, plus 'free' has four; length(name) > 2 fails for ids 10..31: 22 rows.
+    let report = migrate(
+        &db,
+        "ALTER TABLE products ADD CONSTRAINT short_name CHECK (length(name) <= 2) NOT VALID;\n\
+         ALTER TABLE products VALIDATE CONSTRAINT short_name;",
+    );
+    let e = report.failure.as_ref().unwrap().explanation.as_ref().unwrap();
+    assert!(report.failure.as_ref().unwrap().location.as_deref().unwrap().ends_with("m.sql:2"));
+    assert_eq!(e.total, Some(22), "{}", e.summary);
+    assert_eq!(e.columns, ["id", "name"]);
+    assert_eq!(rows(&report)[0], ["10", "p10"]);
 }
 
 #[test]
@@ -240,6 +262,15 @@ fn type_change_lists_values_that_do_not_convert() {
     let keys: Vec<(&str, &str)> = got.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
     assert_eq!(keys, [("3", "x3"), ("5", "five"), ("6", "")]);
     assert!(got[0][2].contains("invalid input syntax for type integer"), "{got:?}");
+
+    // No automatic cast from text: PostgreSQL hints at USING code::integer, and the rows that would
+    // fail it are the same three.
+    let report = migrate(&db, "ALTER TABLE legacy ALTER COLUMN code TYPE integer;");
+    let f = report.failure.as_ref().unwrap();
+    assert_eq!(f.sqlstate.as_deref(), Some("42804"));
+    assert!(f.hint.as_deref().unwrap_or("").contains("USING"), "{f:?}");
+    let keys: Vec<String> = rows(&report).into_iter().map(|r| r[0].clone()).collect();
+    assert_eq!(keys, ["3", "5", "6"]);
 
     // Without USING: smallint holds up to 32767, so 40000 (id 2) and 70000 (id 4) are out of range.
     let report = migrate(&db, "ALTER TABLE legacy ALTER n TYPE smallint;");
@@ -388,10 +419,16 @@ fn a_lock_wait_ends_in_lock_timeout_naming_the_blocker() {
     assert_eq!(e.rows[0][0].as_deref(), Some(holder_pid.to_string().as_str()));
     assert!(report.text().contains("waited"), "{}", report.text());
 
-    // Without lock_timeout the statement waits until the holder is done (about 500 ms), then succeeds.
+    // Without lock_timeout the statement waits until the holder is done (400 ms), then succeeds.
     holder.batch_execute("BEGIN; SELECT * FROM t;").unwrap();
+    let watcher = db.clone();
     let release = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
+        // Release 400 ms after the migration is seen waiting.
+        let waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'public.t'::regclass AND NOT granted";
+        while query_i64(&watcher, waiting) == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(400));
         holder.batch_execute("ROLLBACK").unwrap();
     });
     let report = migrate(&db, "ALTER TABLE t ADD COLUMN x int;");
@@ -459,20 +496,29 @@ fn dropping_the_future_cancels_the_running_statement() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.sql");
     std::fs::write(&file, "SELECT pg_sleep(30);").unwrap();
-    let rt = rt();
-    rt.block_on(async {
-        let cfg = cfg(&db);
-        let migration = Migration::Files(vec![file]);
-        let opts = MigrateOptions::default();
+    let sleeping = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND state = 'active'
+         AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()"
+    );
+    let count = |q: String| {
+        let db = db.clone();
+        async move { tokio::task::spawn_blocking(move || query_i64(&db, &q)).await.unwrap() }
+    };
+    rt().block_on(async {
+        let (cfg, migration, opts) = (cfg(&db), Migration::Files(vec![file]), MigrateOptions::default());
         let run = apply(&cfg, &migration, &opts);
-        assert!(tokio::time::timeout(Duration::from_millis(500), run).await.is_err());
-        // Give the sampler a moment to cancel.
-        let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND state = 'active' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()");
+        // Dropped once the statement is seen running (the select drops the losing future).
+        let seen = async {
+            while count(sleeping.clone()).await == 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            r = run => panic!("the migration ended: {:?}", r.map(|r| r.text())),
+            _ = tokio::time::timeout(Duration::from_secs(20), seen) => {}
+        }
         for _ in 0..50 {
-            let db2 = db.clone();
-            let q = sql.clone();
-            let n = tokio::task::spawn_blocking(move || query_i64(&db2, &q)).await.unwrap();
-            if n == 0 {
+            if count(sleeping.clone()).await == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -553,12 +599,20 @@ fn dropping_a_running_command_kills_all_its_processes() {
     // sh runs sleep as a child (more follows it), so killing only sh would leave sleep behind.
     let marker = format!("sleep 37.{}", std::process::id());
     let migration = Migration::Command(format!("{marker}; echo never"));
+    let running = || std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap().status.success();
     rt().block_on(async {
         let (cfg, opts) = (cfg(&db), MigrateOptions::default());
         let run = apply(&cfg, &migration, &opts);
-        assert!(tokio::time::timeout(Duration::from_millis(700), run).await.is_err());
+        let seen = async {
+            while !running() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            r = run => panic!("the command ended: {:?}", r.map(|r| r.text())),
+            _ = tokio::time::timeout(Duration::from_secs(20), seen) => {}
+        }
     });
-    let running = || std::process::Command::new("pgrep").args(["-f", &marker]).output().unwrap().status.success();
     for _ in 0..30 {
         if !running() {
             return;
