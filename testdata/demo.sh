@@ -2,7 +2,9 @@
 # The built-in example: a throwaway local cluster, a parent database built from
 # testdata/shop.sql, a branch made with CREATE DATABASE … TEMPLATE,
 # testdata/migration.sql applied to the branch, the diff printed, and
-# everything removed again. Usage: testdata/demo.sh [pgbranchdiff options…]
+# everything removed again. Then `pgbranchdiff check` does all of that in one command on the
+# snapshot testdata/check/shop.sql, with a migration that fails on real rows: the failure is
+# explained with the rows that cause it. Usage: testdata/demo.sh [pgbranchdiff options…]
 # Works from any clone location (the SQL is fed to psql on standard input, so the
 # server's user never needs to read the clone) and honours CARGO_TARGET_DIR.
 # Exit status: 0 when the diff ran (it finds differences: that is the example),
@@ -47,3 +49,15 @@ set -e
 echo "(exit status $status: 0 identical, 1 differences, 2 trouble)"
 # Differences are what the example shows; anything else is a failure of the demo.
 [ "$status" -le 1 ] || exit "$status"
+
+echo
+echo "demo: pgbranchdiff check --snapshot testdata/check/shop.sql --migration testdata/check/migrations/0042_one_order_per_status.sql"
+echo "      (restore into a throwaway cluster, branch, migrate, explain the failure, diff, clean up)"
+set +e
+(cd "$root" && PGBRANCHDIFF_PG_BIN=$bindir "$bin" check --quiet --snapshot testdata/check/shop.sql \
+  --migration testdata/check/migrations/0042_one_order_per_status.sql)
+status=$?
+set -e
+echo "(check exit status $status: 0 applied and the gate passed, 1 the migration failed, exceeded its budget or the gate failed, 2 trouble)"
+# This migration fails on the snapshot's rows: 1 is the expected answer.
+[ "$status" = 1 ] || exit 2

@@ -99,6 +99,16 @@ fn sink(args: &ReportArgs, opts: &Options, out: Box<dyn std::io::Write>) -> Box<
 
 /// Compares `parent` with `child` and writes the report as `args` ask.
 pub async fn run(parent: &ConnConfig, child: &ConnConfig, args: &ReportArgs) -> Result<Outcome> {
+    run_with(parent, child, args, None).await
+}
+
+/// [`run`], with `preamble` in the same document (see [`crate::preamble`]).
+pub async fn run_with(
+    parent: &ConnConfig,
+    child: &ConnConfig,
+    args: &ReportArgs,
+    preamble: Option<&crate::preamble::Preamble>,
+) -> Result<Outcome> {
     let opts = options(args)?;
     let mut gate = gate(args)?;
     let mut redactor = redactor(args)?;
@@ -108,7 +118,7 @@ pub async fn run(parent: &ConnConfig, child: &ConnConfig, args: &ReportArgs) -> 
     let mut progress = Progress::new(!args.quiet && std::io::stderr().is_terminal());
     let mut fallbacks = Fallbacks::default();
     let output = Output::open(args.output.as_deref())?;
-    let mut sink = sink(args, &opts, output.writer()?);
+    let mut sink = sink(args, &opts, crate::preamble::wrap(output.writer()?, args.format, preamble));
     let mut differs = false;
     loop {
         let event = tokio::select! {

@@ -3,7 +3,10 @@
 //! event loop, staged output, signals.
 
 pub mod args;
+pub mod check;
 pub mod diff;
+pub mod migrate;
 pub mod output;
+pub mod preamble;
 pub mod progress;
 pub mod signal;

@@ -1,14 +1,16 @@
 //! `pgbranchdiff PARENT CHILD`: parses arguments, runs the diff from
 //! `diff-core`, writes the report. Exit codes as diff(1): 0 identical,
-//! 1 differences, 2 trouble.
+//! 1 differences, 2 trouble. `pgbranchdiff check …` tests a migration on a
+//! throwaway branch (`diff_cli::check`): 0 applied and the gate passed, 1 the
+//! migration failed, exceeded its budget or the gate failed, 2 trouble.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use diff_core::{ConnConfig, SideName};
 
-use diff_cli::{args, diff, signal};
+use diff_cli::{args, check, diff, signal};
 
 /// What changed between a PostgreSQL database and a branch of it: rows
 /// inserted, updated and deleted in every table, and schema changes.
@@ -17,16 +19,31 @@ use diff_cli::{args, diff, signal};
     name = "pgbranchdiff",
     version,
     about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
     after_help = "Exit status: 0 identical, 1 differences found, 2 trouble. With --fail-on: 0 the gate passed, \
                   1 it failed, 2 trouble."
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Parent database: postgresql:// URL, key=value string or database name.
-    parent: String,
+    #[arg(required = true)]
+    parent: Option<String>,
     /// Child (branch) database, same forms.
-    child: String,
+    #[arg(required = true)]
+    child: Option<String>,
     #[command(flatten)]
     report: args::ReportArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Test a migration on a throwaway branch: restore a snapshot (or use a database), branch it,
+    /// run the migration, report timing, locks and failures, diff parent and branch, clean up.
+    #[command(after_help = "Exit status: 0 the migration applied and the gate passed, 1 the migration failed, \
+                            exceeded --max-duration or the --fail-on gate failed, 2 trouble, 130 interrupted.")]
+    Check(Box<check::CheckArgs>),
 }
 
 fn main() -> ExitCode {
@@ -61,7 +78,13 @@ fn fail(e: anyhow::Error) -> ExitCode {
 
 /// Returns whether the run failed (exit status 1).
 async fn run(cli: Cli) -> Result<bool> {
-    let parent = ConnConfig::parse(SideName::Parent, &cli.parent)?;
-    let child = ConnConfig::parse(SideName::Child, &cli.child)?;
+    if let Some(Command::Check(args)) = &cli.command {
+        return check::run(args).await;
+    }
+    let (Some(parent), Some(child)) = (&cli.parent, &cli.child) else {
+        anyhow::bail!("PARENT and CHILD are required");
+    };
+    let parent = ConnConfig::parse(SideName::Parent, parent)?;
+    let child = ConnConfig::parse(SideName::Child, child)?;
     Ok(diff::run(&parent, &child, &cli.report).await?.failed())
 }

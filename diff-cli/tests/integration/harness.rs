@@ -56,7 +56,7 @@ fn with_version(c: Cluster) -> Cluster {
     Cluster { version_num: v.parse().unwrap(), ..c }
 }
 
-fn bindir() -> PathBuf {
+pub fn bindir() -> PathBuf {
     if let Ok(d) = std::env::var("PGBRANCHDIFF_PG_BIN") {
         return PathBuf::from(d);
     }

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod check;
 mod cli;
 mod correctness;
 mod data_loss;
@@ -9,6 +10,7 @@ mod differential;
 mod first_hour;
 mod keys;
 mod library;
+mod migrate;
 mod ndjson;
 mod redaction;
 mod schema_doc;

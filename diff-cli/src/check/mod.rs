@@ -1,0 +1,354 @@
+//! `pgbranchdiff check`: test a migration on a throwaway branch in one
+//! command. The source is a snapshot restored into a throwaway local cluster
+//! (`--snapshot`) or an existing database (`--database`); the branch is a
+//! `CREATE DATABASE … TEMPLATE` copy of it (or one made elsewhere, `--branch`);
+//! the migration runs on the branch ([`crate::migrate`]); then the diff, parent
+//! against branch, with the migration's section in the same report. Whatever
+//! the command created is removed on every way out — success, failure,
+//! trouble, Ctrl-C, SIGTERM — unless `--keep`.
+
+pub mod branch;
+pub mod cluster;
+pub mod pgbin;
+pub mod restore;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::{ArgGroup, Args};
+use diff_core::{ConnConfig, SideName};
+use serde_json::json;
+
+use crate::args::ReportArgs;
+use crate::migrate::{self, MigrateOptions, Migration, MigrationReport};
+use crate::preamble::Preamble;
+use crate::signal::{self, Interrupted};
+use branch::{Branch, Strategy};
+use cluster::Throwaway;
+use pgbin::PgBin;
+
+/// `pgbranchdiff check` arguments.
+#[derive(Args, Debug, Clone)]
+#[command(group(ArgGroup::new("source").required(true).args(["snapshot", "database"])))]
+#[command(group(ArgGroup::new("change").required(true).args(["migration", "run"])))]
+pub struct CheckArgs {
+    /// A pg_dump snapshot (plain SQL, custom, directory or tar format), restored into a throwaway
+    /// local cluster started from the PostgreSQL binaries on this machine.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+    /// An existing database (URL, key=value string or name) on a server where the role may create
+    /// databases: the branch is a TEMPLATE copy of it there, dropped afterwards.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// A branch made elsewhere (Neon, Supabase, DBLab, a restored snapshot) of --database: migrated
+    /// and compared as it is, and left in place.
+    #[arg(long, value_name = "URL", requires = "database")]
+    pub branch: Option<String>,
+    /// SQL migration: a file, several, or a directory (its *.sql files in name order); applied
+    /// statement by statement, stopping at the first error.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub migration: Vec<PathBuf>,
+    /// A migration command (any tool), run with `sh -c` and DATABASE_URL, PGHOST, PGPORT,
+    /// PGDATABASE, PGUSER pointing at the branch.
+    #[arg(long, value_name = "COMMAND")]
+    pub run: Option<String>,
+    /// lock_timeout for the migration's statements (e.g. 5s, 500ms).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub lock_timeout: Option<Duration>,
+    /// statement_timeout for the migration's statements (e.g. 2m).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub statement_timeout: Option<Duration>,
+    /// Fail the check (exit 1) when the migration takes longer (e.g. 120s).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub max_duration: Option<Duration>,
+    /// Keep the branch (and a throwaway cluster) afterwards, and print how to connect.
+    #[arg(long)]
+    pub keep: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+fn duration(s: &str) -> std::result::Result<Duration, String> {
+    migrate::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Runs the check; returns whether it failed (exit status 1): the migration
+/// failed or exceeded `--max-duration`, or the `--fail-on` gate failed.
+/// Differences alone do not fail a check. Err is trouble, or [`Interrupted`].
+pub async fn run(args: &CheckArgs) -> Result<bool> {
+    // Mistakes in the arguments are found before anything is started.
+    let migration = migration(args)?;
+    crate::diff::options(&args.report)?;
+    crate::diff::gate(&args.report)?;
+    let mut held = Held::default();
+    let result = tokio::select! {
+        r = work(args, &migration, &mut held) => r,
+        _ = signal::interrupt() => Err(Interrupted.into()),
+    };
+    // Cleanup runs on every way out; its own trouble is reported after the run's.
+    let released = held.release(args.keep, args.report.quiet).await;
+    let failed = result?;
+    released?;
+    Ok(failed)
+}
+
+fn migration(args: &CheckArgs) -> Result<Migration> {
+    if let Some(cmd) = &args.run {
+        return Ok(Migration::Command(cmd.clone()));
+    }
+    for p in &args.migration {
+        if !p.exists() {
+            bail!("--migration {}: no such file or directory", p.display());
+        }
+    }
+    Ok(Migration::Files(args.migration.clone()))
+}
+
+/// What the check created, for cleanup.
+#[derive(Default)]
+struct Held {
+    cluster: Option<Throwaway>,
+    /// A branch on a server we do not own (`--database`): dropped by name.
+    server_branch: Option<Branch>,
+    /// How to connect to the branch, for `--keep`.
+    branch_conninfo: Option<String>,
+}
+
+impl Held {
+    async fn release(self, keep: bool, quiet: bool) -> Result<()> {
+        if keep {
+            if let Some(c) = &self.branch_conninfo {
+                eprintln!("pgbranchdiff: kept the branch: psql \"{c}\"");
+            }
+            if let Some(cluster) = self.cluster {
+                let stop = cluster.keep();
+                eprintln!("pgbranchdiff: the throwaway cluster keeps running; stop it with: {stop}");
+            }
+            return Ok(());
+        }
+        let dropped = match &self.server_branch {
+            Some(b) => branch::drop_branch(b).await.map(|()| Some(&b.name)),
+            None => Ok(None),
+        };
+        // Stops the server and removes its directory (Drop).
+        drop(self.cluster);
+        if let (Ok(Some(name)), false) = (&dropped, quiet) {
+            eprintln!("pgbranchdiff: dropped the branch database \"{name}\"");
+        }
+        dropped.map(|_| ())
+    }
+}
+
+/// Marks a name in a line: text and Markdown quote differently.
+type Quote<'a> = &'a dyn Fn(&str) -> String;
+
+/// Where the parent came from, for the report.
+struct Source {
+    /// What it is, with the file or endpoint quoted.
+    describe: Box<dyn Fn(Quote) -> String + Send>,
+    json: serde_json::Value,
+}
+
+async fn work(args: &CheckArgs, migration: &Migration, held: &mut Held) -> Result<bool> {
+    let say = |m: String| {
+        if !args.report.quiet {
+            eprintln!("pgbranchdiff: {m}");
+        }
+    };
+    let (parent, source) = match (&args.snapshot, &args.database) {
+        (Some(path), _) => from_snapshot(path, held, &say).await?,
+        (None, Some(url)) => {
+            let parent = ConnConfig::parse(SideName::Parent, url)?;
+            let endpoint = parent.endpoint();
+            let source = Source {
+                json: json!({ "database": endpoint }),
+                describe: Box::new(move |quote| format!("database {}", quote(&endpoint))),
+            };
+            (parent, source)
+        }
+        (None, None) => bail!("check needs --snapshot FILE or --database URL"),
+    };
+    let (child, made) = match &args.branch {
+        Some(url) => (ConnConfig::parse(SideName::Child, url)?, None),
+        None => {
+            let b = make_branch(&parent, held).await?;
+            say(format!(
+                "branched \"{}\" as \"{}\" in {} ({})",
+                b.source,
+                b.name,
+                seconds(b.millis),
+                b.strategy.name()
+            ));
+            (b.config.clone(), Some(b))
+        }
+    };
+    held.branch_conninfo = Some(conninfo(&child));
+    let opts = MigrateOptions {
+        lock_timeout: args.lock_timeout,
+        statement_timeout: args.statement_timeout,
+        max_duration: args.max_duration,
+    };
+    let report = migrate::apply(&child, migration, &opts).await?;
+    let preamble = preamble(&source, &child, made.as_ref(), &report);
+    let outcome = crate::diff::run_with(&parent, &child, &args.report, Some(&preamble)).await?;
+    let gate_failed = outcome.verdict.as_ref().is_some_and(|v| !v.passed);
+    Ok(!report.succeeded() || report.over_budget() || gate_failed)
+}
+
+/// Restores the snapshot into a new throwaway cluster, as database `<file stem>`.
+async fn from_snapshot(path: &Path, held: &mut Held, say: &impl Fn(String)) -> Result<(ConnConfig, Source)> {
+    let format = restore::Format::detect(path)?;
+    let bin = PgBin::find()?;
+    let started = Instant::now();
+    let cluster = held.cluster.insert(Throwaway::start(&bin).await?);
+    let db = db_name(path);
+    let (client, conn) = cluster.config(SideName::Parent, "postgres")?.connect().await?;
+    client.batch_execute(&format!("CREATE DATABASE {}", branch::ident(&db))).await?;
+    drop(client);
+    let _ = conn.await;
+    restore::restore(&bin, cluster, &db, path, format).await?;
+    let millis = started.elapsed().as_millis() as u64;
+    let version = version_text(cluster.version_num());
+    say(format!(
+        "restored {} ({} format) into a throwaway PostgreSQL {version} cluster in {}",
+        path.display(),
+        format.name(),
+        seconds(millis)
+    ));
+    let file = path.display().to_string();
+    let source = Source {
+        json: json!({ "snapshot": file, "format": format.name(), "restore_millis": millis, "server_version": version }),
+        describe: Box::new(move |quote| {
+            format!(
+                "snapshot {} ({} format), restored in {} on PostgreSQL {version}",
+                quote(&file),
+                format.name(),
+                seconds(millis)
+            )
+        }),
+    };
+    Ok((cluster.config(SideName::Parent, &db)?, source))
+}
+
+/// The branch: on a throwaway cluster the fastest copy the version has; on
+/// someone's server, a file copy only for a large source (see [`Strategy::Auto`]).
+async fn make_branch(parent: &ConnConfig, held: &mut Held) -> Result<Branch> {
+    let (strategy, name) = match &held.cluster {
+        Some(c) if c.version_num() >= 180000 => (Strategy::Clone, format!("{}_branch", parent.dbname())),
+        Some(c) if c.version_num() >= 150000 => (Strategy::FileCopy, format!("{}_branch", parent.dbname())),
+        Some(_) => (Strategy::Default, format!("{}_branch", parent.dbname())),
+        None => (Strategy::Auto, branch::unique_name(parent.dbname())),
+    };
+    if held.cluster.is_none() {
+        // Registered before it exists: a check stopped during the copy drops it too.
+        let planned = Branch {
+            config: parent.with_dbname(SideName::Child, &name),
+            name: name.clone(),
+            source: parent.dbname().to_string(),
+            millis: 0,
+            strategy,
+        };
+        held.server_branch = Some(planned);
+    }
+    let made = branch::create(parent, &name, strategy).await;
+    if made.is_err() {
+        // Never drop a database this run did not create (the name may have been taken).
+        held.server_branch = None;
+    }
+    made
+}
+
+fn preamble(source: &Source, child: &ConnConfig, made: Option<&Branch>, report: &MigrationReport) -> Preamble {
+    // `quote` marks names: plain quotes in text, code spans in Markdown (no escaping needed there).
+    let branch_line = |quote: Quote| match made {
+        Some(b) => format!("{}, made in {} ({})", quote(&b.name), seconds(b.millis), b.strategy.name()),
+        None => format!("{} (given with --branch, left in place)", quote(&child.endpoint())),
+    };
+    let branch_json = match made {
+        Some(b) => {
+            json!({ "database": b.name, "endpoint": child.endpoint(), "created": true, "millis": b.millis, "strategy": b.strategy.name() })
+        }
+        None => json!({ "database": child.dbname(), "endpoint": child.endpoint(), "created": false }),
+    };
+    let text_quote = |s: &str| format!("\"{s}\"");
+    let md_quote = |s: &str| format!("`{}`", s.replace('`', "'"));
+    Preamble {
+        text: format!(
+            "Check: {}\n       branch {}\n\n{}\n\n",
+            (source.describe)(&|s: &str| s.to_string()),
+            branch_line(&text_quote),
+            report.text().trim_end()
+        ),
+        markdown: format!(
+            "### pgbranchdiff check\n\n- Source: {}\n- Branch: {}\n\n{}\n\n",
+            (source.describe)(&md_quote),
+            branch_line(&md_quote),
+            report.markdown().trim_end()
+        ),
+        json: json!({ "source": source.json, "branch": branch_json, "migration": report.json() }),
+    }
+}
+
+/// The parent database's name in the throwaway cluster: the snapshot's file name without extensions.
+fn db_name(path: &Path) -> String {
+    let stem = path.file_name().and_then(|n| n.to_str()).unwrap_or("snapshot");
+    let stem = stem.split('.').next().unwrap_or(stem);
+    let name: String = stem.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
+    if name.is_empty() || name == "postgres" || name.starts_with("template") {
+        "snapshot".into()
+    } else {
+        name.to_lowercase()
+    }
+}
+
+/// `host=… port=… user=… dbname=…` for psql (never the password).
+fn conninfo(c: &ConnConfig) -> String {
+    let mut parts = Vec::new();
+    for key in ["host", "port", "user", "dbname", "sslmode"] {
+        if let Some(v) = c.param(key) {
+            parts.push(format!("{key}={v}"));
+        }
+    }
+    parts.join(" ")
+}
+
+fn version_text(num: u32) -> String {
+    format!("{}.{}", num / 10000, num % 10000)
+}
+
+fn seconds(millis: u64) -> String {
+    format!("{:.2} s", millis as f64 / 1000.0)
+}
+
+/// A server error's message and detail on one line.
+pub(crate) fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(d) => format!("{} ({d})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
+    .replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_from_snapshot_files() {
+        assert_eq!(db_name(Path::new("dumps/prod_sanitized.dump")), "prod_sanitized");
+        assert_eq!(db_name(Path::new("Shop.sql.gz")), "shop");
+        assert_eq!(db_name(Path::new("postgres.sql")), "snapshot");
+        assert_eq!(db_name(Path::new("template1.dump")), "snapshot");
+        assert_eq!(db_name(Path::new("…")), "snapshot");
+    }
+
+    #[test]
+    fn versions_print_as_major_minor() {
+        assert_eq!(version_text(150018), "15.18");
+        assert_eq!(version_text(180004), "18.4");
+    }
+}

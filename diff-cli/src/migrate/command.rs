@@ -1,0 +1,225 @@
+//! `--run COMMAND`: any migration tool, run with `sh -c` and an environment
+//! pointing at the branch (`DATABASE_URL`, `PGHOST`, `PGPORT`, `PGDATABASE`,
+//! `PGUSER`, `PGPASSWORD` when there is one, `PGOPTIONS` carrying the
+//! timeouts), timed as a whole. Its output goes to stderr, so stdout stays the
+//! report's. The lock sampler watches every backend that connects to the
+//! branch while it runs.
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use diff_core::ConnConfig;
+
+use super::execute::fill_locks;
+use super::locks::{Sampler, Watch, INTERVAL};
+use super::report::{Failure, FailureKind, MigrationReport, StatementReport};
+use super::{rewrites, MigrateOptions};
+
+/// Kills the command's whole process group unless disarmed: whatever the
+/// shell started goes too when the migration is abandoned or over budget.
+struct Group(Option<i32>);
+
+impl Group {
+    fn kill(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Percent-encodes a URL component (a socket directory, a password).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// libpq variables that would send a migration tool somewhere other than the branch.
+const REDIRECTING: &[&str] = &[
+    "PGHOSTADDR",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGPASSWORD",
+    "PGSSLMODE",
+    "PGREQUIRESSL",
+    "PGSSLROOTCERT",
+    "PGTARGETSESSIONATTRS",
+    "PGOPTIONS",
+];
+
+/// The environment that points a migration tool at the branch.
+pub(super) fn environment(branch: &ConnConfig, opts: &MigrateOptions) -> Vec<(String, String)> {
+    let host = branch.param("host").or(branch.param("hostaddr")).unwrap_or("localhost").to_string();
+    let port = branch.param("port").unwrap_or("5432").to_string();
+    let user = branch.param("user").unwrap_or("postgres").to_string();
+    let db = branch.dbname().to_string();
+    let password = branch.param("password").filter(|p| !p.is_empty());
+    let auth = match password {
+        Some(p) => format!("{}:{}", encode(&user), encode(p)),
+        None => encode(&user),
+    };
+    let url_host = if host.starts_with('/') {
+        encode(&host)
+    } else if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    let mut url = format!("postgresql://{auth}@{url_host}:{port}/{}", encode(&db));
+    if let Some(mode) = branch.param("sslmode") {
+        url += &format!("?sslmode={}", encode(mode));
+    }
+    let mut env = vec![
+        ("DATABASE_URL".to_string(), url),
+        ("PGHOST".into(), host),
+        ("PGPORT".into(), port),
+        ("PGDATABASE".into(), db),
+        ("PGUSER".into(), user),
+    ];
+    if let Some(p) = password {
+        env.push(("PGPASSWORD".into(), p.to_string()));
+    }
+    for (param, var) in [("hostaddr", "PGHOSTADDR"), ("sslmode", "PGSSLMODE"), ("sslrootcert", "PGSSLROOTCERT")] {
+        if let Some(v) = branch.param(param) {
+            env.push((var.into(), v.to_string()));
+        }
+    }
+    let mut options: Vec<String> = std::env::var("PGOPTIONS").ok().into_iter().filter(|o| !o.is_empty()).collect();
+    if let Some(t) = opts.lock_timeout {
+        options.push(format!("-c lock_timeout={}ms", t.as_millis().max(1)));
+    }
+    if let Some(t) = opts.statement_timeout {
+        options.push(format!("-c statement_timeout={}ms", t.as_millis().max(1)));
+    }
+    if !options.is_empty() {
+        env.push(("PGOPTIONS".into(), options.join(" ")));
+    }
+    env
+}
+
+pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOptions) -> Result<MigrationReport> {
+    let (client, _conn) = branch.connect().await?;
+    // Sessions already on the branch are not the command's.
+    let exclude: Vec<i32> = client
+        .query("SELECT pid FROM pg_stat_activity WHERE datname = current_database()", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let before = rewrites::snapshot(&client).await?;
+    let started = Instant::now();
+    let sampler = Sampler::start(branch, Watch::Database { exclude }, started).await?;
+    sampler.set_statement(0);
+    let mut cmd = tokio::process::Command::new("sh");
+    // Inherited settings that could point the tool elsewhere go; the branch's own are set below.
+    for var in REDIRECTING {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .arg("-c")
+        .arg(command)
+        .envs(environment(branch, opts))
+        .stdin(Stdio::null())
+        .stdout(std::io::stderr())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .process_group(0)
+        .spawn()
+        .context("cannot start sh to run the migration command")?;
+    let mut group = Group(child.id().map(|p| p as i32));
+    let waited = match opts.max_duration {
+        Some(budget) => tokio::time::timeout(budget, child.wait()).await.ok(),
+        None => Some(child.wait().await),
+    };
+    let status = match waited {
+        Some(status) => Some(status.context("waiting for the migration command")?),
+        None => {
+            sampler.cancel();
+            group.kill();
+            child.wait().await.context("waiting for the stopped migration command")?;
+            None
+        }
+    };
+    let total = started.elapsed();
+    group.0 = None;
+    let samples = sampler.finish().await;
+    let after = rewrites::snapshot(&client).await?;
+    let mut statements = vec![StatementReport {
+        location: "command".into(),
+        text: command.to_string(),
+        millis: total.as_millis() as u64,
+        ok: status.is_some_and(|s| s.success()),
+        locks: Vec::new(),
+        waits: Vec::new(),
+        rewrites: rewrites::compare(&before, &after),
+    }];
+    fill_locks(&mut statements, &samples);
+    let failure = match status {
+        None => Some(failure(
+            FailureKind::Budget,
+            format!(
+                "stopped after exceeding the budget of {}",
+                super::render::duration(opts.max_duration.unwrap_or_default())
+            ),
+            None,
+        )),
+        Some(s) if s.success() => None,
+        Some(s) => Some(match s.code() {
+            Some(code) => {
+                failure(FailureKind::CommandFailed, format!("the command exited with status {code}"), Some(code))
+            }
+            None => failure(FailureKind::CommandFailed, format!("the command was killed ({s})"), None),
+        }),
+    };
+    Ok(MigrationReport {
+        kind: "command",
+        command: Some(command.to_string()),
+        locks: samples.summary(&["command".to_string()]),
+        statements,
+        over_budget: opts.max_duration.is_some_and(|b| total > b),
+        failure,
+        total_millis: total.as_millis() as u64,
+        budget_millis: opts.max_duration.map(|d| d.as_millis() as u64),
+        sample_interval_millis: INTERVAL.as_millis() as u64,
+    })
+}
+
+fn failure(kind: FailureKind, message: String, exit_code: Option<i32>) -> Failure {
+    Failure {
+        kind,
+        location: Some("command".into()),
+        sqlstate: None,
+        message,
+        detail: None,
+        hint: None,
+        exit_code,
+        explanation: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diff_core::SideName;
+
+    #[test]
+    fn socket_hosts_and_passwords_are_percent_encoded() {
+        let c = ConnConfig::parse(SideName::Child, "host='/tmp/pg dir' port=5433 user=app password=p@ss/w dbname=b_1")
+            .unwrap();
+        let env: std::collections::HashMap<_, _> = environment(&c, &MigrateOptions::default()).into_iter().collect();
+        assert_eq!(env["DATABASE_URL"], "postgresql://app:p%40ss%2Fw@%2Ftmp%2Fpg%20dir:5433/b_1");
+        assert_eq!(env["PGHOST"], "/tmp/pg dir");
+        assert_eq!(env["PGPASSWORD"], "p@ss/w");
+    }
+}

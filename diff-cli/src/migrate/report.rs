@@ -1,0 +1,198 @@
+//! What a migration run found: one serialisable structure that the text,
+//! Markdown and JSON renderings are all made from.
+
+use serde::Serialize;
+
+/// The result of [`super::apply`].
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationReport {
+    /// `files` or `command`.
+    pub kind: &'static str,
+    /// The command, for `--run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Statements in the order they ran (the command as one entry). Only
+    /// statements that ran are listed: the failed one is the last.
+    pub statements: Vec<StatementReport>,
+    /// Per relation, over the whole migration: the lock modes seen and how
+    /// long ACCESS EXCLUSIVE was held.
+    pub locks: Vec<LockSummary>,
+    /// Set when the migration did not apply completely.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// Wall time of the statements (their sum) or of the command; the
+    /// tracing between statements is not counted. The budget is spent by this.
+    pub total_millis: u64,
+    /// `--max-duration`, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_millis: Option<u64>,
+    /// The migration ran longer than the budget (it was stopped there).
+    pub over_budget: bool,
+    /// The lock sampler's polling interval: shorter holds can go unseen.
+    pub sample_interval_millis: u64,
+}
+
+/// One statement (or the whole command).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementReport {
+    /// `file:line` of the statement's first token, or `command`.
+    pub location: String,
+    /// The statement's text, shortened to one line.
+    pub text: String,
+    pub millis: u64,
+    /// Whether it completed without error.
+    pub ok: bool,
+    /// Locks on relations seen while it ran or held right after it.
+    pub locks: Vec<LockHeld>,
+    /// Locks it waited for.
+    pub waits: Vec<LockWait>,
+    /// Tables whose relfilenode changed: rewritten (or truncated).
+    pub rewrites: Vec<Rewrite>,
+}
+
+/// A lock a statement held.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LockHeld {
+    /// `schema.name`.
+    pub relation: String,
+    /// `table`, `index`, `sequence`, `view`, `materialized view`, `partitioned table`, …
+    pub relkind: String,
+    /// PostgreSQL's mode name, e.g. `AccessExclusiveLock`.
+    pub mode: String,
+    /// How long it was seen held during the statement (sampling resolution).
+    pub millis: u64,
+}
+
+/// A lock a statement waited for.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockWait {
+    /// `relation`, `transactionid`, `tuple`, …
+    pub locktype: String,
+    /// `schema.name`, when the lock is on a relation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
+    pub mode: String,
+    /// How long the wait was seen.
+    pub millis: u64,
+    /// The sessions it waited behind.
+    pub blocked_by: Vec<Blocker>,
+}
+
+/// A session that held a lock the migration waited for.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Blocker {
+    pub pid: i32,
+    pub application: String,
+    pub user: String,
+    /// `active`, `idle in transaction`, …
+    pub state: String,
+    /// Its current or last query, shortened.
+    pub query: String,
+}
+
+/// A table whose storage was replaced.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Rewrite {
+    /// `schema.name`.
+    pub table: String,
+    pub relfilenode_before: u32,
+    pub relfilenode_after: u32,
+}
+
+/// Locks on one relation over the whole migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct LockSummary {
+    pub relation: String,
+    pub relkind: String,
+    /// Modes seen, weakest first.
+    pub modes: Vec<String>,
+    /// How long ACCESS EXCLUSIVE was held, in total (0: never seen): the time
+    /// of the statements that held it (less their wait for it) to the end of
+    /// their transaction block; for a command, the time it was seen held.
+    pub access_exclusive_millis: u64,
+    /// Locations of the statements that took or waited for locks on it.
+    pub statements: Vec<String>,
+}
+
+/// Why the migration did not apply completely.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// `file:line` of the failed statement, or `command`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// SQLSTATE of the error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqlstate: Option<String>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// The command's exit status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The rows that made it fail, queried read-only on the branch afterwards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
+/// The kind of failure.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The statement failed with an error.
+    Error,
+    /// It could not get a lock within `lock_timeout`.
+    LockTimeout,
+    /// It ran longer than `statement_timeout`.
+    StatementTimeout,
+    /// The migration was stopped at `--max-duration`.
+    Budget,
+    /// The command exited with a non-zero status (or a signal).
+    CommandFailed,
+}
+
+/// The rows behind a failure: a one-line summary and a small table.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Explanation {
+    /// e.g. "2 values of (email) occur more than once in public.users, in 5 rows".
+    pub summary: String,
+    /// The table the rows are from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Column headers of `rows`.
+    pub columns: Vec<String>,
+    /// Some of the rows (values as PostgreSQL prints them; NULL as `None`).
+    pub rows: Vec<Vec<Option<String>>>,
+    /// How many there are in all (duplicate values, NULL rows, orphans…), when counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+impl MigrationReport {
+    /// The migration applied completely, without error and within its budget.
+    pub fn succeeded(&self) -> bool {
+        self.failure.is_none() && !self.over_budget
+    }
+
+    /// The migration ran longer than `--max-duration`.
+    pub fn over_budget(&self) -> bool {
+        self.over_budget
+    }
+
+    /// The report as JSON (the `migration` object of a check's document).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// For people, in a terminal.
+    pub fn text(&self) -> String {
+        super::render::text(self)
+    }
+
+    /// For a pull request comment.
+    pub fn markdown(&self) -> String {
+        super::render::markdown(self)
+    }
+}

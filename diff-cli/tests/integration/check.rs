@@ -1,0 +1,543 @@
+//! `pgbranchdiff check` through the binary: snapshot formats restored into a
+//! throwaway cluster, branches on an existing server, `--branch`, `--run`,
+//! exit codes, `--keep`, and cleanup after success, failure and SIGTERM (no
+//! leftover processes, directories or databases). Expected counts follow from
+//! the fixtures' arithmetic (comments say how).
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, branch, cli, cluster, conn, connect, counts, Run};
+
+/// customers: ids 1..=50; email `u<i % 40>@x`, so ids 41..=50 repeat the emails of ids
+/// 1..=10 (10 values held by 2 rows each); country NULL for ids divisible by 4 (12 rows).
+/// orders: ids 1..=20, customer 1 + i % 50.
+const SETUP: &str = "
+    CREATE TABLE customers (id int PRIMARY KEY, email text NOT NULL, country text);
+    INSERT INTO customers SELECT i, 'u' || (i % 40) || '@x', CASE WHEN i % 4 <> 0 THEN 'DE' END
+      FROM generate_series(1, 50) i;
+    CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers, note text);
+    INSERT INTO orders SELECT i, 1 + i % 50, NULL FROM generate_series(1, 20) i;";
+
+/// Succeeds and loses data: 12 customers without a country deleted (their orders first: customer
+/// 1 + i % 50 for i in 1..=20 is 2..=21, of which 4, 8, 12, 16, 20 are divisible by 4: orders 3, 7,
+/// 11, 15, 19), and the note column dropped.
+const LOSES_DATA: &str = "DELETE FROM orders WHERE customer_id % 4 = 0;
+    DELETE FROM customers WHERE country IS NULL;
+    ALTER TABLE orders DROP COLUMN note;";
+
+/// Fails on the duplicated emails.
+const FAILS_ON_DUPLICATES: &str = "CREATE TABLE audit (id int);
+    CREATE UNIQUE INDEX customers_email ON customers (email);";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pgbranchdiff")
+}
+
+/// A directory the server's user can traverse, for snapshots, migrations and TMPDIR.
+fn workdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("pgbd-check-").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A parent database built from `setup` (the harness's pair; its child is a plain copy).
+fn parent(tag: &str, setup: &str) -> harness::Pair {
+    branch(tag, setup, "")
+}
+
+/// Databases on the test server whose name starts with `prefix`.
+fn databases_like(prefix: &str) -> Vec<String> {
+    connect("postgres")
+        .query("SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY 1", &[&prefix])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// `pgbranchdiff check …` with TMPDIR set to `tmp` (where a throwaway cluster lives).
+fn check(args: &[&str], tmp: &Path) -> Run {
+    let mut all = vec!["check"];
+    all.extend_from_slice(args);
+    cli(&all, &[("TMPDIR", tmp.to_str().unwrap())])
+}
+
+/// Nothing left in `tmp` and no process whose command line names it.
+fn assert_no_leftovers(tmp: &Path) {
+    let left: Vec<_> = std::fs::read_dir(tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let ps = Command::new("pgrep").arg("-af").arg(tmp.to_str().unwrap()).output().unwrap();
+    let procs = String::from_utf8_lossy(&ps.stdout);
+    assert!(procs.trim().is_empty(), "processes still running: {procs}");
+}
+
+fn pg_dump(db: &str, format: &str, out: &Path) -> bool {
+    let dump = [harness::bindir().join("pg_dump"), PathBuf::from("pg_dump")]
+        .into_iter()
+        .find(|p| p.components().count() == 1 || p.exists())
+        .unwrap();
+    let o = Command::new(dump)
+        .arg(format!("--format={format}"))
+        .arg("-f")
+        .arg(out)
+        .arg("-d")
+        .arg(conn(db))
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        // PostgreSQL 18 from npm ships no pg_dump, and an older one refuses a newer server.
+        eprintln!("skipped: pg_dump failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    o.status.success()
+}
+
+#[test]
+fn snapshot_formats_plain_custom_directory_tar() {
+    // Roles the throwaway cluster does not have: pg_restore leaves ownership and privileges out,
+    // a plain dump gets them created.
+    let roles = "DO $$BEGIN
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'chk_owner') THEN CREATE ROLE chk_owner; END IF;
+          IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'chk_reader') THEN CREATE ROLE chk_reader; END IF;
+        END$$;
+        ALTER TABLE orders OWNER TO chk_owner; GRANT SELECT ON customers TO chk_reader;";
+    let pair = parent("chk_fmt", &format!("{SETUP}{roles}"));
+    let work = workdir();
+    let migration = write(work.path(), "0001.sql", LOSES_DATA);
+    let formats = [
+        ("plain", "shop.sql", "plain SQL"),
+        ("custom", "shop.dump", "custom"),
+        ("directory", "shop.dir", "directory"),
+        ("tar", "shop.tar", "tar"),
+    ];
+    for (format, file, name) in formats {
+        let snap = work.path().join(file);
+        if !pg_dump(&pair.parent, format, &snap) {
+            return;
+        }
+        let tmp = workdir();
+        let run = check(
+            &["--snapshot", snap.to_str().unwrap(), "--migration", migration.to_str().unwrap(), "--format", "json"],
+            tmp.path(),
+        );
+        // Differences alone do not fail a check.
+        assert_eq!(run.code, 0, "{format}: {}", run.stderr);
+        let doc = run.json();
+        assert_eq!(doc["check"]["source"]["format"], name, "{format}");
+        assert_eq!(doc["check"]["branch"]["created"], true);
+        assert!(doc["check"]["branch"]["millis"].is_u64());
+        assert_eq!(counts(&doc, "public.customers"), (0, 0, 12), "{format}");
+        assert_eq!(counts(&doc, "public.orders"), (0, 0, 5), "{format}");
+        assert_no_leftovers(tmp.path());
+    }
+}
+
+#[test]
+fn database_is_branched_and_the_branch_dropped() {
+    let pair = parent("chk_db", SETUP);
+    let work = workdir();
+    let migration = write(work.path(), "m.sql", LOSES_DATA);
+    let run = check(
+        &["--database", &conn(&pair.parent), "--migration", migration.to_str().unwrap(), "--format", "json"],
+        work.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc = run.json();
+    let name = doc["check"]["branch"]["database"].as_str().unwrap().to_string();
+    assert!(name.starts_with(&format!("{}_check_", pair.parent)), "{name}");
+    assert_eq!(counts(&doc, "public.customers"), (0, 0, 12));
+    assert!(run.stderr.contains("branched"), "{}", run.stderr);
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/output-schema.json")).unwrap();
+    let mut errors = vec![];
+    crate::schema_doc::validate(&schema, &schema, &doc, "$", &mut errors);
+    let migration_schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/migration-schema.json")).unwrap();
+    crate::schema_doc::validate(
+        &migration_schema,
+        &migration_schema,
+        &doc["check"]["migration"],
+        "$.check.migration",
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(databases_like(&format!("{}_check_", pair.parent)), Vec::<String>::new());
+    // The parent is untouched.
+    let n: i64 = connect(&pair.parent).query_one("SELECT count(*) FROM customers", &[]).unwrap().get(0);
+    assert_eq!(n, 50);
+
+    // --keep: the branch stays, migrated, and stderr says how to connect to it.
+    let run = check(
+        &["--database", &conn(&pair.parent), "--migration", migration.to_str().unwrap(), "--format", "json", "--keep"],
+        work.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let name = run.json()["check"]["branch"]["database"].as_str().unwrap().to_string();
+    assert_eq!(databases_like(&format!("{}_check_", pair.parent)), vec![name.clone()]);
+    assert!(run.stderr.contains(&format!("dbname={name}")), "{}", run.stderr);
+    let n: i64 = connect(&name).query_one("SELECT count(*) FROM customers", &[]).unwrap().get(0);
+    assert_eq!(n, 38);
+    harness::exec("postgres", &format!("DROP DATABASE {name}"));
+
+    // NDJSON: the check is a line of its own ahead of `begin`, valid against `line_check`.
+    let run = check(
+        &["--database", &conn(&pair.parent), "--migration", migration.to_str().unwrap(), "--format", "ndjson"],
+        work.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["type"], "check");
+    assert_eq!(lines[1]["type"], "begin");
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+    let mut errors = vec![];
+    crate::schema_doc::validate(&schema, &schema["$defs"]["line_check"], &lines[0], "check line", &mut errors);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // SQL: what was checked heads the patch as comments; the patch itself starts after.
+    let run = check(
+        &["--database", &conn(&pair.parent), "--migration", migration.to_str().unwrap(), "--format", "sql"],
+        work.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let before_begin = &run.stdout[..run.stdout.find("\nBEGIN;").expect("a transaction")];
+    assert!(
+        before_begin
+            .lines()
+            .all(|l| l.is_empty() || l.starts_with("--") || l.starts_with("SET ") || l.starts_with("\\")),
+        "{before_begin}"
+    );
+    assert!(run.stdout.contains("DELETE FROM"), "{}", run.stdout);
+}
+
+#[test]
+fn gate_and_failing_migration_exit_1_and_clean_up() {
+    let pair = parent("chk_exit", SETUP);
+    let work = workdir();
+    let loses = write(work.path(), "loses.sql", LOSES_DATA);
+    let fails = write(work.path(), "fails.sql", FAILS_ON_DUPLICATES);
+    let db = conn(&pair.parent);
+    let prefix = format!("{}_check_", pair.parent);
+
+    let gate =
+        check(&["--database", &db, "--migration", loses.to_str().unwrap(), "--fail-on", "data-loss"], work.path());
+    assert_eq!(gate.code, 1, "{}", gate.stderr);
+    let passed = check(
+        &[
+            "--database",
+            &db,
+            "--migration",
+            loses.to_str().unwrap(),
+            "--fail-on",
+            "schema",
+            "--accept",
+            "public.*",
+            "--format",
+            "json",
+        ],
+        work.path(),
+    );
+    assert_eq!(passed.code, 0, "{}", passed.stderr);
+    assert_eq!(passed.json()["gate"]["passed"], true);
+
+    let failed = check(&["--database", &db, "--migration", fails.to_str().unwrap(), "--format", "json"], work.path());
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    let doc = failed.json();
+    let failure = &doc["check"]["migration"]["failure"];
+    assert_eq!(failure["sqlstate"], "23505", "{failure:#}");
+    // Every duplicated email with its number of rows, as an independent GROUP BY on the parent
+    // (unchanged by the migration) counts them: u1@x … u10@x, 2 rows each.
+    let dups: Vec<(String, i64)> = connect(&pair.parent)
+        .query("SELECT email, count(*) FROM customers GROUP BY email HAVING count(*) > 1 ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(dups.len(), 10);
+    let rows = failure["explanation"]["rows"].as_array().unwrap_or_else(|| panic!("no explanation: {failure:#}"));
+    for (email, n) in &dups {
+        let row = rows
+            .iter()
+            .find(|r| r.as_array().unwrap().iter().any(|c| c.as_str() == Some(email)))
+            .unwrap_or_else(|| panic!("{email} not listed: {failure:#}"));
+        assert!(row.as_array().unwrap().iter().any(|c| c.as_str() == Some(&n.to_string())), "{row} lacks {n}");
+    }
+    assert_eq!(databases_like(&prefix), Vec::<String>::new());
+
+    // Over budget: a one-second statement against 300 ms.
+    let slow = write(work.path(), "slow.sql", "SELECT pg_sleep(1);");
+    let over = check(
+        &["--database", &db, "--migration", slow.to_str().unwrap(), "--max-duration", "300ms", "--format", "json"],
+        work.path(),
+    );
+    assert_eq!(over.code, 1, "{}", over.stderr);
+    assert_eq!(over.json()["check"]["migration"]["over_budget"], true);
+    let within =
+        check(&["--database", &db, "--migration", slow.to_str().unwrap(), "--max-duration", "30s"], work.path());
+    assert_eq!(within.code, 0, "{}", within.stderr);
+
+    // Trouble: a migration file that does not exist, a snapshot that does not restore.
+    let missing = check(&["--database", &db, "--migration", "/nonexistent/m.sql"], work.path());
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("/nonexistent/m.sql"), "{}", missing.stderr);
+    let bad = write(work.path(), "bad.sql", "CREATE TABLE t (id int);\nINSERT INTO nosuch VALUES (1);\n");
+    let tmp = workdir();
+    let run = check(&["--snapshot", bad.to_str().unwrap(), "--migration", loses.to_str().unwrap()], tmp.path());
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("relation \"nosuch\" does not exist"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert_no_leftovers(tmp.path());
+    assert_eq!(databases_like(&prefix), Vec::<String>::new());
+}
+
+#[test]
+fn failing_migration_on_a_snapshot_leaves_nothing() {
+    let work = workdir();
+    let snap = write(work.path(), "snap.sql", SETUP);
+    let fails = write(work.path(), "fails.sql", FAILS_ON_DUPLICATES);
+    let tmp = workdir();
+    let run = check(&["--snapshot", snap.to_str().unwrap(), "--migration", fails.to_str().unwrap()], tmp.path());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    // The text report names the failing statement; then the diff follows.
+    assert!(run.stdout.contains("CREATE UNIQUE INDEX customers_email"), "{}", run.stdout);
+    assert!(run.stdout.contains("parent: "), "{}", run.stdout);
+    assert_no_leftovers(tmp.path());
+}
+
+#[test]
+fn existing_branch_is_used_and_left_in_place() {
+    let pair = parent("chk_given", SETUP);
+    let work = workdir();
+    let migration = write(work.path(), "m.sql", LOSES_DATA);
+    let run = check(
+        &[
+            "--database",
+            &conn(&pair.parent),
+            "--branch",
+            &conn(&pair.child),
+            "--migration",
+            migration.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        work.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc = run.json();
+    assert_eq!(doc["check"]["branch"]["created"], false);
+    assert_eq!(doc["check"]["branch"]["database"], pair.child.as_str());
+    assert_eq!(counts(&doc, "public.customers"), (0, 0, 12));
+    // Still there, migrated: 50 - 12 customers.
+    let n: i64 = connect(&pair.child).query_one("SELECT count(*) FROM customers", &[]).unwrap().get(0);
+    assert_eq!(n, 38);
+    assert_eq!(databases_like(&format!("{}_check_", pair.parent)), Vec::<String>::new());
+}
+
+#[test]
+fn run_command_applies_sql_through_the_environment() {
+    let pair = parent("chk_run", SETUP);
+    let work = workdir();
+    let psql = [harness::bindir().join("psql"), PathBuf::from("psql")]
+        .into_iter()
+        .find(|p| p.components().count() == 1 || p.exists())
+        .unwrap();
+    // Only the environment says where the branch is.
+    let cmd = format!("{} -X -q -v ON_ERROR_STOP=1 -c 'DELETE FROM orders WHERE id <= 4'", psql.display());
+    let run = check(&["--database", &conn(&pair.parent), "--run", &cmd, "--format", "json"], work.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(counts(&run.json(), "public.orders"), (0, 0, 4));
+    let failing = check(&["--database", &conn(&pair.parent), "--run", "exit 3"], work.path());
+    assert_eq!(failing.code, 1, "{}", failing.stderr);
+    assert_eq!(databases_like(&format!("{}_check_", pair.parent)), Vec::<String>::new());
+}
+
+#[test]
+fn other_sessions_on_the_source_are_named() {
+    let pair = parent("chk_busy", SETUP);
+    let work = workdir();
+    let migration = write(work.path(), "m.sql", LOSES_DATA);
+    let _held =
+        postgres::Client::connect(&format!("{} application_name=busy_worker", conn(&pair.parent)), postgres::NoTls)
+            .unwrap();
+    let run = check(&["--database", &conn(&pair.parent), "--migration", migration.to_str().unwrap()], work.path());
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("other sessions are connected") && run.stderr.contains("busy_worker"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn keep_leaves_a_working_branch_and_says_how_to_connect() {
+    let work = workdir();
+    let snap = write(work.path(), "keep.sql", SETUP);
+    let migration = write(work.path(), "m.sql", LOSES_DATA);
+    let tmp = workdir();
+    let run = check(
+        &["--snapshot", snap.to_str().unwrap(), "--migration", migration.to_str().unwrap(), "--keep"],
+        tmp.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let conninfo =
+        run.stderr.lines().find_map(|l| l.split_once("psql \"").map(|(_, c)| c.trim_end_matches('"').to_string()));
+    let conninfo = conninfo.unwrap_or_else(|| panic!("no psql line: {}", run.stderr));
+    let n: i64 = postgres::Client::connect(&conninfo, postgres::NoTls)
+        .unwrap()
+        .query_one("SELECT count(*) FROM customers", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 38);
+    let stop = run.stderr.lines().find_map(|l| l.split_once("stop it with: ").map(|(_, c)| c.to_string())).unwrap();
+    let out = Command::new("sh").arg("-c").arg(&stop).output().unwrap();
+    assert!(out.status.success(), "{stop}: {}", String::from_utf8_lossy(&out.stderr));
+    assert_no_leftovers(tmp.path());
+}
+
+/// Starts a check, waits until it has branched, sends SIGTERM, returns the exit code.
+fn terminate_while_migrating(args: &[&str], tmp: &Path) -> i32 {
+    let mut child = Command::new(bin())
+        .arg("check")
+        .args(args)
+        .env("TMPDIR", tmp)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("check never branched");
+        if line.contains("branched") {
+            break;
+        }
+    }
+    // Let the migration start.
+    std::thread::sleep(Duration::from_millis(700));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "check did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_cleans_up_cluster_and_branch() {
+    let work = workdir();
+    let snap = write(work.path(), "term.sql", SETUP);
+    let slow = write(work.path(), "slow.sql", "SELECT pg_sleep(60);");
+    let tmp = workdir();
+    let code = terminate_while_migrating(
+        &["--snapshot", snap.to_str().unwrap(), "--migration", slow.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert_eq!(code, 130);
+    assert_no_leftovers(tmp.path());
+
+    let pair = parent("chk_term", SETUP);
+    let code = terminate_while_migrating(&["--database", &conn(&pair.parent), "--run", "sleep 60"], work.path());
+    assert_eq!(code, 130);
+    assert_eq!(databases_like(&format!("{}_check_", pair.parent)), Vec::<String>::new());
+    let _ = cluster();
+}
+
+/// The example in testdata/check: what its migrations' comments promise, worked out from
+/// testdata/shop.sql (the snapshot is a pg_dump of it).
+#[test]
+fn testdata_snapshot_and_migrations_do_what_they_say() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/check");
+    let snap = root.join("shop.sql");
+    let tmp = workdir();
+    let loses = root.join("migrations/0041_drop_country.sql");
+    let run = check(
+        &[
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--migration",
+            loses.to_str().unwrap(),
+            "--fail-on",
+            "data-loss",
+            "--format",
+            "json",
+        ],
+        tmp.path(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let doc = run.json();
+    assert_eq!(doc["check"]["migration"]["failure"], serde_json::Value::Null);
+    let mut losses: Vec<(String, String, u64)> = doc["data_loss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let object = [&l["schema"], &l["table"], &l["column"]]
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(".");
+            (l["kind"].as_str().unwrap().to_string(), object, l["count"].as_u64().unwrap())
+        })
+        .collect();
+    losses.sort();
+    // 50 customers with a country, 2 coupons, 2 'boot' entries.
+    let want = [
+        ("deleted_rows", "public.audit_log", 2),
+        ("dropped_column", "public.customers.country", 50),
+        ("dropped_table", "public.legacy_coupons", 2),
+    ];
+    assert_eq!(losses, want.map(|(k, o, n)| (k.to_string(), o.to_string(), n)).to_vec());
+
+    let fails = root.join("migrations/0042_one_order_per_status.sql");
+    let run = check(
+        &["--snapshot", snap.to_str().unwrap(), "--migration", fails.to_str().unwrap(), "--format", "json"],
+        tmp.path(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let e = &run.json()["check"]["migration"]["failure"]["explanation"];
+    // Orders i and i + 150 (i in 1..=50) share customer 1 + i % 50 and status i % 3: 50 pairs.
+    assert_eq!(e["total"], 50, "{e:#}");
+    assert_eq!(e["columns"], serde_json::json!(["customer_id", "status", "rows"]));
+    assert_no_leftovers(tmp.path());
+}
+
+/// SIGTERM while the cluster starts, the snapshot is restored or the branch is made: whatever
+/// was started is stopped and removed (a check that finished first exits 1, its migration failing).
+#[test]
+fn sigterm_at_any_moment_leaves_nothing() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/check");
+    let tmp = workdir();
+    for delay in [150, 400, 700, 1000, 1500] {
+        let mut child = Command::new(bin())
+            .args(["check", "--quiet", "--snapshot"])
+            .arg(root.join("shop.sql"))
+            .arg("--migration")
+            .arg(root.join("migrations"))
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let code = child.wait().unwrap().code();
+        assert!(matches!(code, Some(130) | Some(1)), "after {delay} ms: {code:?}");
+        assert_no_leftovers(tmp.path());
+    }
+}
