@@ -218,6 +218,8 @@ mod tests {
             key_source: crate::plan::KeySource::PrimaryKey,
             columns: vec!["email".into(), "phone".into(), "name".into()],
             column_info: vec![email, phone, ColumnInfo::text("name")],
+            parent_side: Default::default(),
+            child_side: Default::default(),
         }
     }
 
