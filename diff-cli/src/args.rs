@@ -14,6 +14,8 @@ pub enum Format {
     Json,
     /// For pull-request comments and CI summaries.
     Markdown,
+    /// Arrow IPC files in the directory given with --output (docs/output-format.md).
+    Arrow,
 }
 
 /// When text output is coloured.
@@ -49,7 +51,7 @@ pub struct ReportArgs {
     /// Changed rows shown per table (text: default 20; json: all unless given).
     #[arg(long, value_name = "N")]
     pub max_rows: Option<usize>,
-    /// Write the report to FILE instead of standard output.
+    /// Write the report to FILE instead of standard output (`--format arrow`: a directory).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Connections per side; tables are compared this many at a time.
@@ -94,6 +96,8 @@ impl ReportArgs {
         match self.format {
             Format::Text | Format::Markdown => Some(self.max_rows.unwrap_or(20)),
             Format::Json => self.max_rows,
+            // Arrow files hold every changed row.
+            Format::Arrow => None,
         }
     }
 }

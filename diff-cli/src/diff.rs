@@ -60,9 +60,14 @@ pub fn gate(args: &ReportArgs) -> Result<Option<Gate>> {
     Ok(Some(Gate::new(classes, &accept)?))
 }
 
-/// The sink of the chosen format, writing to `out`.
-fn sink(args: &ReportArgs, opts: &Options, out: Box<dyn std::io::Write>) -> Box<dyn Sink> {
-    match args.format {
+/// The sink of the chosen format, writing to `output`.
+fn sink(args: &ReportArgs, opts: &Options, output: &Output) -> Result<Box<dyn Sink>> {
+    if let Some(dir) = output.dir() {
+        return Ok(Box::new(diff_core::arrow::ArrowSink::new(dir)));
+    }
+    let out = output.writer()?;
+    Ok(match args.format {
+        Format::Arrow => anyhow::bail!("--format arrow writes a directory: give it with --output PATH"),
         Format::Json => Box::new(render::JsonSink::new(opts.max_rows_per_table, out)),
         Format::Markdown => Box::new(render::Collect::new(render::Document::Markdown, opts.max_rows_per_table, out)),
         Format::Text => {
@@ -78,6 +83,16 @@ fn sink(args: &ReportArgs, opts: &Options, out: Box<dyn std::io::Write>) -> Box<
             let text = render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) };
             Box::new(render::Collect::new(render::Document::Text(text), opts.max_rows_per_table, out))
         }
+    })
+}
+
+/// Where the report goes: a staged directory for Arrow, which needs `--output`
+/// (checked before anything connects).
+fn output(args: &ReportArgs) -> Result<Output> {
+    match (args.format, args.output.as_deref()) {
+        (Format::Arrow, Some(path)) => Output::open_dir(path, diff_core::arrow::is_report_dir),
+        (Format::Arrow, None) => anyhow::bail!("--format arrow writes a directory of files: give it with --output PATH"),
+        (_, path) => Output::open(path),
     }
 }
 
@@ -85,13 +100,13 @@ fn sink(args: &ReportArgs, opts: &Options, out: Box<dyn std::io::Write>) -> Box<
 pub async fn run(parent: &ConnConfig, child: &ConnConfig, args: &ReportArgs) -> Result<Outcome> {
     let opts = options(args)?;
     let mut gate = gate(args)?;
+    let output = output(args)?;
     let started = std::time::Instant::now();
     let mut stream = diff_core::start(parent, child, &opts).await?;
     let mut interrupt = Box::pin(signal::interrupt());
     let mut progress = Progress::new(!args.quiet && std::io::stderr().is_terminal());
     let mut fallbacks = Fallbacks::default();
-    let output = Output::open(args.output.as_deref())?;
-    let mut sink = sink(args, &opts, output.writer()?);
+    let mut sink = sink(args, &opts, &output)?;
     let mut differs = false;
     loop {
         let event = tokio::select! {
