@@ -91,7 +91,9 @@ fn sink(args: &ReportArgs, opts: &Options, output: &Output) -> Result<Box<dyn Si
 fn output(args: &ReportArgs) -> Result<Output> {
     match (args.format, args.output.as_deref()) {
         (Format::Arrow, Some(path)) => Output::open_dir(path, diff_core::arrow::is_report_dir),
-        (Format::Arrow, None) => anyhow::bail!("--format arrow writes a directory of files: give it with --output PATH"),
+        (Format::Arrow, None) => {
+            anyhow::bail!("--format arrow writes a directory of files: give it with --output PATH")
+        }
         (_, path) => Output::open(path),
     }
 }

@@ -110,7 +110,9 @@ impl Output {
         match self {
             Output::Stdout if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
             Output::Stdout => Err(anyhow::anyhow!("cannot write the report: {e}")),
-            Output::File { path, .. } | Output::Dir { path, .. } => Err(anyhow::anyhow!("cannot write {}: {e}", path.display())),
+            Output::File { path, .. } | Output::Dir { path, .. } => {
+                Err(anyhow::anyhow!("cannot write {}: {e}", path.display()))
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ def read(path):
 
 
 def extension_name(field_type, metadata):
-    if isinstance(field_type, pa.ExtensionType):
+    if isinstance(field_type, pa.BaseExtensionType):
         return field_type.extension_name
     if metadata and b"ARROW:extension:name" in metadata:
         return metadata[b"ARROW:extension:name"].decode()
@@ -168,15 +168,15 @@ def values(arr, field):
             parts = ["NULL" if e is None else array_element(e) for e in elems[offsets[i] : offsets[i + 1]]]
             out.append("{" + ",".join(parts) + "}")
         return out
-    raw = storage(arr).to_pylist()
     if pa.types.is_integer(base):
-        return [v if v is None or abs(v) <= MAX_SAFE else str(v) for v in raw]
+        return [v if v is None or abs(v) <= MAX_SAFE else str(v) for v in storage(arr).to_pylist()]
     if pa.types.is_floating(base):
+        raw = storage(arr).to_pylist()
         return [v if v is None or (v == v and abs(v) != float("inf")) else float_text(v) for v in raw]
     if pa.types.is_boolean(base):
-        return raw
+        return storage(arr).to_pylist()
     if ext == "arrow.json":
-        return [None if v is None else json.loads(v) for v in raw]
+        return [None if v is None else json.loads(v) for v in storage(arr).to_pylist()]
     return texts(arr, base, ext)
 
 
@@ -228,8 +228,8 @@ def flat_types(schema):
     def walk(prefix, field):
         typ = field.type
         ext = extension_name(typ, field.metadata)
-        base = typ.storage_type if isinstance(typ, pa.ExtensionType) else typ
-        if pa.types.is_struct(base) and prefix != "unrepresentable":
+        base = typ.storage_type if isinstance(typ, pa.BaseExtensionType) else typ
+        if pa.types.is_struct(base) and not prefix.startswith("unrepresentable"):
             for i in range(base.num_fields):
                 walk(prefix + "." + base.field(i).name, base.field(i))
             return

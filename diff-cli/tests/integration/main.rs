@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod arrow_output;
 mod cli;
 mod correctness;
 mod data_loss;

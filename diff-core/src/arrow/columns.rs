@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder,
-    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, ListArray,
-    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt32Builder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, FixedSizeBinaryBuilder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, ListArray, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt32Builder,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, IntervalMonthDayNano, IntervalUnit, TimeUnit};
@@ -296,9 +296,7 @@ impl PrimBuilder {
             PrimBuilder::Date(b) => put(b, parse::date(s)),
             PrimBuilder::Timestamp(b, tz) => put(b, parse::timestamp(s, *tz)),
             PrimBuilder::Time(b) => put(b, parse::time(s)),
-            PrimBuilder::Interval(b) => {
-                put(b, parse::interval(s).map(|(m, d, n)| IntervalMonthDayNano::new(m, d, n)))
-            }
+            PrimBuilder::Interval(b) => put(b, parse::interval(s).map(|(m, d, n)| IntervalMonthDayNano::new(m, d, n))),
             PrimBuilder::Uuid(b) => parse::uuid(s).is_some_and(|u| b.append_value(u).is_ok()),
         }
     }
@@ -475,7 +473,11 @@ mod tests {
         assert_eq!(Shape::of(&int_array), Shape::List(Prim::I32));
         let box_array = col(1020, -1, Reading::Array(Box::new(Reading::Builtin(603))));
         assert_eq!(Shape::of(&box_array), Shape::Scalar(Prim::Utf8));
-        let dom = col(1700, (8 << 16 | 3) + 4, Reading::Domain { typmod: (8 << 16 | 3) + 4, base: Box::new(Reading::Builtin(1700)) });
+        let dom = col(
+            1700,
+            (8 << 16 | 3) + 4,
+            Reading::Domain { typmod: (8 << 16 | 3) + 4, base: Box::new(Reading::Builtin(1700)) },
+        );
         assert_eq!(Shape::of(&dom), Shape::Scalar(Prim::Decimal(8, 3)));
         let mut redacted = col(23, -1, Reading::Builtin(23));
         redacted.redacted = true;

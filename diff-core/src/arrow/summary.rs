@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, BooleanBuilder, ListBuilder, MapBuilder, StringBuilder, UInt64Builder,
-};
+use arrow::array::{ArrayRef, BooleanBuilder, ListBuilder, MapBuilder, StringBuilder, UInt64Builder};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -55,8 +53,7 @@ fn lists<'a, I: IntoIterator<Item = &'a str>>(values: impl IntoIterator<Item = O
 }
 
 fn batch(columns: Vec<(&str, ArrayRef)>, metadata: HashMap<String, String>) -> Result<RecordBatch, ArrowError> {
-    let fields: Vec<Field> =
-        columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect();
+    let fields: Vec<Field> = columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect();
     let schema = Schema::new(fields).with_metadata(metadata);
     RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())
 }
@@ -108,7 +105,10 @@ pub(crate) fn tables(
     )
 }
 
-fn attributes(changes: &[SchemaChange], side: impl Fn(&SchemaChange) -> &std::collections::BTreeMap<String, String>) -> ArrayRef {
+fn attributes(
+    changes: &[SchemaChange],
+    side: impl Fn(&SchemaChange) -> &std::collections::BTreeMap<String, String>,
+) -> ArrayRef {
     let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
     for c in changes {
         for (k, v) in side(c) {

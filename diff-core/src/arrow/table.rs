@@ -81,7 +81,8 @@ impl Side {
     }
 
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
-        let arrays = self.columns.iter_mut().zip(self.fields.iter()).map(|(c, f)| c.finish(f)).collect::<Result<_, _>>()?;
+        let arrays =
+            self.columns.iter_mut().zip(self.fields.iter()).map(|(c, f)| c.finish(f)).collect::<Result<_, _>>()?;
         let valid = std::mem::take(&mut self.valid);
         let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
         Ok(Arc::new(StructArray::try_new(self.fields.clone(), arrays, nulls)?))
