@@ -192,6 +192,8 @@ CREATE TABLE "we.ird/na me" (id int PRIMARY KEY, v text);
 INSERT INTO "we.ird/na me" VALUES (1, 'a');
 CREATE TABLE quiet (id int PRIMARY KEY);
 INSERT INTO quiet VALUES (1);
+CREATE TABLE big (id int PRIMARY KEY, v text, b bytea);
+INSERT INTO big VALUES (1, repeat('x', 3000000), convert_to(repeat('y', 3000000), 'UTF8'));
 "#;
 
 const KEYS_CHANGE: &str = r#"
@@ -204,6 +206,7 @@ UPDATE textkey SET v = 20 WHERE k = 'B';
 DELETE FROM textkey WHERE k = 'with space';
 INSERT INTO textkey VALUES ('new "one"', 5);
 UPDATE "we.ird/na me" SET v = 'b';
+UPDATE big SET v = v || 'z', b = b || '\x00'::bytea;
 "#;
 
 #[test]
@@ -236,6 +239,7 @@ fn values_equal_the_json_report() {
         files,
         [
             "data_loss.arrow",
+            "public.big.arrow",
             "public.composite.arrow",
             "public.keyless.arrow",
             "public.matrix.arrow",

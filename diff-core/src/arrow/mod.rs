@@ -125,3 +125,92 @@ impl ArrowTables {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{ColumnInfo, Op, RowChange, TableSummary};
+    use crate::Value;
+    use arrow::array::{Array, AsArray};
+
+    fn started(columns: Vec<ColumnInfo>) -> Event {
+        let endpoint = crate::report::Endpoint { endpoint: "u@h:1/db".into(), server_version: 150000 };
+        Event::Started {
+            parent: endpoint.clone(),
+            child: endpoint,
+            tables: vec![TableInfo {
+                id: 0,
+                schema: "public".into(),
+                name: "t".into(),
+                parent_name: None,
+                key: vec!["id".into()],
+                key_source: crate::plan::KeySource::PrimaryKey,
+                columns: columns.iter().map(|c| c.name.clone()).collect(),
+                column_info: columns,
+            }],
+            rows: true,
+            schema: true,
+            filtered: false,
+        }
+    }
+
+    fn insert(id: &str, v: Value) -> Event {
+        let values = vec![Value::Text(id.into()), v];
+        let change =
+            RowChange { op: Op::Insert, key: values[..1].to_vec(), changed: vec![], before: None, after: Some(values) };
+        Event::Row { table: 0, change }
+    }
+
+    fn done() -> Event {
+        Event::TableDone { table: 0, summary: TableSummary::default() }
+    }
+
+    #[test]
+    fn batches_by_rows_then_the_rest_at_table_done() {
+        let mut t = ArrowTables::with_limits(BatchLimits { rows: 2, bytes: 1 << 20 });
+        assert!(t.push(&started(vec![ColumnInfo::text("id"), ColumnInfo::text("v")])).unwrap().is_empty());
+        assert!(t.push(&insert("a", Value::Null)).unwrap().is_empty());
+        let full = t.push(&insert("b", Value::Text("x".into()))).unwrap();
+        assert_eq!(full.iter().map(|(id, b)| (*id, b.num_rows())).collect::<Vec<_>>(), [(0, 2)]);
+        assert!(t.push(&insert("c", Value::Null)).unwrap().is_empty());
+        let rest = t.push(&done()).unwrap();
+        assert_eq!(rest.iter().map(|(id, b)| (*id, b.num_rows())).collect::<Vec<_>>(), [(0, 1)]);
+        assert_eq!(rest[0].1.schema(), t.schema(0).unwrap());
+        // An insert has no `before`: the struct is null, `after` is not.
+        let batch = &rest[0].1;
+        assert!(batch.column_by_name("before").unwrap().is_null(0));
+        assert!(batch.column_by_name("after").unwrap().is_valid(0));
+        assert!(batch.column_by_name("changed").unwrap().is_null(0));
+    }
+
+    #[test]
+    fn a_batch_is_cut_before_a_row_that_would_pass_the_byte_limit() {
+        // 3 rows of 400 KB under a 1 MB limit: 2 + 1, each value whole.
+        let mut t = ArrowTables::with_limits(BatchLimits { rows: 100, bytes: 1 << 20 });
+        t.push(&started(vec![ColumnInfo::text("id"), ColumnInfo::text("v")])).unwrap();
+        let big = "x".repeat(400_000);
+        let mut batches = vec![];
+        for id in ["a", "b", "c"] {
+            batches.extend(t.push(&insert(id, Value::Text(big.clone()))).unwrap());
+        }
+        batches.extend(t.push(&done()).unwrap());
+        assert_eq!(batches.iter().map(|(_, b)| b.num_rows()).collect::<Vec<_>>(), [2, 1]);
+        let after =
+            batches[1].1.column_by_name("after").unwrap().as_struct().column(1).as_string::<i32>().value(0).len();
+        assert_eq!(after, 400_000);
+    }
+
+    #[test]
+    fn redacted_columns_are_text() {
+        let mut secret =
+            ColumnInfo { base_type_oid: 23, reading: crate::reading::Reading::Builtin(23), ..ColumnInfo::text("v") };
+        secret.redacted = true;
+        let mut t = ArrowTables::new();
+        t.push(&started(vec![ColumnInfo::text("id"), secret])).unwrap();
+        t.push(&insert("a", Value::Redacted("00ff".into()))).unwrap();
+        let (_, batch) = t.push(&done()).unwrap().remove(0);
+        let after = batch.column_by_name("after").unwrap().as_struct();
+        assert_eq!(after.column(1).as_string::<i32>().value(0), "redacted:00ff");
+        assert!(batch.column_by_name("unrepresentable").unwrap().is_null(0));
+    }
+}
