@@ -112,7 +112,9 @@ impl ArrowSink {
             let file = File::create(self.dir.join(&name))?;
             let writer = FileWriter::try_new(BufWriter::new(file), &batch.schema()).map_err(to_io)?;
             self.writers.insert(table, writer);
-            self.files[table] = Some(name);
+            if let Some(f) = self.files.get_mut(table) {
+                *f = Some(name);
+            }
         }
         match self.writers.get_mut(&table) {
             Some(w) => w.write(batch).map_err(to_io),
