@@ -65,21 +65,23 @@ fn numbers(v: &J) -> J {
     }
 }
 
-fn tmp(tag: &str) -> PathBuf {
-    let dir = tempfile::Builder::new().prefix(&format!("arrow-{tag}-")).tempdir().unwrap().keep();
-    dir.join("report")
+/// A fresh directory (removed when the guard drops) and the report path in it.
+fn tmp(tag: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new().prefix(&format!("arrow-{tag}-")).tempdir().unwrap();
+    let out = dir.path().join("report");
+    (dir, out)
 }
 
 /// Runs the JSON and the Arrow report of `pair`; returns (JSON document, canonical Arrow).
-fn both(pair: &Pair, tag: &str) -> (J, J, PathBuf) {
+fn both(pair: &Pair, tag: &str) -> (J, J) {
     let (p, c) = (conn(&pair.parent), conn(&pair.child));
     let run = cli(&["--format", "json", "--quiet", &p, &c], &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    let out = tmp(tag);
+    let (_dir, out) = tmp(tag);
     let arrow = cli(&["--format", "arrow", "--quiet", "--output", out.to_str().unwrap(), &p, &c], &[]);
     assert_eq!(arrow.code, 1, "{}", arrow.stderr);
     assert!(arrow.stdout.is_empty(), "nothing on stdout: {}", arrow.stdout);
-    (run.json(), canon(&out), out)
+    (run.json(), canon(&out))
 }
 
 /// A canonical Arrow row without its `unrepresentable` list (returned apart).
@@ -212,7 +214,7 @@ UPDATE big SET v = v || 'z', b = b || '\x00'::bytea;
 #[test]
 fn values_equal_the_json_report() {
     let pair = branch("arrow_matrix", &format!("{MATRIX_SETUP}{KEYS_SETUP}"), &format!("{MATRIX_CHANGE}{KEYS_CHANGE}"));
-    let (doc, arrow, _) = both(&pair, "matrix");
+    let (doc, arrow) = both(&pair, "matrix");
     let refused = assert_same(&doc, &arrow);
     // Hand-picked from the fixture: the values of row 2's update and row 6's insert that
     // the mapping cannot hold, and nothing else anywhere.
@@ -276,7 +278,7 @@ fn schema_changes_equal_the_json_report() {
         "CREATE TABLE t (id int PRIMARY KEY, a text, b int); INSERT INTO t VALUES (1, 'x', 1);",
         "ALTER TABLE t DROP COLUMN a; ALTER TABLE t ALTER b TYPE bigint; CREATE INDEX ON t (b);",
     );
-    let (doc, arrow, _) = both(&pair, "schema");
+    let (doc, arrow) = both(&pair, "schema");
     let strip = |v: &J| -> J {
         J::Array(
             v.as_array()
@@ -299,7 +301,7 @@ fn schema_changes_equal_the_json_report() {
 #[test]
 fn arrow_types_follow_the_mapping() {
     let pair = branch("arrow_types", MATRIX_SETUP, MATRIX_CHANGE);
-    let (_, arrow, _) = both(&pair, "types");
+    let (_, arrow) = both(&pair, "types");
     let types = &arrow["types"]["public.matrix"];
     // The mapping of docs/output-format.md, column by column.
     let scalar = [
@@ -390,7 +392,7 @@ fn arrow_needs_an_output_directory() {
 fn a_failed_run_leaves_nothing_and_user_files_are_kept() {
     let pair = branch("arrow_stage", "CREATE TABLE t (id int PRIMARY KEY);", "INSERT INTO t VALUES (1);");
     let (p, c) = (conn(&pair.parent), conn(&pair.child));
-    let out = tmp("stage");
+    let (_dir, out) = tmp("stage");
     let parent_dir = out.parent().unwrap().to_path_buf();
     let listing = || {
         let mut v: Vec<String> =
