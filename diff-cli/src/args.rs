@@ -18,6 +18,8 @@ pub enum Format {
     Ndjson,
     /// A SQL script that makes the parent's rows equal the branch's (docs/output-format.md).
     Sql,
+    /// Arrow IPC files in the directory given with --output (docs/output-format.md).
+    Arrow,
 }
 
 /// When text output is coloured.
@@ -53,7 +55,7 @@ pub struct ReportArgs {
     /// Changed rows shown per table (text: default 20; json: all unless given).
     #[arg(long, value_name = "N")]
     pub max_rows: Option<usize>,
-    /// Write the report to FILE instead of standard output.
+    /// Write the report to FILE instead of standard output (`--format arrow`: a directory).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Connections per side; tables are compared this many at a time.
@@ -119,6 +121,8 @@ impl ReportArgs {
             Format::Ndjson => None,
             // A patch that left rows out would be wrong, not short.
             Format::Sql => None,
+            // Arrow files hold every changed row.
+            Format::Arrow => None,
         }
     }
 }

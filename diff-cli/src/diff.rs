@@ -74,9 +74,24 @@ pub fn redactor(args: &ReportArgs) -> Result<Redactor> {
     Redactor::new(&patterns, !args.show_masked, key).context("--redact")
 }
 
-/// The sink of the chosen format, writing to `out`.
-fn sink(args: &ReportArgs, opts: &Options, out: Box<dyn std::io::Write>) -> Box<dyn Sink> {
-    match args.format {
+/// The sink of the chosen format, writing to `output` (with `preamble` in
+/// front of a single document; a directory report gets it as `check.json`).
+fn sink(
+    args: &ReportArgs,
+    opts: &Options,
+    output: &Output,
+    preamble: Option<&crate::preamble::Preamble>,
+) -> Result<Box<dyn Sink>> {
+    if let Some(dir) = output.dir() {
+        if let Some(p) = preamble {
+            let json = serde_json::to_vec_pretty(&p.json)?;
+            std::fs::write(dir.join(diff_core::arrow::CHECK_FILE), json).context("cannot write the report")?;
+        }
+        return Ok(Box::new(diff_core::arrow::ArrowSink::new(dir)));
+    }
+    let out = crate::preamble::wrap(output.writer()?, args.format, preamble);
+    Ok(match args.format {
+        Format::Arrow => anyhow::bail!("--format arrow writes a directory: give it with --output PATH"),
         Format::Json => Box::new(render::JsonSink::new(opts.max_rows_per_table, out)),
         Format::Ndjson => Box::new(render::NdjsonSink::new(out)),
         Format::Sql => Box::new(render::SqlSink::new(args.reverse, out)),
@@ -94,6 +109,18 @@ fn sink(args: &ReportArgs, opts: &Options, out: Box<dyn std::io::Write>) -> Box<
             let text = render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) };
             Box::new(render::Collect::new(render::Document::Text(text), opts.max_rows_per_table, out))
         }
+    })
+}
+
+/// Where the report goes: a staged directory for Arrow, which needs `--output`
+/// (checked before anything connects).
+fn output(args: &ReportArgs) -> Result<Output> {
+    match (args.format, args.output.as_deref()) {
+        (Format::Arrow, Some(path)) => Output::open_dir(path, diff_core::arrow::is_report_dir),
+        (Format::Arrow, None) => {
+            anyhow::bail!("--format arrow writes a directory of files: give it with --output PATH")
+        }
+        (_, path) => Output::open(path),
     }
 }
 
@@ -112,13 +139,13 @@ pub async fn run_with(
     let opts = options(args)?;
     let mut gate = gate(args)?;
     let mut redactor = redactor(args)?;
+    let output = output(args)?;
     let started = std::time::Instant::now();
     let mut stream = diff_core::start(parent, child, &opts).await?;
     let mut interrupt = Box::pin(signal::interrupt());
     let mut progress = Progress::new(!args.quiet && std::io::stderr().is_terminal());
     let mut fallbacks = Fallbacks::default();
-    let output = Output::open(args.output.as_deref())?;
-    let mut sink = sink(args, &opts, crate::preamble::wrap(output.writer()?, args.format, preamble));
+    let mut sink = sink(args, &opts, &output, preamble)?;
     let mut differs = false;
     loop {
         let event = tokio::select! {

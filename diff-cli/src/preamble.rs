@@ -31,6 +31,8 @@ pub fn wrap(out: Box<dyn Write>, format: Format, preamble: Option<&Preamble>) ->
             let value = serde_json::to_string_pretty(&p.json).unwrap_or_else(|_| "null".into());
             (format!("\n  \"check\": {},", value.replace('\n', "\n  ")).into_bytes(), true)
         }
+        // A directory report gets the section as a file of its own (see `diff::sink`).
+        Format::Arrow => return out,
         // A line of its own ahead of `begin`, in the stream's envelope.
         Format::Ndjson => {
             let line = serde_json::json!({"type": "check", "data": p.json});

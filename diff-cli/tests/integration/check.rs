@@ -213,6 +213,26 @@ fn database_is_branched_and_the_branch_dropped() {
         "{before_begin}"
     );
     assert!(run.stdout.contains("DELETE FROM"), "{}", run.stdout);
+    // Arrow: the check beside the files, as check.json.
+    let report = work.path().join("arrow-report");
+    let run = check(
+        &[
+            "--database",
+            &conn(&pair.parent),
+            "--migration",
+            migration.to_str().unwrap(),
+            "--format",
+            "arrow",
+            "-o",
+            report.to_str().unwrap(),
+        ],
+        work.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let check_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("check.json")).unwrap()).unwrap();
+    assert!(check_json["migration"].is_object(), "{check_json}");
+    assert!(report.join("tables.arrow").exists() && report.join("public.customers.arrow").exists());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod arrow_output;
 mod check;
 mod cli;
 mod correctness;

@@ -58,6 +58,24 @@ fn no_redacted_value_reaches_any_format() {
         // Unredacted columns stay readable.
         assert!(out.contains("David"), "--format {format}");
     }
+    // Arrow: every byte of every file in the report directory.
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    let run = cli(
+        &["--format", "arrow", "--quiet", "--redact", "*.*email", "-o", report.to_str().unwrap(), &p, &c],
+        &[("PGBRANCHDIFF_REDACT_KEY", "test secret")],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(&report).unwrap() {
+        all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let contains = |needle: &[u8]| all.windows(needle.len()).any(|w| w == needle);
+    for s in SECRETS {
+        assert!(!contains(s.as_bytes()), "--format arrow shows {s}");
+    }
+    assert!(contains(b"redacted:") && contains(b"David"), "the Arrow files hold the rows");
 }
 
 #[test]
