@@ -64,7 +64,16 @@ pub async fn create(source: &ConnConfig, name: &str, strategy: Strategy) -> Resu
     let src = source.dbname().to_string();
     let name = name.to_string();
     let (client, conn) = maintenance(source).await?;
-    let others = other_sessions(&client, &src).await?;
+    // A session that just disconnected stays in pg_stat_activity until its
+    // backend has exited: wait for that as CREATE DATABASE itself would (5 s).
+    let mut others = other_sessions(&client, &src).await?;
+    for _ in 0..50 {
+        if others.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        others = other_sessions(&client, &src).await?;
+    }
     if !others.is_empty() {
         bail!(
             "cannot branch database \"{src}\" on {}: other sessions are connected to it ({}); \

@@ -439,11 +439,15 @@ fn terminate_while_migrating(args: &[&str], tmp: &Path) -> i32 {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
     loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("check never branched");
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|e| panic!("check never branched ({e}); stderr: {seen:#?}; {:?}", child.try_wait()));
         if line.contains("branched") {
             break;
         }
+        seen.push(line);
     }
     // Let the migration start.
     std::thread::sleep(Duration::from_millis(700));
