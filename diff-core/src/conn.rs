@@ -99,6 +99,22 @@ impl ConnConfig {
         Ok(cfg)
     }
 
+    /// Parses `key=value` pairs as given, filling nothing from the environment
+    /// or the password file: for a server this program started itself, which
+    /// `PGHOSTADDR`, `PGSSLMODE` and the like must not redirect.
+    pub fn parse_exact(side: SideName, s: &str) -> Result<ConnConfig> {
+        let bad = |message: String| Error::ConnString { side, message };
+        let params = parse_keywords(s.trim()).map_err(bad)?;
+        for key in ["host", "port", "user", "dbname"] {
+            if !params.contains_key(key) {
+                return Err(bad(format!("missing parameter \"{key}\"")));
+            }
+        }
+        let cfg = ConnConfig { params, side, tls: Arc::default() };
+        cfg.validate().map_err(bad)?;
+        Ok(cfg)
+    }
+
     fn fill_from_env(&mut self, env: impl Fn(&str) -> Option<String>) {
         for (key, var) in [
             ("host", "PGHOST"),

@@ -98,7 +98,8 @@ impl Throwaway {
 
     /// Connection settings for database `db` as one side of a diff.
     pub fn config(&self, side: SideName, db: &str) -> Result<ConnConfig> {
-        Ok(ConnConfig::parse(side, &self.conninfo(db))?)
+        // Our own socket: nothing in the environment (PGHOSTADDR…) may point elsewhere.
+        Ok(ConnConfig::parse_exact(side, &self.conninfo(db))?)
     }
 
     /// Leaves the cluster running and its directory in place; returns how to stop it.

@@ -170,7 +170,11 @@ async fn work(args: &CheckArgs, migration: &Migration, held: &mut Held) -> Resul
         (None, None) => bail!("check needs --snapshot FILE or --database URL"),
     };
     let (child, made) = match &args.branch {
-        Some(url) => (ConnConfig::parse(SideName::Child, url)?, None),
+        Some(url) => {
+            let child = ConnConfig::parse(SideName::Child, url)?;
+            refuse_same_database(&parent, &child).await?;
+            (child, None)
+        }
         None => {
             let b = make_branch(&parent, held).await?;
             say(format!(
@@ -196,18 +200,68 @@ async fn work(args: &CheckArgs, migration: &Migration, held: &mut Held) -> Resul
     Ok(!report.succeeded() || report.over_budget() || gate_failed)
 }
 
+/// `--branch` must not be the source itself: the migration would run on it.
+/// Same server (postmaster start time and port) and same database OID is the
+/// same database, whatever the two URLs look like.
+async fn refuse_same_database(parent: &ConnConfig, child: &ConnConfig) -> Result<()> {
+    const IDENTITY: &str = "SELECT pg_postmaster_start_time()::text || ' ' || current_setting('port') || ' ' || \
+                            (SELECT oid FROM pg_database WHERE datname = current_database())::text";
+    let identity = |c: &ConnConfig| {
+        let c = c.clone();
+        async move {
+            let (client, conn) = c.connect().await?;
+            let id: String = client.query_one(IDENTITY, &[]).await?.get(0);
+            drop(client);
+            let _ = conn.await;
+            anyhow::Ok(id)
+        }
+    };
+    if identity(parent).await? == identity(child).await? {
+        bail!(
+            "--branch {} is the database given with --database itself: the migration would run on it; \
+             give a branch (a copy) or leave --branch out to make one",
+            child.endpoint()
+        );
+    }
+    Ok(())
+}
+
+/// The databases of a server, templates aside.
+async fn databases(client: &tokio_postgres::Client) -> Result<Vec<String>> {
+    let rows = client.query("SELECT datname::text FROM pg_database WHERE NOT datistemplate", &[]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Restores the snapshot into a new throwaway cluster, as database `<file stem>`.
 async fn from_snapshot(path: &Path, held: &mut Held, say: &impl Fn(String)) -> Result<(ConnConfig, Source)> {
     let format = restore::Format::detect(path)?;
     let bin = PgBin::find()?;
     let started = Instant::now();
     let cluster = held.cluster.insert(Throwaway::start(&bin).await?);
-    let db = db_name(path);
+    let creates = format == restore::Format::Plain && restore::creates_database(path)?;
     let (client, conn) = cluster.config(SideName::Parent, "postgres")?.connect().await?;
-    client.batch_execute(&format!("CREATE DATABASE {}", branch::ident(&db))).await?;
+    let db = if creates {
+        // `pg_dump --create`: the dump makes its database; we find out which.
+        let before = databases(&client).await?;
+        restore::restore(&bin, cluster, "postgres", path, format).await?;
+        let made: Vec<String> = databases(&client).await?.into_iter().filter(|d| !before.contains(d)).collect();
+        match made.as_slice() {
+            [db] => db.clone(),
+            _ => bail!(
+                "--snapshot {}: the dump created {} databases ({}); expected exactly one to branch",
+                path.display(),
+                made.len(),
+                made.join(", ")
+            ),
+        }
+    } else {
+        let db = db_name(path);
+        client.batch_execute(&format!("CREATE DATABASE {}", branch::ident(&db))).await?;
+        restore::restore(&bin, cluster, &db, path, format).await?;
+        db
+    };
     drop(client);
     let _ = conn.await;
-    restore::restore(&bin, cluster, &db, path, format).await?;
     let millis = started.elapsed().as_millis() as u64;
     let version = version_text(cluster.version_num());
     say(format!(

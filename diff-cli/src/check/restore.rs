@@ -90,7 +90,21 @@ pub async fn restore(bin: &PgBin, cluster: &Throwaway, db: &str, path: &Path, fo
             c
         }
     };
-    for var in ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSERVICE", "PGOPTIONS"] {
+    // Our own socket: nothing inherited may point the tool elsewhere.
+    for var in [
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+        "PGSERVICE",
+        "PGSERVICEFILE",
+        "PGOPTIONS",
+        "PGSSLMODE",
+        "PGREQUIRESSL",
+        "PGTARGETSESSIONATTRS",
+    ] {
         cmd.env_remove(var);
     }
     // Cancelling the check stops the restore.
@@ -100,6 +114,25 @@ pub async fn restore(bin: &PgBin, cluster: &Throwaway, db: &str, path: &Path, fo
         bail!("restoring {} ({} format) failed: {}", path.display(), format.name(), first_error(&err));
     }
     Ok(())
+}
+
+/// Whether a plain dump creates its own database (`pg_dump --create`): it then
+/// runs `CREATE DATABASE` and `\connect`s to it, so it is restored from the
+/// `postgres` database and the database it created is the source.
+pub fn creates_database(path: &Path) -> Result<bool> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).with_context(|| format!("--snapshot {}", path.display()))?;
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let line = line.with_context(|| format!("--snapshot {}", path.display()))?;
+        if line.starts_with(b"CREATE DATABASE ") {
+            return Ok(true);
+        }
+        // pg_dump writes the database's creation before any table.
+        if line.starts_with(b"CREATE TABLE ") || line.starts_with(b"COPY ") {
+            return Ok(false);
+        }
+    }
+    Ok(false)
 }
 
 /// The line that says what went wrong: the first ERROR or FATAL, else the first line.

@@ -90,6 +90,21 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
     if in_block {
         // A block left open by the failure: its locks go now, before the explanation reads the tables.
         let _ = client.batch_execute("ROLLBACK").await;
+        if failure.is_none() {
+            // psql would end the same way, silently: a check must not call it applied.
+            failure = Some(Failure {
+                kind: FailureKind::OpenTransaction,
+                location: statements.last().map(|s: &StatementReport| s.location.clone()),
+                sqlstate: None,
+                message: "the migration ended inside a transaction block (BEGIN without COMMIT): \
+                          everything since BEGIN was rolled back"
+                    .into(),
+                detail: None,
+                hint: Some("end the file with COMMIT".into()),
+                exit_code: None,
+                explanation: None,
+            });
+        }
     }
     let samples = sampler.finish().await;
     drop(client);

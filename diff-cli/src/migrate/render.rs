@@ -48,6 +48,7 @@ fn headline(r: &MigrationReport) -> String {
                 FailureKind::StatementTimeout => "failed: statement timeout",
                 FailureKind::CommandFailed => "failed: the command exited with an error",
                 FailureKind::Error => "failed",
+                FailureKind::OpenTransaction => "was rolled back: it left a transaction open",
             };
             format!("Migration {why}{at}, after {}{budget}.", ms(r.total_millis))
         }
@@ -95,7 +96,9 @@ fn failure_lines(f: &Failure) -> Vec<String> {
 }
 
 fn table_text(e: &Explanation) -> Vec<String> {
-    let cell = |v: &Option<String>| v.clone().unwrap_or_else(|| "NULL".into());
+    // Values from the data: a newline or an escape sequence must not break the table or steer the terminal.
+    let cell =
+        |v: &Option<String>| v.as_deref().map_or_else(|| "NULL".into(), |v| diff_core::render::escape(v).into_owned());
     let mut widths: Vec<usize> = e.columns.iter().map(|c| c.chars().count()).collect();
     for row in &e.rows {
         for (w, v) in widths.iter_mut().zip(row) {
@@ -357,5 +360,7 @@ ACCESS EXCLUSIVE held (writes and reads blocked):
             total: None,
         };
         assert_eq!(table_text(&e), vec!["email | rows", "------+-----", "a@x   | 3", "NULL  | 12"]);
+        let e = Explanation { rows: vec![vec![Some("x\ny\u{1b}[2J".into()), Some("2".into())]], ..e };
+        assert!(!table_text(&e).concat().contains(['\n', '\u{1b}']), "{:?}", table_text(&e));
     }
 }

@@ -151,6 +151,8 @@ pub enum FailureKind {
     Budget,
     /// The command exited with a non-zero status (or a signal).
     CommandFailed,
+    /// The files ended inside a transaction block: it was rolled back.
+    OpenTransaction,
 }
 
 /// The rows behind a failure: a one-line summary and a small table.

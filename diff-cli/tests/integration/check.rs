@@ -565,3 +565,68 @@ fn sigterm_at_any_moment_leaves_nothing() {
         assert_no_leftovers(tmp.path());
     }
 }
+
+/// Found by a new user: `--branch` naming the source itself is refused (the
+/// migration would run on it); a `pg_dump --create` plain dump branches the
+/// database it creates; PGHOSTADDR in the environment does not redirect the
+/// throwaway cluster's connections; a file that leaves a transaction open is
+/// a failed migration, not an applied one.
+#[test]
+fn mistakes_a_new_user_makes_are_caught() {
+    let pair = parent("chk_mistakes", SETUP);
+    let work = workdir();
+    let ok = write(work.path(), "ok.sql", "ALTER TABLE customers ADD COLUMN note text;");
+    let same = check(
+        &["--database", &conn(&pair.parent), "--branch", &conn(&pair.parent), "--migration", ok.to_str().unwrap()],
+        work.path(),
+    );
+    assert_eq!(same.code, 2, "{}", same.stderr);
+    assert!(same.stderr.contains("is the database given with --database itself"), "{}", same.stderr);
+    let cols: i64 = connect(&pair.parent)
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'customers' AND column_name = 'note'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(cols, 0, "the source was migrated");
+
+    let open = write(work.path(), "open.sql", "BEGIN;\nDELETE FROM orders;\n");
+    let run = check(
+        &["--database", &conn(&pair.parent), "--migration", open.to_str().unwrap(), "--format", "json"],
+        work.path(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.json()["check"]["migration"]["failure"]["kind"], "open_transaction");
+    assert_eq!(counts(&run.json(), "public.orders"), (0, 0, 0), "the open transaction was rolled back");
+
+    let dump = work.path().join("created.sql");
+    let tmp = workdir();
+    if pg_dump_create(&pair.parent, &dump) {
+        let run = cli(
+            &["check", "--snapshot", dump.to_str().unwrap(), "--migration", ok.to_str().unwrap(), "--format", "json"],
+            &[("TMPDIR", tmp.path().to_str().unwrap()), ("PGHOSTADDR", "192.0.2.1")],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stderr.contains(&format!("branched \"{}\"", pair.parent)), "{}", run.stderr);
+        assert_eq!(run.json()["check"]["migration"]["statements"].as_array().unwrap().len(), 1);
+        assert_no_leftovers(tmp.path());
+    }
+}
+
+fn pg_dump_create(db: &str, out: &Path) -> bool {
+    let o = Command::new(harness::bindir().join("pg_dump"))
+        .args(["--create", "--format=plain", "-f"])
+        .arg(out)
+        .arg("-d")
+        .arg(conn(db))
+        .output();
+    match o {
+        Ok(o) if o.status.success() => true,
+        // PostgreSQL 18 from npm ships no pg_dump, and an older one refuses a newer server.
+        r => {
+            eprintln!("skipped the --create dump: {r:?}");
+            false
+        }
+    }
+}
