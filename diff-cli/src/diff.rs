@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use diff_core::gate::{Gate, Verdict};
 use diff_core::redact::{RedactKey, Redactor};
 use diff_core::render::{self, Sink};
@@ -70,8 +70,7 @@ pub fn redactor(args: &ReportArgs) -> Result<Redactor> {
         Some(k) => RedactKey::Secret(k.clone()),
         None => RedactKey::Random,
     };
-    let patterns: Vec<String> = args.redact.iter().filter(|p| !p.is_empty()).cloned().collect();
-    Redactor::new(&patterns, !args.show_masked, key).context("--redact")
+    Redactor::new(&args.redact, !args.show_masked, key).context("--redact")
 }
 
 /// The sink of the chosen format, writing to `output` (with `preamble` in
@@ -160,6 +159,13 @@ pub async fn run_with(
             g.observe(&mut event);
         }
         redactor.apply(&mut event);
+        if let Event::Started { rows: true, .. } = &event {
+            if let Some(p) = redactor.unmatched().first() {
+                stream.close().await;
+                progress.finish();
+                bail!("--redact {p}: matches no compared column on either side");
+            }
+        }
         differs |= matches!(event, Event::Schema(_) | Event::Row { .. });
         progress.observe(&event);
         fallbacks.observe(&event);

@@ -74,8 +74,9 @@ impl ConnConfig {
     /// assert!(e.to_string().contains("unknown scheme"));
     /// ```
     pub fn parse(side: SideName, s: &str) -> Result<ConnConfig> {
-        let bad = |message: String| Error::ConnString { side, message };
         let s = s.trim();
+        // A malformed string may be malformed in its password: never echo that part.
+        let bad = |message: String| Error::ConnString { side, message: scrub_secrets(&message, s) };
         let mut params = if s.starts_with("postgresql://") || s.starts_with("postgres://") {
             parse_url(s).map_err(bad)?
         } else if s.contains('=') {
@@ -363,6 +364,36 @@ fn split_pgpass(line: &str) -> Vec<String> {
     fields
 }
 
+/// `message` with every word of the connection string's password region
+/// (URL user info after `:`, a `password=` value up to the next `key=`)
+/// replaced by `***`, so that an error about a malformed string never shows
+/// what may be a password.
+fn scrub_secrets(message: &str, input: &str) -> String {
+    let mut secrets: Vec<&str> = Vec::new();
+    if let Some(rest) = input.split_once("://").map(|x| x.1) {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            secrets.extend(userinfo.split_once(':').map(|x| x.1));
+        }
+    }
+    for (i, _) in input.match_indices("password") {
+        let after = input[i + "password".len()..].trim_start();
+        let Some(value) = after.strip_prefix('=') else { continue };
+        // The value runs to the next `key=` (or `&` in a URL query), whatever its quoting.
+        secrets.extend(value.split_whitespace().take_while(|w| !w.contains('=')));
+        secrets.extend(value.split('&').next().and_then(|v| v.split_whitespace().next()));
+    }
+    let mut out = message.to_string();
+    for secret in secrets.into_iter().filter(|w| !w.is_empty()) {
+        for word in [secret, secret.trim_matches(['\'', '"'])] {
+            if !word.is_empty() {
+                out = out.replace(word, "***");
+            }
+        }
+    }
+    out
+}
+
 fn percent_decode(s: &str) -> std::result::Result<String, String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -510,6 +541,23 @@ fn parse_keywords(s: &str) -> std::result::Result<BTreeMap<String, String>, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malformed_strings_never_echo_the_password() {
+        for (input, secret) in [
+            ("postgresql://pwuser:hunter2%ZZSECRET@/a?host=/tmp", "SECRET"),
+            ("postgresql://u@/a?host=/tmp&password=hunter2%ZZSECRET", "SECRET"),
+            ("postgresql://pwuser:hunter2%C3SECRET@/a?host=/tmp", "SECRET"),
+            ("host=/tmp user=pwuser password=hunter2 SECRETPART dbname=a", "SECRET"),
+            ("host=/tmp password='hunter2 SECRET dbname=a", "SECRET"),
+        ] {
+            let e = ConnConfig::parse(SideName::Parent, input).unwrap_err().to_string();
+            assert!(!e.contains(secret) && !e.contains("hunter2"), "{input}: {e}");
+        }
+        // Errors about other parts still name them.
+        let e = ConnConfig::parse(SideName::Parent, "host=/tmp port=99999 password=x").unwrap_err().to_string();
+        assert!(e.contains("99999"), "{e}");
+    }
 
     fn parse_with(s: &str, env: &[(&str, &str)]) -> BTreeMap<String, String> {
         let params = if s.contains("://") { parse_url(s).unwrap() } else { parse_keywords(s).unwrap() };

@@ -241,25 +241,26 @@ fn table_plan(
 ) -> Result<TablePlan> {
     let qualified = c.qualified();
     let pairs = pair_columns(p, c, pairs);
-    let excluded = |col: &Column| excluded_name(opts, c, &col.name);
+    // A renamed column (or table) is left out by either of its names.
+    let excluded = |pc: &Column, cc: &Column| excluded_name(opts, c, &cc.name) || excluded_name(opts, p, &pc.name);
     let (key_source, key_names) = choose_key(p, c, &pairs, opts)?;
     let whole_row = key_source == KeySource::WholeRow;
     let mut columns = vec![];
     for name in &key_names {
         let (pc, cc) = pairs.iter().find(|(_, cc)| &cc.name == name).expect("key column is paired");
-        if excluded(cc) && !whole_row {
+        if excluded(pc, cc) && !whole_row {
             return Err(Error::Options(format!("--exclude-columns: {qualified}.{name} is part of the key")));
         }
         columns.push(column_plan(pc, cc, true));
     }
     let mut columns = order_key(columns);
     for (pc, cc) in &pairs {
-        if !key_names.contains(&cc.name) && !excluded(cc) {
+        if !key_names.contains(&cc.name) && !excluded(pc, cc) {
             columns.push(column_plan(pc, cc, whole_row));
         }
     }
     if whole_row {
-        columns.retain(|col| !excluded_name(opts, c, &col.name));
+        columns.retain(|col| !excluded_name(opts, c, &col.name) && !excluded_name(opts, p, &col.parent_name));
     }
     check_privileges(p, c, &columns)?;
     let nkey = if whole_row { columns.len() } else { key_names.len() };

@@ -137,3 +137,42 @@ fn the_sql_patch_refuses_redacted_values() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stdout.contains("555-0199"));
 }
+
+/// Found by a new user: a column renamed on the branch is redacted (and left
+/// out) by its old name too; a pattern that selects nothing is an error, not
+/// a silent plaintext report.
+#[test]
+fn renamed_columns_match_by_either_name_and_typos_are_errors() {
+    let pair = branch(
+        "redact_rename",
+        "CREATE TABLE u (id int PRIMARY KEY, email text DEFAULT 'PLAINdef', keep text);
+         INSERT INTO u VALUES (1, 'PLAINx1', 'k'), (2, 'PLAINx2', 'k');
+         CREATE TABLE nocols (); INSERT INTO nocols DEFAULT VALUES; INSERT INTO nocols DEFAULT VALUES;",
+        "ALTER TABLE u RENAME COLUMN email TO contact; UPDATE u SET contact = 'PLAINy1' WHERE id = 1;
+         DELETE FROM u WHERE id = 2; DELETE FROM nocols WHERE ctid = (SELECT min(ctid) FROM nocols);",
+    );
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    for pattern in ["u.email", "public.u.email", "*.email"] {
+        let run = cli(&["--format", "json", "--quiet", "--redact", pattern, &p, &c], &[]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(!run.stdout.contains("PLAIN"), "--redact {pattern} leaves plaintext:\n{}", run.stdout);
+    }
+    let run = cli(&["--format", "json", "--quiet", "--exclude-columns", "u.email", &p, &c], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let u = run.json()["tables"].as_array().unwrap().iter().find(|t| t["name"] == "u").unwrap().clone();
+    assert_eq!(u["columns"], serde_json::json!(["id", "keep"]), "excluded by its parent name");
+
+    for (pattern, says) in [("*.emial", "matches no compared column"), ("", "redaction pattern")] {
+        let run = cli(&["--format", "json", "--quiet", "--redact", pattern, &p, &c], &[]);
+        assert_eq!(run.code, 2, "--redact {pattern:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says) && run.stdout.is_empty(), "{}", run.stderr);
+        assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+    }
+
+    // A table with no column at all still has rows, in Arrow too.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let run = cli(&["--format", "arrow", "--quiet", "--table", "nocols", "-o", out.to_str().unwrap(), &p, &c], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(out.join("public.nocols.arrow").exists());
+}

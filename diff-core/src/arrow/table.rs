@@ -84,8 +84,10 @@ impl Side {
         let arrays =
             self.columns.iter_mut().zip(self.fields.iter()).map(|(c, f)| c.finish(f)).collect::<Result<_, _>>()?;
         let valid = std::mem::take(&mut self.valid);
+        let len = valid.len();
         let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
-        Ok(Arc::new(StructArray::try_new(self.fields.clone(), arrays, nulls)?))
+        // A table with no compared column still has rows: the length cannot come from the fields.
+        Ok(Arc::new(StructArray::try_new_with_length(self.fields.clone(), arrays, nulls, len)?))
     }
 }
 
