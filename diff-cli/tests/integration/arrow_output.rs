@@ -166,6 +166,17 @@ INSERT INTO matrix VALUES
 INSERT INTO matrix (id) VALUES (1);
 "#;
 
+/// The matrix for this server: numeric ±Infinity exists from PostgreSQL 14 on
+/// (before, the unconstrained numeric holds NaN there, also unrepresentable).
+fn matrix_setup() -> String {
+    if crate::harness::cluster().version_num >= 140000 {
+        return MATRIX_SETUP.to_string();
+    }
+    let with = "12345678901234567890123456789012.3456, 'Infinity',";
+    assert!(MATRIX_SETUP.contains(with));
+    MATRIX_SETUP.replace(with, "12345678901234567890123456789012.3456, 'NaN',")
+}
+
 /// Row 1 (all NULL) gets ordinary values, row 2 values no Arrow type holds,
 /// rows 3 and 4 are deleted, 6 (values that don't fit) and 7 (all NULL) inserted.
 const MATRIX_CHANGE: &str = r#"
@@ -213,7 +224,8 @@ UPDATE big SET v = v || 'z', b = b || '\x00'::bytea;
 
 #[test]
 fn values_equal_the_json_report() {
-    let pair = branch("arrow_matrix", &format!("{MATRIX_SETUP}{KEYS_SETUP}"), &format!("{MATRIX_CHANGE}{KEYS_CHANGE}"));
+    let pair =
+        branch("arrow_matrix", &format!("{}{KEYS_SETUP}", matrix_setup()), &format!("{MATRIX_CHANGE}{KEYS_CHANGE}"));
     let (doc, arrow) = both(&pair, "matrix");
     let refused = assert_same(&doc, &arrow);
     // Hand-picked from the fixture: the values of row 2's update and row 6's insert that
@@ -300,7 +312,7 @@ fn schema_changes_equal_the_json_report() {
 
 #[test]
 fn arrow_types_follow_the_mapping() {
-    let pair = branch("arrow_types", MATRIX_SETUP, MATRIX_CHANGE);
+    let pair = branch("arrow_types", &matrix_setup(), MATRIX_CHANGE);
     let (_, arrow) = both(&pair, "types");
     let types = &arrow["types"]["public.matrix"];
     // The mapping of docs/output-format.md, column by column.
