@@ -1,6 +1,6 @@
 //! One diff, from connection settings to a written report: the event loop
 //! shared by `pgbranchdiff PARENT CHILD` and `pgbranchdiff check`. Events
-//! pass the gate (acceptances) and then the sink of the chosen format.
+//! pass the gate (acceptances), then redaction, then the sink of the chosen format.
 
 use std::io::IsTerminal;
 
