@@ -34,7 +34,7 @@ fn fixture() -> Pair {
 }
 
 /// object → (kind, count) of the JSON `data_loss` entries.
-fn losses(doc: &serde_json::Value) -> BTreeMap<(String, String), u64> {
+pub fn losses(doc: &serde_json::Value) -> BTreeMap<(String, String), u64> {
     doc["data_loss"]
         .as_array()
         .unwrap()
