@@ -80,24 +80,13 @@ impl Redactor {
 
     /// Whether a column is redacted: by a pattern (its child or parent name) or its masking rule.
     pub fn selects(&self, t: &TableInfo, c: &crate::report::ColumnInfo) -> bool {
-        // By either name of a renamed table or column.
-        let (ps, pn) = t.parent_name.as_deref().and_then(|q| q.split_once('.')).unwrap_or((&t.schema, &t.name));
-        let by_pattern =
-            |p: &String| column_matches(p, &t.schema, &t.name, &c.name) || column_matches(p, ps, pn, &c.parent_name);
-        (self.masked && c.masking.is_some()) || self.patterns.iter().any(by_pattern)
+        (self.masked && c.masking.is_some()) || self.patterns.iter().any(|p| pattern_selects(p, t, c))
     }
 
     /// Patterns that selected no compared column (valid once `Started` was
     /// applied): a typo in a privacy option must not pass silently.
     pub fn unmatched(&self) -> Vec<&str> {
-        let hit = |p: &String| {
-            self.tables.iter().any(|t| {
-                t.column_info.iter().any(|c| {
-                    let one = Redactor { patterns: vec![p.clone()], masked: false, ..self.clone() };
-                    one.selects(t, c)
-                })
-            })
-        };
+        let hit = |p: &String| self.tables.iter().any(|t| t.column_info.iter().any(|c| pattern_selects(p, t, c)));
         self.patterns.iter().filter(|p| !hit(p)).map(String::as_str).collect()
     }
 
@@ -200,6 +189,12 @@ impl Redactor {
             e => e,
         }
     }
+}
+
+/// Whether one pattern selects a column, by either name of a renamed table or column.
+fn pattern_selects(p: &str, t: &TableInfo, c: &crate::report::ColumnInfo) -> bool {
+    let (ps, pn) = t.parent_name.as_deref().and_then(|q| q.split_once('.')).unwrap_or((&t.schema, &t.name));
+    column_matches(p, &t.schema, &t.name, &c.name) || column_matches(p, ps, pn, &c.parent_name)
 }
 
 /// A key for this run only, from the operating system's random source.
