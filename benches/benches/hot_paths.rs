@@ -6,6 +6,7 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use diff_core::copy::{encode_rows, Decoder};
+use diff_core::loss::Shape;
 use diff_core::merge::{self, SideLabel};
 use diff_core::plan::{ColumnPlan, KeySource, TablePlan};
 use diff_core::value::{equal, Kind};
@@ -53,6 +54,8 @@ fn plan() -> TablePlan {
         parent_type: String::new(),
         child_type: String::new(),
         info: diff_core::report::ColumnInfo::text(name),
+        loss_shapes: (Shape::builtin(kind), Shape::builtin(kind)),
+        type_changed: false,
     };
     TablePlan {
         id: 0,

@@ -289,7 +289,7 @@ impl Dec {
 
     /// `float8_numeric` / `float4_numeric`: the value printed with `sig`
     /// significant digits (`%.*g`), read back as numeric.
-    fn from_float(f: f64, sig: usize) -> Dec {
+    pub(crate) fn from_float(f: f64, sig: usize) -> Dec {
         if f.is_nan() {
             return Dec::special(5);
         }
@@ -342,7 +342,7 @@ impl Dec {
         Dec::finite(neg, kept, -scale, dscale)
     }
 
-    fn to_f64(&self) -> f64 {
+    pub(crate) fn to_f64(&self) -> f64 {
         match self.class {
             0 => f64::NEG_INFINITY,
             2 => 0.0,
@@ -360,9 +360,78 @@ impl Dec {
         }
     }
 
-    /// The display scale.
-    pub(crate) fn scale(&self) -> i32 {
-        self.dscale
+    /// `trunc(x, scale)`: the digits worth less than 10^-scale dropped (toward zero).
+    pub(crate) fn trunc(self, scale: i32) -> Dec {
+        if !matches!(self.class, 1..=3) || self.exp >= -scale {
+            return self;
+        }
+        let drop = (-scale - self.exp) as usize;
+        let keep = self.digits.len().saturating_sub(drop);
+        Dec::finite(self.class == 1, self.digits[..keep].to_vec(), -scale, scale.max(0))
+    }
+
+    /// A number in PostgreSQL's text form (`-12.50`, `1.5e-07`, `NaN`, `Infinity`).
+    pub(crate) fn parse(s: &str) -> Option<Dec> {
+        let s = s.trim();
+        match s {
+            "NaN" => return Some(Dec::special(5)),
+            "Infinity" | "+Infinity" => return Some(Dec::special(4)),
+            "-Infinity" => return Some(Dec::special(0)),
+            _ => {}
+        }
+        let (neg, s) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s.strip_prefix('+').unwrap_or(s)),
+        };
+        let (mantissa, e) = match s.find(['e', 'E']) {
+            Some(i) => (&s[..i], s[i + 1..].parse::<i32>().ok()?),
+            None => (s, 0),
+        };
+        let (int_part, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        if int_part.is_empty() && frac.is_empty() {
+            return None;
+        }
+        let digits: Vec<u8> = int_part.bytes().chain(frac.bytes()).map(|c| c.wrapping_sub(b'0')).collect();
+        if digits.iter().any(|&d| d > 9) {
+            return None;
+        }
+        let exp = e - frac.len() as i32;
+        Some(Dec::finite(neg, digits, exp, (-exp).max(0)))
+    }
+
+    /// The shortest decimal that reads back as `f` (what PostgreSQL prints
+    /// with `extra_float_digits` > 0); `single` for a float4.
+    pub(crate) fn shortest(f: f64, single: bool) -> Dec {
+        let text = if single { format!("{:e}", f as f32) } else { format!("{f:e}") };
+        match f {
+            f if f.is_nan() => Dec::special(5),
+            f if f.is_infinite() => Dec::special(if f > 0.0 { 4 } else { 0 }),
+            _ => Dec::parse(&text).unwrap_or(Dec::special(5)),
+        }
+    }
+
+    /// Exponent of the last significant digit (`1.25` → -2, `1200` → 2); `None` for zero and specials.
+    pub(crate) fn last_digit(&self) -> Option<i32> {
+        matches!(self.class, 1 | 3).then_some(self.exp)
+    }
+
+    /// As `float4`: the decimal read with one rounding (numeric → float4 parses its text).
+    pub(crate) fn to_f32(&self) -> f32 {
+        match self.class {
+            0 => f32::NEG_INFINITY,
+            2 => 0.0,
+            4 => f32::INFINITY,
+            5 => f32::NAN,
+            c => {
+                let digits: String = self.digits.iter().map(|d| (b'0' + d) as char).collect();
+                let v: f32 = format!("{digits}e{}", self.exp).parse().unwrap_or(f32::NAN);
+                if c == 1 {
+                    -v
+                } else {
+                    v
+                }
+            }
+        }
     }
 
     /// Equal as numbers, whatever their display scales.

@@ -181,7 +181,7 @@ pub fn run(
     let nkey = plan.nkey;
     let mut compared: u64 = 0;
     let mut losses = Losses::default();
-    let watch_unchanged = plan.columns.iter().any(|c| c.conversion.is_some() || !c.removed_labels.is_empty());
+    let watch_unchanged = plan.columns.iter().any(|c| c.type_changed || !c.removed_labels.is_empty());
     loop {
         let (hp, hc) = (p.ready()?, c.ready()?);
         let ord = match (hp, hc) {
@@ -266,13 +266,14 @@ type Found = (u64, Vec<Vec<Value>>);
 
 impl Losses {
     /// Classifies the changed columns of a row present on both sides, and the columns whose
-    /// type changed (a cast that rounds leaves the row equal in the new type, but values lost).
+    /// type changed (a cast that rounds leaves the row equal in the new type, but values lost):
+    /// the rule of [`loss::lost`].
     fn observe(&mut self, p: &Cursor, c: &Cursor, changed: Option<&[usize]>) {
         let plan = p.plan;
         for i in plan.nkey..plan.columns.len() {
             let col = &plan.columns[i];
             let is_changed = changed.is_some_and(|ch| ch.contains(&i));
-            if !is_changed && col.conversion.is_none() && col.removed_labels.is_empty() {
+            if !is_changed && !col.type_changed && col.removed_labels.is_empty() {
                 continue;
             }
             let text = |f: Option<&[u8]>, kind: Kind| match kind {
@@ -288,13 +289,8 @@ impl Losses {
                     let (a, b) = (text(p.field(i), p.kinds[i]), text(c.field(i), c.kinds[i]));
                     a.zip(b).is_some_and(|(a, b)| loss::shrunk_json(&a, &b)).then_some(LossKind::Shrunk)
                 }
-                (Some(a), Some(b)) if is_changed && col.literal && col.child_type.ends_with("[]") => {
-                    let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
-                    loss::shrunk_array(&a, &b).then_some(LossKind::Shrunk)
-                }
-                // Text forms of other types (literal) are not cut or rounded in any meaningful way.
-                _ if col.literal => None,
-                (a, b) => loss::classify(p.kinds[i], c.kinds[i], a, b),
+                (Some(a), Some(b)) => loss::lost(&col.loss_shapes.0, a, &col.loss_shapes.1, b),
+                _ => None,
             };
             if let Some(kind) = kind {
                 let entry = self.found.entry((i, kind)).or_default();

@@ -51,6 +51,11 @@ pub struct ColumnPlan {
     pub child_type: String,
     /// What renderers need to know of the column on both sides.
     pub info: crate::report::ColumnInfo,
+    /// The parent's and the child's types as the values-lost rule reads them.
+    pub loss_shapes: (crate::loss::Shape, crate::loss::Shape),
+    /// The type differs between the sides (deeply or by typmod): values can be
+    /// lost in rows the new type reads as unchanged.
+    pub type_changed: bool,
 }
 
 /// One table compared on both sides.
@@ -444,6 +449,11 @@ fn column_plan(pc: &Column, cc: &Column, is_key: bool) -> ColumnPlan {
         parent_type: pc.type_name.clone(),
         child_type: cc.type_name.clone(),
         info: crate::report::ColumnInfo::new(pc, cc),
+        loss_shapes: (
+            crate::loss::Shape::new(pc.reading.clone(), pc.typmod, parent_kind, literal),
+            crate::loss::Shape::new(cc.reading.clone(), cc.typmod, kind, literal),
+        ),
+        type_changed: pc.type_name != cc.type_name || pc.reading != cc.reading,
     };
     let text = || plan(Kind::Text, Kind::Text, None, true);
     let (Some(pk), Some(ck)) = (pk, ck) else { return text() };

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use diff_core::copy::Decoder;
+use diff_core::loss::Shape;
 use diff_core::merge::{self, Feed, SideLabel};
 use diff_core::plan::{ColumnPlan, KeySource, Query, TablePlan};
 use diff_core::value::Kind;
@@ -133,6 +134,8 @@ fn plan(kinds: &[Kind], nkey: usize) -> TablePlan {
                 parent_type: format!("{kind:?}").to_lowercase(),
                 child_type: format!("{kind:?}").to_lowercase(),
                 info: diff_core::report::ColumnInfo::text(&format!("c{i}")),
+                loss_shapes: (Shape::builtin(kind), Shape::builtin(kind)),
+                type_changed: false,
             })
             .collect(),
         parent_query: Query::default(),

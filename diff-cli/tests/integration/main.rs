@@ -20,3 +20,4 @@ mod schema_noise;
 mod shapes;
 mod sql_patch;
 mod types;
+mod value_loss;

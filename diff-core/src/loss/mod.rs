@@ -7,8 +7,10 @@
 //! and, for values lost in place, a pure function of the parent's and the
 //! child's value.
 
-use crate::convert::Dec;
-use crate::value::{trim_spaces, Kind};
+mod in_place;
+mod text_form;
+
+pub use in_place::{lost, Shape};
 
 /// What was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -34,6 +36,10 @@ pub enum LossKind {
     Truncated,
     /// A number that lost precision: the new value is the old one rounded.
     Rounded,
+    /// A time, timestamp or interval rounded or cut to a coarser unit (fractions of a second, seconds, …).
+    PrecisionDropped,
+    /// A timestamp cut to its date: the time of day is gone.
+    TimeOfDayDropped,
     /// Array elements or jsonb keys removed, the rest kept.
     Shrunk,
     /// Rows whose enum label no longer exists in the branch's type.
@@ -68,7 +74,17 @@ pub const RULES: &[Rule] = &[
     Rule {
         kind: LossKind::Rounded,
         id: "rounded",
-        when: "a number became itself rounded to fewer digits (by an UPDATE or a type change)",
+        when: "a number no longer gives back the old one: rounded or cut to fewer digits (by an UPDATE, a type change or its USING)",
+    },
+    Rule {
+        kind: LossKind::PrecisionDropped,
+        id: "precision_dropped",
+        when: "a time, timestamp or interval became itself rounded or cut to a coarser unit",
+    },
+    Rule {
+        kind: LossKind::TimeOfDayDropped,
+        id: "time_of_day_dropped",
+        when: "a timestamp became its date (or midnight of it): the time of day is gone",
     },
     Rule { kind: LossKind::Shrunk, id: "shrunk", when: "array elements or jsonb keys were removed, the rest kept" },
     Rule {
@@ -100,28 +116,6 @@ impl LossKind {
                 | LossKind::DroppedColumn
         )
     }
-}
-
-/// How a value of the parent (of kind `from`) was lost in the child's value
-/// (of kind `to`), if it was. `None` on either side is NULL. Character data
-/// selected as text (`literal`) is classified as text.
-pub fn classify(from: Kind, to: Kind, parent: Option<&[u8]>, child: Option<&[u8]>) -> Option<LossKind> {
-    let (p, c) = match (parent, child) {
-        (Some(_), None) => return Some(LossKind::Nulled),
-        (Some(p), Some(c)) => (p, c),
-        _ => return None,
-    };
-    let text = |k: Kind| matches!(k, Kind::Text | Kind::BpChar);
-    if (text(from) && text(to)) || (from == Kind::Bytea && to == Kind::Bytea) {
-        let trim = |k: Kind, b: &'_ [u8]| if k == Kind::BpChar { trim_spaces(b).to_vec() } else { b.to_vec() };
-        let (p, c) = (trim(from, p), trim(to, c));
-        return (c.len() < p.len() && p.starts_with(&c)).then_some(LossKind::Truncated);
-    }
-    let (pd, cd) = (number(from, p)?, number(to, c)?);
-    if pd.same_value(&cd) {
-        return None;
-    }
-    pd.round(cd.scale()).same_value(&cd).then_some(LossKind::Rounded)
 }
 
 /// jsonb or json: an object lost keys and kept the others' values, or an
@@ -192,15 +186,6 @@ fn array_elements(s: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
-/// An exact number from integers and numerics (floats are not classified: their digits are binary).
-fn number(kind: Kind, b: &[u8]) -> Option<Dec> {
-    match kind {
-        Kind::Numeric => Some(Dec::from_numeric(b)),
-        k if k.is_int() => Some(Dec::from_int(crate::value::int(b))),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,28 +203,18 @@ mod tests {
             LossKind::Nulled,
             LossKind::Truncated,
             LossKind::Rounded,
+            LossKind::PrecisionDropped,
+            LossKind::TimeOfDayDropped,
             LossKind::Shrunk,
             LossKind::EnumLabelRemoved,
         ];
         assert_eq!(kinds.len(), RULES.len());
-        let docs = include_str!("../../docs/output-format.md");
+        let docs = include_str!("../../../docs/output-format.md");
         for k in kinds {
             let json = serde_json::to_value(k).unwrap();
             assert_eq!(json.as_str(), Some(k.id()));
             assert!(docs.contains(&format!("`{}`", k.id())), "docs/output-format.md does not list {}", k.id());
         }
-    }
-
-    #[test]
-    fn values_lost_in_place() {
-        assert_eq!(classify(Kind::Text, Kind::Text, Some(b"abc"), None), Some(LossKind::Nulled));
-        assert_eq!(classify(Kind::Text, Kind::Text, Some(b"abcdef"), Some(b"abc")), Some(LossKind::Truncated));
-        assert_eq!(classify(Kind::Text, Kind::Text, Some(b"abcdef"), Some(b"abx")), None);
-        assert_eq!(classify(Kind::Text, Kind::Text, Some(b"abc"), Some(b"abcd")), None);
-        assert_eq!(classify(Kind::BpChar, Kind::Text, Some(b"ab  "), Some(b"ab")), None);
-        let int = |i: i64| i.to_be_bytes().to_vec();
-        assert_eq!(classify(Kind::Int8, Kind::Int8, Some(&int(5)), Some(&int(6))), None);
-        assert_eq!(classify(Kind::Int8, Kind::Int8, None, Some(&int(6))), None);
     }
 
     #[test]
