@@ -220,7 +220,7 @@ fn change_selected(opts: &Options, ch: &schema::SchemaChange, pairs: &schema::Pa
 async fn drive(
     p: Arc<Side>,
     c: Arc<Side>,
-    (plan, changes, probes): Prepared,
+    (plan, mut changes, probes): Prepared,
     opts: Options,
     tx: mpsc::Sender<Result<Event>>,
 ) -> Result<()> {
@@ -238,6 +238,7 @@ async fn drive(
         },
     )
     .await?;
+    let moved = Arc::new(dropped::detached(&p, &mut changes).await?);
     if opts.schema {
         for change in changes {
             send(&tx, Event::Schema(change)).await?;
@@ -255,13 +256,14 @@ async fn drive(
     let use_identity = p.same_instance(&c);
     let strategy = opts.strategy;
     let workers = (0..p.connections()).map(|w| {
-        let (p, c, queue, tx) = (p.clone(), c.clone(), queue.clone(), tx.clone());
+        let (p, c, queue, tx, moved) = (p.clone(), c.clone(), queue.clone(), tx.clone(), moved.clone());
         async move {
             loop {
                 let Some(table) = queue.lock().expect("queue lock").pop_front() else { return Ok(()) };
                 let mut summary =
                     diff_table(Arc::new(table.clone()), &p, &c, w, tx.clone(), strategy, use_identity).await?;
-                for loss in row_losses(&table, &mut summary, &c, w).await? {
+                let moved_out = moved.get(&table.parent_qualified).copied().unwrap_or(0);
+                for loss in row_losses(&table, &mut summary, moved_out, &c, w).await? {
                     send(&tx, Event::DataLoss(loss)).await?;
                 }
                 send(&tx, Event::TableDone { table: table.id, summary }).await?;
@@ -356,10 +358,18 @@ fn internal(plan: &TablePlan, e: tokio::task::JoinError) -> Error {
 }
 
 /// The table's rows lost: deletions (or the whole table emptied, when the
-/// child holds no row any more), then the values the merge found lost in place.
-async fn row_losses(plan: &TablePlan, summary: &mut TableSummary, c: &Side, conn: usize) -> Result<Vec<DataLoss>> {
+/// child holds no row any more), less the rows that left with a detached
+/// partition (`moved_out`, still held there), then the values the merge found
+/// lost in place.
+async fn row_losses(
+    plan: &TablePlan,
+    summary: &mut TableSummary,
+    moved_out: u64,
+    c: &Side,
+    conn: usize,
+) -> Result<Vec<DataLoss>> {
     let mut out = vec![];
-    let deleted = summary.counts.deleted;
+    let deleted = summary.counts.deleted.saturating_sub(moved_out);
     if deleted > 0 {
         let mut kind = LossKind::DeletedRows;
         if summary.counts.inserted == 0 {

@@ -8,6 +8,7 @@ mod cli;
 mod correctness;
 mod data_loss;
 mod differential;
+mod dropped_values;
 mod first_hour;
 mod keys;
 mod library;

@@ -28,6 +28,8 @@ pub enum LossKind {
     EmptiedTable,
     /// A column dropped with its non-NULL values.
     DroppedColumn,
+    /// An attribute dropped from a composite type: its non-NULL values in every column holding the type.
+    DroppedAttribute,
     /// Rows deleted from a table present on both sides.
     DeletedRows,
     /// A non-NULL value set to NULL.
@@ -68,6 +70,11 @@ pub const RULES: &[Rule] = &[
     Rule { kind: LossKind::DroppedSequence, id: "dropped_sequence", when: "a sequence was dropped: its last value" },
     Rule { kind: LossKind::EmptiedTable, id: "emptied_table", when: "every row of a table was deleted" },
     Rule { kind: LossKind::DroppedColumn, id: "dropped_column", when: "a column was dropped: its non-NULL values" },
+    Rule {
+        kind: LossKind::DroppedAttribute,
+        id: "dropped_attribute",
+        when: "an attribute was dropped from a composite type: its non-NULL values in every column, array and composite holding the type",
+    },
     Rule { kind: LossKind::DeletedRows, id: "deleted_rows", when: "rows deleted from a table kept on the branch" },
     Rule { kind: LossKind::Nulled, id: "nulled", when: "a non-NULL value became NULL" },
     Rule { kind: LossKind::Truncated, id: "truncated", when: "a string or bytea became a proper prefix of itself" },
@@ -114,6 +121,7 @@ impl LossKind {
                 | LossKind::DroppedSchema
                 | LossKind::DroppedSequence
                 | LossKind::DroppedColumn
+                | LossKind::DroppedAttribute
         )
     }
 }
@@ -199,6 +207,7 @@ mod tests {
             LossKind::DroppedSequence,
             LossKind::EmptiedTable,
             LossKind::DroppedColumn,
+            LossKind::DroppedAttribute,
             LossKind::DeletedRows,
             LossKind::Nulled,
             LossKind::Truncated,

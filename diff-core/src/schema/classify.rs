@@ -97,6 +97,17 @@ pub const RULES: &[Rule] = &[
         applies: |s| s.is(Dropped, &[Table, Column, Schema, MaterializedView, Sequence]),
     },
     Rule {
+        id: "composite_attribute_dropped",
+        danger: Danger::DropsData,
+        when: "an attribute dropped from a composite type (its values go from every column, array and composite holding the type)",
+        applies: |s| {
+            s.kind == CompositeType
+                && s.altered("attributes")
+                && !super::dropped_attributes(s.old_attr("attributes").unwrap_or(""), s.new_attr("attributes").unwrap_or(""))
+                    .is_empty()
+        },
+    },
+    Rule {
         id: "type_changed",
         danger: Danger::TypeChange,
         when: "a column's type changed",

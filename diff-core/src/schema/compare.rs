@@ -376,7 +376,11 @@ fn altered(p: &Object, c: &Object, lineage: bool, names: (&Names, &Names), renam
     } else if rewritten {
         ch.note = Some("the table was rewritten: new relfilenode".into());
     } else if s.changed.contains("kind") && p.kind == ObjKind::Table {
-        ch.note = Some("the table was recreated as another kind: every row is written again".into());
+        ch.note = Some(
+            "the table was recreated as another kind (regular ↔ partitioned): every row it still holds was written \
+             again; rows the new table does not hold are counted under data loss for this table"
+                .into(),
+        );
     }
     Some(ch)
 }

@@ -150,3 +150,82 @@ impl SchemaChange {
         !self.danger.is_empty()
     }
 }
+
+/// The attributes of a composite type (as its `attributes` attribute lists them:
+/// `a numeric, "b c" text`) that are gone on the branch. An attribute renamed in
+/// place (another name, the same type, at the same position) is not gone.
+pub fn dropped_attributes(before: &str, after: &str) -> Vec<String> {
+    let (b, a) = (attribute_list(before), attribute_list(after));
+    b.iter()
+        .enumerate()
+        .filter(|(i, (name, ty))| {
+            let kept = a.iter().any(|(n, _)| n == name);
+            let renamed =
+                a.len() == b.len() && a.get(*i).is_some_and(|(n, t)| t == ty && !b.iter().any(|(bn, _)| bn == n));
+            !kept && !renamed
+        })
+        .map(|(_, (name, _))| name.clone())
+        .collect()
+}
+
+/// `a numeric, "b c" text` → [(a, numeric), (b c, text)]: names unquoted.
+fn attribute_list(s: &str) -> Vec<(String, String)> {
+    let mut out = vec![];
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let (name, after) = match rest.strip_prefix('"') {
+            Some(q) => {
+                let mut name = String::new();
+                let mut chars = q.char_indices().peekable();
+                let mut end = q.len();
+                while let Some((i, c)) = chars.next() {
+                    if c == '"' {
+                        if chars.peek().is_some_and(|(_, n)| *n == '"') {
+                            chars.next();
+                            name.push('"');
+                            continue;
+                        }
+                        end = i + 1;
+                        break;
+                    }
+                    name.push(c);
+                }
+                (name, &q[end..])
+            }
+            None => {
+                let end = rest.find(' ').unwrap_or(rest.len());
+                (rest[..end].to_string(), &rest[end..])
+            }
+        };
+        // The type runs to the next ", " outside parentheses.
+        let (mut depth, mut end) = (0, after.len());
+        for (i, c) in after.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        out.push((name, after[..end].trim().to_string()));
+        rest = after[end..].trim_start_matches(',').trim();
+    }
+    out
+}
+
+#[cfg(test)]
+mod attribute_tests {
+    use super::dropped_attributes;
+
+    #[test]
+    fn attributes_gone() {
+        assert_eq!(dropped_attributes("a numeric, b text", "a numeric"), ["b"]);
+        assert_eq!(dropped_attributes("a numeric, \"b, c\" text", "a numeric"), ["b, c"]);
+        assert!(dropped_attributes("a numeric, b text", "a numeric, c text").is_empty(), "renamed");
+        assert_eq!(dropped_attributes("a numeric(10,2), b text", "b text, c int"), ["a"]);
+        assert!(dropped_attributes("a int", "a int, b int").is_empty());
+    }
+}

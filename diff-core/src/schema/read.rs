@@ -192,7 +192,11 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
                 CASE WHEN a.attcollation <> t.typcollation THEN (SELECT co.collname::text FROM pg_collation co WHERE co.oid = a.attcollation) END,
                 col_description(c.oid, a.attnum), a.attacl::text, a.atttypid,
                 row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum),
-                nn.conname::text, nn.convalidated, nn.connoinherit
+                nn.conname::text, nn.convalidated, nn.connoinherit,
+                -- A partition's column is its root's: dropped with it, counted there.
+                (SELECT pn.nspname || '.' || pc.relname || '.' || a.attname FROM pg_inherits ih
+                   JOIN pg_class pc ON pc.oid = ih.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                  WHERE ih.inhrelid = c.oid AND c.relispartition)
          FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
               JOIN pg_type t ON t.oid = a.atttypid
               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
@@ -367,6 +371,7 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         col_names.insert((r.get(0), r.get(1)), o.name.clone());
         o.table = Some((schema, rel));
         o.depends_on.push(o.parent.clone().unwrap_or_default());
+        o.depends_on.extend(r.get::<_, Option<String>>(18));
         put(&mut o, "type", r.get(5));
         put(&mut o, "not_null", Some(r.get::<_, bool>(6).to_string()));
         // PostgreSQL 18 catalogs NOT NULL as a named constraint, possibly NOT VALID or NO INHERIT.
