@@ -38,7 +38,8 @@ pub(crate) struct AttributeProbe {
 pub(crate) fn probes(changes: &[SchemaChange], parent: &Catalog) -> Vec<Probe> {
     let mut out = vec![];
     let root = |c: &&SchemaChange| c.cause.is_none();
-    let dropped_or_type = |c: &&SchemaChange| c.op == ChangeOp::Dropped || c.kind == "composite_type";
+    let dropped_or_type =
+        |c: &&SchemaChange| c.op == ChangeOp::Dropped || matches!(c.kind.as_str(), "composite_type" | "large_object");
     for ch in changes.iter().filter(root).filter(dropped_or_type) {
         let loss = |kind, schema: &str, table: Option<&str>, column: Option<&str>| DataLoss {
             kind,
@@ -114,6 +115,22 @@ pub(crate) fn probes(changes: &[SchemaChange], parent: &Catalog) -> Vec<Probe> {
                         }),
                     });
                 }
+            }
+            // A large object removed or overwritten: one object, its (old) bytes.
+            ("large_object", _) if ch.op == ChangeOp::Dropped || ch.before.contains_key("content") => {
+                let kind = if ch.op == ChangeOp::Dropped {
+                    LossKind::DroppedLargeObject
+                } else {
+                    LossKind::OverwrittenLargeObject
+                };
+                if ch.op == ChangeOp::Altered && !ch.after.contains_key("content") {
+                    continue;
+                }
+                let mut l = loss(kind, "pg_largeobject", Some(&ch.object), None);
+                l.count = 1;
+                // "N bytes, sha256 …"
+                l.bytes = ch.before.get("content").and_then(|v| v.split(' ').next()?.parse().ok());
+                out.push(Probe { loss: l, queries: vec![], matview: None, attribute: None });
             }
             // A sequence never called handed out nothing.
             ("sequence", _) if ch.before.get("is_called").is_some_and(|v| v == "false") => {}

@@ -75,3 +75,47 @@ fn dropped_attribute_partition_column_and_detached_rows() {
     assert_eq!(accepted(&["--accept", "public.pt", "--accept", "public.addr"]), 0);
     assert_eq!(accepted(&["--accept", "public.pt"]), 1, "the attribute is not accepted by the table");
 }
+
+#[test]
+fn large_objects_removed_overwritten_and_added() {
+    let pair = branch(
+        "largeobj",
+        "SELECT lo_from_bytea(0, 'hello world'), lo_from_bytea(0, convert_to(repeat('x', 5000), 'UTF8')),
+                lo_from_bytea(0, 'kept');
+         CREATE TABLE refs (id int PRIMARY KEY, lo oid);
+         INSERT INTO refs SELECT row_number() OVER (ORDER BY oid), oid FROM pg_largeobject_metadata;",
+        "SELECT lo_unlink(lo) FROM refs WHERE id = 1;
+         SELECT lo_put(lo, 10, 'yy') FROM refs WHERE id = 2;
+         SELECT lo_from_bytea(0, 'new');",
+    );
+    let mut parent = connect(&pair.parent);
+    let oid = |c: &mut postgres::Client, id: i32| -> (String, i64) {
+        let r = c.query_one("SELECT lo::text, length(lo_get(lo))::int8 FROM refs WHERE id = $1", &[&id]).unwrap();
+        (r.get(0), r.get(1))
+    };
+    let ((removed, removed_bytes), (overwritten, overwritten_bytes)) = (oid(&mut parent, 1), oid(&mut parent, 2));
+    assert_eq!((removed_bytes, overwritten_bytes), (11, 5000), "fixture");
+    let (code, doc) = diff_json(&pair, &[]);
+    assert_eq!(code, 1);
+    let entries = doc["data_loss"].as_array().unwrap();
+    let entry =
+        |kind: &str| entries.iter().find(|l| l["kind"] == kind).unwrap_or_else(|| panic!("no {kind}: {entries:#?}"));
+    assert_eq!(entry("dropped_large_object")["table"], removed.as_str());
+    assert_eq!(entry("dropped_large_object")["bytes"], removed_bytes);
+    assert_eq!(entry("overwritten_large_object")["table"], overwritten.as_str());
+    assert_eq!(entry("overwritten_large_object")["bytes"], overwritten_bytes);
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    let ops: Vec<(String, String)> = doc["schema_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "large_object")
+        .map(|c| (c["op"].as_str().unwrap().to_string(), c["object"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(ops.len(), 3, "{ops:?}");
+    assert!(ops.contains(&("dropped".into(), removed.clone())) && ops.contains(&("altered".into(), overwritten)));
+    assert!(ops.iter().any(|(op, o)| op == "added" && *o != removed));
+    // --ignore large_object takes them out of the schema diff and the loss section.
+    let (_, ignored) = diff_json(&pair, &["--ignore", "large_object"]);
+    assert!(ignored["data_loss"].as_array().unwrap().is_empty(), "{:#}", ignored["data_loss"]);
+}

@@ -24,6 +24,10 @@ pub enum LossKind {
     DroppedSchema,
     /// A sequence dropped (its last value).
     DroppedSequence,
+    /// A large object removed (`lo_unlink`): its bytes.
+    DroppedLargeObject,
+    /// A large object's content replaced or changed: its old bytes.
+    OverwrittenLargeObject,
     /// Every row of a table deleted, the table kept.
     EmptiedTable,
     /// A column dropped with its non-NULL values.
@@ -68,6 +72,16 @@ pub const RULES: &[Rule] = &[
     },
     Rule { kind: LossKind::DroppedSchema, id: "dropped_schema", when: "a schema was dropped: its tables' rows" },
     Rule { kind: LossKind::DroppedSequence, id: "dropped_sequence", when: "a sequence was dropped: its last value" },
+    Rule {
+        kind: LossKind::DroppedLargeObject,
+        id: "dropped_large_object",
+        when: "a large object was removed (lo_unlink): its bytes",
+    },
+    Rule {
+        kind: LossKind::OverwrittenLargeObject,
+        id: "overwritten_large_object",
+        when: "a large object's content was changed (lo_put, lo_truncate): its old bytes",
+    },
     Rule { kind: LossKind::EmptiedTable, id: "emptied_table", when: "every row of a table was deleted" },
     Rule { kind: LossKind::DroppedColumn, id: "dropped_column", when: "a column was dropped: its non-NULL values" },
     Rule {
@@ -120,6 +134,7 @@ impl LossKind {
                 | LossKind::DroppedMaterializedView
                 | LossKind::DroppedSchema
                 | LossKind::DroppedSequence
+                | LossKind::DroppedLargeObject
                 | LossKind::DroppedColumn
                 | LossKind::DroppedAttribute
         )
@@ -205,6 +220,8 @@ mod tests {
             LossKind::DroppedMaterializedView,
             LossKind::DroppedSchema,
             LossKind::DroppedSequence,
+            LossKind::DroppedLargeObject,
+            LossKind::OverwrittenLargeObject,
             LossKind::EmptiedTable,
             LossKind::DroppedColumn,
             LossKind::DroppedAttribute,

@@ -124,6 +124,7 @@ fn loss_section(losses: &[crate::report::DataLoss], tables: &[TableReport], pain
     for l in losses {
         let unit = match (l.kind, l.count == 1) {
             (LossKind::DroppedSequence, _) => "last value",
+            (LossKind::DroppedLargeObject | LossKind::OverwrittenLargeObject, _) => "large object",
             (
                 LossKind::DroppedTable
                 | LossKind::DroppedMaterializedView

@@ -93,8 +93,14 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "dropped_with_data",
         danger: Danger::DropsData,
-        when: "a table, column, schema (even an empty one), materialized view or sequence dropped",
-        applies: |s| s.is(Dropped, &[Table, Column, Schema, MaterializedView, Sequence]),
+        when: "a table, column, schema (even an empty one), materialized view, sequence or large object dropped",
+        applies: |s| s.is(Dropped, &[Table, Column, Schema, MaterializedView, Sequence, LargeObject]),
+    },
+    Rule {
+        id: "large_object_overwritten",
+        danger: Danger::DropsData,
+        when: "a large object's content changed (`lo_put`, `lo_truncate`, a new `lo_from_bytea` under its OID)",
+        applies: |s| s.kind == LargeObject && s.altered("content"),
     },
     Rule {
         id: "composite_attribute_dropped",

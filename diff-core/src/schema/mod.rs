@@ -6,6 +6,7 @@
 
 pub mod classify;
 pub mod compare;
+mod large_objects;
 pub mod portable;
 pub mod read;
 

@@ -47,6 +47,8 @@ pub enum ObjKind {
     Extension,
     /// Row-level security policy.
     Policy,
+    /// Large object (by OID).
+    LargeObject,
 }
 
 impl ObjKind {
@@ -69,11 +71,12 @@ impl ObjKind {
             ObjKind::CompositeType => "composite_type",
             ObjKind::Extension => "extension",
             ObjKind::Policy => "policy",
+            ObjKind::LargeObject => "large_object",
         }
     }
 
     /// All kinds.
-    pub const ALL: [ObjKind; 16] = [
+    pub const ALL: [ObjKind; 17] = [
         ObjKind::Schema,
         ObjKind::Table,
         ObjKind::Column,
@@ -90,6 +93,7 @@ impl ObjKind {
         ObjKind::CompositeType,
         ObjKind::Extension,
         ObjKind::Policy,
+        ObjKind::LargeObject,
     ];
 }
 
@@ -598,6 +602,7 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
             }
         }
     }
+    out.extend(super::large_objects::read(side).await?);
     for o in &mut out {
         o.server_version = side.server_version;
     }
