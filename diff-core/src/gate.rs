@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use crate::error::{Error, Result};
 use crate::filter::{column_matches, glob_match, table_matches};
+use crate::loss::LossKind;
 use crate::report::{DataLoss, Event, TableInfo};
 use crate::schema::{ChangeOp, Danger, SchemaChange};
 
@@ -53,11 +54,24 @@ impl Class {
 }
 
 /// An `--accept` pattern: a glob over `schema.table[.column]` (or a schema
-/// name), optionally for one class only (`deleted-rows:app.sessions`).
+/// name), optionally for one class only (`deleted-rows:app.sessions`) or one
+/// kind of data loss as the report prints it (`truncated:app.products.*`).
 #[derive(Debug, Clone)]
 struct Accept {
     class: Option<Class>,
+    kind: Option<LossKind>,
     pattern: String,
+}
+
+/// The error for `--accept CLASS:PATTERN` with an unknown class: both kinds of prefix are named.
+fn unknown_accept_class(c: &str) -> Error {
+    let classes: Vec<&str> = CLASSES.iter().map(|(n, _)| *n).collect();
+    let kinds: Vec<&str> = crate::loss::RULES.iter().map(|r| r.id).collect();
+    Error::Options(format!(
+        "--accept {c}:…: expected a class ({}) or a kind of data loss ({})",
+        classes.join(", "),
+        kinds.join(", ")
+    ))
 }
 
 /// What a change is about, for matching `--accept` patterns.
@@ -136,11 +150,16 @@ impl Gate {
         }
         let mut accepts = vec![];
         for a in accept.iter().map(|a| a.trim_start_matches('\u{feff}').trim()).filter(|a| !a.is_empty()) {
-            let (class, pattern) = match a.split_once(':') {
-                Some((c, p)) => (Some(Class::parse(c, "--accept")?), p.to_string()),
-                None => (None, a.to_string()),
+            let (class, kind, pattern) = match a.split_once(':') {
+                Some((c, p)) => match crate::loss::RULES.iter().find(|r| r.id == c.trim()) {
+                    Some(rule) => (Some(Class::DataLoss), Some(rule.kind), p.to_string()),
+                    None => {
+                        (Some(Class::parse(c, "--accept").map_err(|_| unknown_accept_class(c))?), None, p.to_string())
+                    }
+                },
+                None => (None, None, a.to_string()),
             };
-            accepts.push(Accept { class, pattern });
+            accepts.push(Accept { class, kind, pattern });
         }
         Ok(Gate { classes, accepts, tables: vec![], reasons: vec![], accepted: 0 })
     }
@@ -154,8 +173,11 @@ impl Gate {
     /// pattern without a class, or one naming any of the change's classes
     /// (`deleted-rows:app.sessions` accepts the emptied table under
     /// `--fail-on data-loss` too: it is the same loss).
-    fn accepts(&self, classes: &[Class], object: &Object) -> bool {
-        self.accepts.iter().filter(|a| a.class.is_none_or(|c| classes.contains(&c) || c == Class::Any)).any(|a| {
+    fn accepts(&self, classes: &[Class], object: &Object, kind: Option<LossKind>) -> bool {
+        let applies = |a: &&Accept| {
+            a.class.is_none_or(|c| classes.contains(&c) || c == Class::Any) && a.kind.is_none_or(|k| Some(k) == kind)
+        };
+        self.accepts.iter().filter(applies).any(|a| {
             let p = &a.pattern;
             match (&object.table, &object.column) {
                 (Some(t), Some(c)) => column_matches(p, &object.schema, t, c) || table_matches(p, &object.schema, t),
@@ -178,7 +200,7 @@ impl Gate {
                 let what = format!("{} +{} ~{} -{}", t.qualified(), c.inserted, c.updated, c.deleted);
                 let object =
                     Object { schema: t.schema.clone(), table: Some(t.name.clone()), column: None, name: t.qualified() };
-                self.check(&[Class::Rows], &object, what);
+                self.check(&[Class::Rows], &object, what, None);
             }
             _ => {}
         }
@@ -196,11 +218,11 @@ impl Gate {
         if l.kind.is_dropped_object() {
             classes.push(Class::DroppedObjects);
         }
-        l.accepted = self.accepts(&classes, &object);
+        l.accepted = self.accepts(&classes, &object, Some(l.kind));
         if l.accepted {
             self.accepted += 1;
         }
-        self.check(&classes, &object, what);
+        self.check(&classes, &object, what, Some(l.kind));
     }
 
     fn schema(&mut self, ch: &SchemaChange) {
@@ -224,12 +246,12 @@ impl Gate {
         if ch.danger.contains(&Danger::Security) {
             classes.push(Class::Security);
         }
-        self.check(&classes, &object, format!("{} {} {}", ch.op.label(), ch.kind, ch.object));
+        self.check(&classes, &object, format!("{} {} {}", ch.op.label(), ch.kind, ch.object), None);
     }
 
     /// Records a failure for each asked class the change belongs to, unless accepted.
-    fn check(&mut self, classes: &[Class], object: &Object, what: String) {
-        if self.accepts(classes, object) {
+    fn check(&mut self, classes: &[Class], object: &Object, what: String, kind: Option<LossKind>) {
+        if self.accepts(classes, object, kind) {
             return;
         }
         for &class in classes {
@@ -254,5 +276,37 @@ impl Gate {
             reasons,
             accepted: self.accepted,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loss(kind: LossKind, column: &str) -> Event {
+        Event::DataLoss(DataLoss {
+            kind,
+            schema: "public".into(),
+            table: Some("products".into()),
+            column: Some(column.into()),
+            count: 3,
+            bytes: None,
+            examples: vec![],
+            accepted: false,
+        })
+    }
+
+    #[test]
+    fn a_loss_kind_accepts_only_that_kind() {
+        let mut gate = Gate::new("data-loss", &["truncated:public.products.*".to_string()]).unwrap();
+        for mut e in [loss(LossKind::Truncated, "sku"), loss(LossKind::Rounded, "price")] {
+            gate.observe(&mut e);
+        }
+        let v = gate.verdict();
+        assert!(!v.passed);
+        assert_eq!(v.accepted, 1);
+        assert_eq!(v.reasons, ["data-loss: public.products.price rounded (3 rows or values)"]);
+        let err = Gate::new("data-loss", &["cut:public.x".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("a kind of data loss") && err.contains("truncated"), "{err}");
     }
 }

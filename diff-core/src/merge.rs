@@ -162,7 +162,20 @@ impl<'a> Cursor<'a> {
     }
 
     fn values(&self) -> Vec<Value> {
-        self.plan.columns.iter().enumerate().map(|(i, c)| decode(self.kinds[i], c.literal, self.field(i))).collect()
+        let parent = self.label.name == SideName::Parent;
+        self.plan
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                // json selected as text (a key of a keyless table) is still JSON: one type per column.
+                let shape = if parent { &c.loss_shapes.0 } else { &c.loss_shapes.1 };
+                match decode(self.kinds[i], c.literal, self.field(i)) {
+                    Value::Literal(s) if c.literal && shape.is_json() => Value::Json(s),
+                    v => v,
+                }
+            })
+            .collect()
     }
 }
 

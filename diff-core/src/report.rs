@@ -276,6 +276,31 @@ impl ColumnInfo {
 }
 
 impl TableInfo {
+    /// Columns whose type changed, as (name, parent type, child type): their
+    /// values are compared in the new type, so a value the conversion rounded
+    /// or cut is no row update but data loss. Every format says so.
+    pub fn converted(&self) -> Vec<(&str, &str, &str)> {
+        self.column_info
+            .iter()
+            .filter(|c| c.parent_type != c.type_name)
+            .map(|c| (c.name.as_str(), c.parent_type.as_str(), c.type_name.as_str()))
+            .collect()
+    }
+
+    /// The sentence every report prints for [`TableInfo::converted`], if any column was converted.
+    pub fn converted_note(&self) -> Option<String> {
+        let cols = self.converted();
+        (!cols.is_empty()).then(|| {
+            let list: Vec<String> = cols.iter().map(|(n, f, t)| format!("{n} {f} → {t}")).collect();
+            format!(
+                "{}: values converted by the type change ({}) are compared in the new type; values the \
+                 conversion lost are under data loss, not row updates",
+                self.qualified(),
+                list.join(", ")
+            )
+        })
+    }
+
     pub(crate) fn from_plan(p: &TablePlan) -> TableInfo {
         let qualified = p.qualified();
         TableInfo {

@@ -305,7 +305,12 @@ pub fn decode(kind: Kind, literal: bool, bytes: Option<&[u8]>) -> Value {
         Kind::Bool => Value::Bool(b.first() == Some(&1)),
         Kind::Int2 | Kind::Int4 | Kind::Int8 => Value::Int(int(b)),
         Kind::Oid => Value::Int(u32::from_be_bytes(b.try_into().unwrap_or([0; 4])) as i64),
-        Kind::Float4 | Kind::Float8 => Value::Float(float(kind, b)),
+        // A real prints as PostgreSQL prints it (the shortest float4 that reads back), not as its float64 expansion.
+        Kind::Float4 => {
+            let f = float(kind, b) as f32;
+            Value::Float(if f.is_finite() { format!("{f}").parse().unwrap_or(f as f64) } else { f as f64 })
+        }
+        Kind::Float8 => Value::Float(float(kind, b)),
         Kind::Numeric => Value::Numeric(numeric_text(b)),
         Kind::Text | Kind::BpChar if literal => Value::Literal(text()),
         Kind::Text | Kind::BpChar => Value::Text(text()),

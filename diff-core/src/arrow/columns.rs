@@ -115,6 +115,9 @@ pub(crate) fn extension_metadata(name: &str) -> std::collections::HashMap<String
 }
 
 /// `numeric(p,s)` with p ≤ 38 is a Decimal128; unconstrained or wider numerics are text.
+/// Scales DuckDB and polars cannot read are mapped to ones they can, the same values:
+/// a negative scale (`numeric(5,-2)`, whole hundreds) widens to `Decimal128(p - s, 0)`,
+/// a scale above the precision (`numeric(3,5)`) to `Decimal128(s, s)`.
 fn numeric(typmod: i32) -> Prim {
     if typmod < 4 {
         return Prim::Utf8;
@@ -123,6 +126,11 @@ fn numeric(typmod: i32) -> Prim {
     let precision = (t >> 16) & 0xffff;
     // PostgreSQL 15+ stores the scale as a signed 11-bit number (scale may be negative).
     let scale = ((t & 0x7ff) ^ 1024) - 1024;
+    let (precision, scale) = match scale {
+        s if s < 0 => (precision - s, 0),
+        s if s > precision => (s, s),
+        s => (precision, s),
+    };
     match (u8::try_from(precision), i8::try_from(scale)) {
         (Ok(p @ 1..=38), Ok(s)) => Prim::Decimal(p, s),
         _ => Prim::Utf8,
@@ -464,7 +472,9 @@ mod tests {
         assert_eq!(numeric((39 << 16 | 2) + 4), Prim::Utf8);
         assert_eq!(numeric(-1), Prim::Utf8);
         // numeric(5,-2) (PostgreSQL 15+): scale -2 as 11 bits is 0x7fe.
-        assert_eq!(numeric((5 << 16 | 0x7fe) + 4), Prim::Decimal(5, -2));
+        assert_eq!(numeric((5 << 16 | 0x7fe) + 4), Prim::Decimal(7, 0));
+        assert_eq!(numeric((37 << 16 | 0x7fe) + 4), Prim::Utf8);
+        assert_eq!(numeric((3 << 16 | 5) + 4), Prim::Decimal(5, 5));
     }
 
     #[test]

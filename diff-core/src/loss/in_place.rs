@@ -342,6 +342,18 @@ impl Shape {
         Shape::new(Reading::Builtin(oid), -1, kind, false)
     }
 
+    /// Whether the type is json or jsonb (through domains).
+    pub fn is_json(&self) -> bool {
+        fn json(r: &Reading) -> bool {
+            match r {
+                Reading::Builtin(oid) => matches!(oid, 114 | 3802),
+                Reading::Domain { base, .. } => json(base),
+                _ => false,
+            }
+        }
+        json(&self.reading)
+    }
+
     /// The leaf type of a reading with `typmod`, looking through domains.
     fn leaf(reading: &Reading, typmod: i32) -> Option<Leaf> {
         match reading {

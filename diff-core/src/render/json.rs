@@ -44,6 +44,21 @@ struct TableHead<'a> {
     key: &'a [String],
     key_source: &'a crate::plan::KeySource,
     columns: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    converted: Vec<Converted<'a>>,
+}
+
+/// A column whose type changed: compared in the new type (see [`TableInfo::converted`]).
+#[derive(Serialize)]
+pub(crate) struct Converted<'a> {
+    pub(crate) column: &'a str,
+    pub(crate) from: &'a str,
+    pub(crate) to: &'a str,
+}
+
+/// The converted columns of a table, for the JSON and NDJSON table heads.
+pub(crate) fn converted(info: &TableInfo) -> Vec<Converted<'_>> {
+    info.converted().into_iter().map(|(column, from, to)| Converted { column, from, to }).collect()
 }
 
 #[derive(Serialize)]
@@ -420,6 +435,7 @@ impl JsonWriter {
                 key: &info.key,
                 key_source: &info.key_source,
                 columns: &info.columns,
+                converted: converted(info),
             });
             // The head is an object; reopen it to append rows, counts and stats.
             write!(out, "{}\n    {},\n    \"rows\": [", if i > 0 { "," } else { "" }, &head[..head.len() - 1])?;

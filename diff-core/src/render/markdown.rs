@@ -84,15 +84,28 @@ pub fn markdown(r: &Report, verdict: Option<&crate::gate::Verdict>) -> String {
         }
         out.push('\n');
     }
+    for note in r.tables.iter().filter_map(|t| t.info.converted_note()) {
+        let _ = writeln!(out, "_{}_\n", cell(&note));
+    }
 
     let mut roots: Vec<_> = r.schema_changes.iter().filter(|c| c.cause.is_none()).collect();
     roots.sort_by_key(|c| !c.is_dangerous());
     if !roots.is_empty() {
-        out.push_str("#### Schema changes\n\n| change | object | danger |\n|---|---|---|\n");
+        out.push_str("#### Schema changes\n\n| change | object | details | danger |\n|---|---|---|---|\n");
         for c in roots {
             let danger: Vec<String> = c.danger.iter().map(|d| format!("`{}`", d.label())).collect();
-            let _ =
-                writeln!(out, "| {} {} | {} | {} |", c.op.label(), cell(&c.kind), cell(&c.object), danger.join(" "));
+            // What the text report says of it: old → new type, a renamed column's old name, the note.
+            let mut details = super::text::details(c);
+            details.extend(c.note.clone());
+            let _ = writeln!(
+                out,
+                "| {} {} | {} | {} | {} |",
+                c.op.label(),
+                cell(&c.kind),
+                cell(&c.object),
+                cell(&details.join("; ")),
+                danger.join(" ")
+            );
         }
         out.push('\n');
     }
@@ -158,6 +171,8 @@ fn examples(t: &TableReport) -> String {
 fn value(v: &Value) -> String {
     match v.to_text() {
         None => "_NULL_".into(),
+        // An empty code span renders as nothing: show the empty string as SQL writes it.
+        Some(t) if t.is_empty() => "`''`".into(),
         Some(t) => {
             let short: String = t.chars().take(80).collect();
             let more = if t.chars().count() > 80 { "…" } else { "" };
@@ -166,7 +181,8 @@ fn value(v: &Value) -> String {
     }
 }
 
-/// Text inside a table cell: no row or cell break, no markup, no HTML.
+/// Text inside a table cell: no row or cell break, no markup, no HTML, no
+/// live `@mention` or link (a word joiner after `@` and in `://`, `www.`).
 fn cell(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
@@ -180,13 +196,18 @@ fn cell(s: &str) -> String {
                 out.push('\\');
                 out.push(ch);
             }
-            c if c.is_control() => {
+            c if super::text::hidden(c) => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
         }
     }
-    out
+    unlinked(&out)
+}
+
+/// `@name`, `https://…` and `www.…` break with an invisible word joiner, so GitHub links nothing.
+fn unlinked(s: &str) -> String {
+    s.replace('@', "@\u{2060}").replace("://", ":\u{2060}//").replace("www.", "www\u{2060}.")
 }
 
 /// Text inside a code span within a table cell: backticks and pipes cannot end it.
@@ -196,7 +217,7 @@ fn code(s: &str) -> String {
             '`' => "ˋ".to_string(),
             '|' => "\\|".to_string(),
             '\n' | '\r' => " ".to_string(),
-            c if c.is_control() => format!("\\u{{{:x}}}", c as u32),
+            c if super::text::hidden(c) => format!("\\u{{{:x}}}", c as u32),
             c => c.to_string(),
         })
         .collect()
@@ -204,7 +225,14 @@ fn code(s: &str) -> String {
 
 /// Text inside HTML (the `<summary>`).
 fn html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace(['\n', '\r'], " ")
+    let escaped: String = s
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .chars()
+        .map(|c| if super::text::hidden(c) { format!("\\u{{{:x}}}", c as u32) } else { c.to_string() })
+        .collect();
+    unlinked(&escaped)
 }
 
 /// The hard cap, should the sections before the examples alone be too long.
@@ -222,4 +250,19 @@ fn truncate(mut out: String) -> String {
     let _ =
         write!(out, "\n\n_The report was cut to stay under {LIMIT} characters; see the JSON report for all of it._\n");
     out
+}
+
+#[cfg(test)]
+mod escaping {
+    use super::*;
+
+    #[test]
+    fn no_mentions_links_or_hidden_characters() {
+        let c = cell("@octocat https://evil.example www.x.org a\u{202e}b");
+        assert!(!c.contains("@o") && !c.contains("https://") && !c.contains("www."), "{c}");
+        assert!(c.contains("\\u{202e}") && !c.contains('\u{202e}'), "{c}");
+        let h = html("team @org/admins\u{1b}[31m");
+        assert!(!h.contains("@org") && h.contains("\\u{1b}") && !h.contains('\u{1b}'), "{h}");
+        assert_eq!(value(&Value::Text(String::new())), "`''`");
+    }
 }

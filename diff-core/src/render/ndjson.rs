@@ -44,6 +44,8 @@ struct Table<'a> {
     key: &'a [String],
     key_source: &'a crate::plan::KeySource,
     columns: Vec<Column<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    converted: Vec<super::json::Converted<'a>>,
 }
 
 #[derive(Serialize)]
@@ -178,5 +180,6 @@ fn table(t: &TableInfo) -> Table<'_> {
             .iter()
             .map(|c| Column { name: &c.name, type_name: &c.type_name, redacted: c.redacted })
             .collect(),
+        converted: super::json::converted(t),
     }
 }

@@ -89,6 +89,13 @@ pub fn text(r: &Report, opts: &TextOptions) -> String {
             out.push_str(&table_rows(t, opts, &paint));
         }
     }
+    let notes: Vec<String> = r.tables.iter().filter_map(|t| t.info.converted_note()).collect();
+    if !notes.is_empty() {
+        out.push('\n');
+        for n in notes {
+            let _ = writeln!(out, "{}", paint.dim(&escape(&n)));
+        }
+    }
     let rows = if r.rows_compared {
         let t = summary.rows;
         format!(
@@ -251,24 +258,10 @@ fn schema_line(c: &SchemaChange, paint: &Paint, indent: &str) -> String {
         ChangeOp::Altered => paint.yellow("altered"),
         ChangeOp::Renamed => paint.yellow("renamed"),
     };
-    let mut details = vec![];
+    let details = details(c);
     let mut diffs = String::new();
-    let keys: std::collections::BTreeSet<&String> = c.before.keys().chain(c.after.keys()).collect();
-    // An added or dropped object is named by what a reviewer needs, not all it has.
-    let whole = matches!(c.op, ChangeOp::Added | ChangeOp::Dropped);
-    for k in keys.into_iter().filter(|k| !whole || WHOLE_OBJECT_ATTRS.contains(&k.as_str())) {
-        match (c.before.get(k), c.after.get(k)) {
-            // Long or multi-line definitions read as a unified diff under the line.
-            (Some(b), Some(a)) if b.contains('\n') || a.contains('\n') || b.len() + a.len() > 120 => {
-                details.push(format!("{k} changed"));
-                diffs.push_str(&unified(b, a, indent, paint));
-            }
-            (Some(b), Some(a)) => details.push(format!("{k} {b} → {a}")),
-            (Some(b), None) if !whole => details.push(format!("{k} {b} → (none)")),
-            (None, Some(a)) if !whole => details.push(format!("{k} (none) → {a}")),
-            (Some(v), None) | (None, Some(v)) => details.push(format!("{k} {v}")),
-            (None, None) => {}
-        }
+    for (b, a) in long_changes(c) {
+        diffs.push_str(&unified(b, a, indent, paint));
     }
     let danger: Vec<&str> = c.danger.iter().map(|d| d.label()).collect();
     let mut line = format!("{indent}{op} {:<8} {}", c.kind, escape(&c.object));
@@ -287,6 +280,40 @@ fn schema_line(c: &SchemaChange, paint: &Paint, indent: &str) -> String {
     line.push('\n');
     line.push_str(&diffs);
     line
+}
+
+/// A change's attributes in short (`type integer → bigint`, `name old → new`); long or
+/// multi-line values only say that they changed (text shows them as a diff). Text and
+/// Markdown both use it, so they say the same.
+pub(crate) fn details(c: &SchemaChange) -> Vec<String> {
+    let mut details = vec![];
+    let keys: std::collections::BTreeSet<&String> = c.before.keys().chain(c.after.keys()).collect();
+    // An added or dropped object is named by what a reviewer needs, not all it has.
+    let whole = matches!(c.op, ChangeOp::Added | ChangeOp::Dropped);
+    for k in keys.into_iter().filter(|k| !whole || WHOLE_OBJECT_ATTRS.contains(&k.as_str())) {
+        match (c.before.get(k), c.after.get(k)) {
+            (Some(b), Some(a)) if is_long(b, a) => details.push(format!("{k} changed")),
+            (Some(b), Some(a)) => details.push(format!("{k} {b} → {a}")),
+            (Some(b), None) if !whole => details.push(format!("{k} {b} → (none)")),
+            (None, Some(a)) if !whole => details.push(format!("{k} (none) → {a}")),
+            (Some(v), None) | (None, Some(v)) => details.push(format!("{k} {v}")),
+            (None, None) => {}
+        }
+    }
+    details
+}
+
+/// Long or multi-line definitions read as a unified diff under the line.
+fn is_long(b: &str, a: &str) -> bool {
+    b.contains('\n') || a.contains('\n') || b.len() + a.len() > 120
+}
+
+/// The (before, after) of the attributes [`details`] only names.
+fn long_changes(c: &SchemaChange) -> Vec<(&String, &String)> {
+    if matches!(c.op, ChangeOp::Added | ChangeOp::Dropped) {
+        return vec![];
+    }
+    c.before.iter().filter_map(|(k, b)| c.after.get(k).map(|a| (b, a))).filter(|(b, a)| is_long(b, a)).collect()
 }
 
 /// What an added or dropped object shows: its type, nullability or definition.
@@ -420,7 +447,7 @@ fn row_line(t: &TableReport, r: &RowChange, paint: &Paint) -> String {
 /// Control characters (C0, DEL, C1) as visible escapes: `\n`, `\t`, `\r`,
 /// else `\u{…}`, so a value cannot break a line or steer the terminal.
 pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(|c| c.is_control()) {
+    if !s.chars().any(hidden) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
@@ -429,13 +456,21 @@ pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
+            c if hidden(c) => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Characters that would not show as themselves: control characters, and the
+/// bidirectional controls (U+202A–U+202E, U+2066–U+2069, marks) that reorder
+/// what a reader sees (CVE-2021-42574, "Trojan Source"), and invisible joiners.
+pub(crate) fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{061c}' | '\u{feff}')
 }
 
 /// A value as shown in text: strings quoted, long ones shortened, control characters escaped.
