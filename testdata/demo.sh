@@ -38,9 +38,10 @@ psql=("$psql_bin" -X -q -v ON_ERROR_STOP=1 -h "$work" -U postgres)
 "${psql[@]}" -d postgres -c "CREATE DATABASE shop_branch TEMPLATE shop"
 "${psql[@]}" -d shop_branch <"$here/migration.sql" >/dev/null
 
-echo "demo: building pgbranchdiff (the first build compiles for a few minutes)…" >&2
-cargo build -p diff-cli --manifest-path "$root/Cargo.toml"
-bin="${CARGO_TARGET_DIR:-$root/target}/debug/pgbranchdiff"
+# The release profile, as `cargo install --path diff-cli --target-dir target` uses: one build serves both.
+echo "demo: building pgbranchdiff in release mode (the first build takes a while: see the README)…" >&2
+cargo build --release -p diff-cli --manifest-path "$root/Cargo.toml"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/pgbranchdiff"
 [ -x "$bin" ] || { echo "demo: the build did not produce $bin" >&2; exit 2; }
 set +e
 "$bin" "host=$work user=postgres dbname=shop" "host=$work user=postgres dbname=shop_branch" "$@"

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::error::{Error, Result};
 use crate::filter::{column_matches, glob_match, table_matches};
 use crate::loss::LossKind;
-use crate::report::{DataLoss, Event, TableInfo};
+use crate::report::{DataLoss, Event, Report, TableInfo};
 use crate::schema::{ChangeOp, Danger, SchemaChange};
 
 /// What `--fail-on` can name.
@@ -262,6 +262,37 @@ impl Gate {
         if self.classes.contains(&Class::Any) {
             self.reasons.push(format!("any: {what}"));
         }
+    }
+
+    /// Judges a whole [`Report`] (from [`crate::run`]) and marks its accepted data-loss
+    /// entries, as observing its events would have.
+    ///
+    /// ```no_run
+    /// # async fn f() -> diff_core::Result<()> {
+    /// use diff_core::{gate::Gate, ConnConfig, Options, SideName};
+    /// let parent = ConnConfig::parse(SideName::Parent, "dbname=shop")?;
+    /// let child = ConnConfig::parse(SideName::Child, "dbname=shop_branch")?;
+    /// let mut report = diff_core::run(&parent, &child, &Options::default()).await?;
+    /// let verdict = Gate::new("data-loss", &["public.legacy".to_string()])?.judge(&mut report);
+    /// if !verdict.passed {
+    ///     eprintln!("{}", verdict.headline());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn judge(mut self, report: &mut Report) -> Verdict {
+        self.tables = report.tables.iter().map(|t| t.info.clone()).collect();
+        for ch in &report.schema_changes {
+            self.schema(ch);
+        }
+        for l in &mut report.data_loss {
+            self.loss(l);
+        }
+        for t in &report.tables {
+            let mut done = Event::TableDone { table: t.info.id, summary: t.summary.clone() };
+            self.observe(&mut done);
+        }
+        self.verdict()
     }
 
     /// The verdict so far (call after the last event).
