@@ -342,22 +342,22 @@ impl Dec {
         Dec::finite(neg, kept, -scale, dscale)
     }
 
-    pub(crate) fn to_f64(&self) -> f64 {
+    /// The value as text a float parser reads with one rounding: `-1234e-2`, `NaN`, `inf`.
+    fn float_text(&self) -> String {
         match self.class {
-            0 => f64::NEG_INFINITY,
-            2 => 0.0,
-            4 => f64::INFINITY,
-            5 => f64::NAN,
+            0 => "-inf".into(),
+            2 => "0".into(),
+            4 => "inf".into(),
+            5 => "NaN".into(),
             c => {
                 let digits: String = self.digits.iter().map(|d| (b'0' + d) as char).collect();
-                let v: f64 = format!("{digits}e{}", self.exp).parse().unwrap_or(f64::NAN);
-                if c == 1 {
-                    -v
-                } else {
-                    v
-                }
+                format!("{}{digits}e{}", if c == 1 { "-" } else { "" }, self.exp)
             }
         }
+    }
+
+    pub(crate) fn to_f64(&self) -> f64 {
+        self.float_text().parse().unwrap_or(f64::NAN)
     }
 
     /// `trunc(x, scale)`: the digits worth less than 10^-scale dropped (toward zero).
@@ -417,21 +417,7 @@ impl Dec {
 
     /// As `float4`: the decimal read with one rounding (numeric → float4 parses its text).
     pub(crate) fn to_f32(&self) -> f32 {
-        match self.class {
-            0 => f32::NEG_INFINITY,
-            2 => 0.0,
-            4 => f32::INFINITY,
-            5 => f32::NAN,
-            c => {
-                let digits: String = self.digits.iter().map(|d| (b'0' + d) as char).collect();
-                let v: f32 = format!("{digits}e{}", self.exp).parse().unwrap_or(f32::NAN);
-                if c == 1 {
-                    -v
-                } else {
-                    v
-                }
-            }
-        }
+        self.float_text().parse().unwrap_or(f32::NAN)
     }
 
     /// Equal as numbers, whatever their display scales.
