@@ -1849,8 +1849,10 @@ fn run_case(seed: u64) -> Outcome {
             }
         }
     }
-    if let Some(problem) = default_doc.and_then(|doc| schema_cross_check(&pconn, &cconn, &doc)) {
-        outcome.problems.push(problem);
+    match default_doc.and_then(|doc| schema_cross_check(&pconn, &cconn, &doc)) {
+        Some(Ok(differ)) => outcome.summary.push_str(if differ { "; pg_dump: differ" } else { "; pg_dump: same" }),
+        Some(Err(problem)) => outcome.problems.push(problem),
+        None => {}
     }
     if outcome.problems.is_empty() {
         for (c, db) in [(a, &pdb), (b, &cdb)] {
@@ -1892,9 +1894,9 @@ fn visible_in_dump(change: &Value) -> bool {
     !(change["op"] == "altered" && state_only)
 }
 
-/// pg_dump sees a schema difference iff the tool reports a schema change; None when they agree
-/// (or there is no pg_dump to ask).
-fn schema_cross_check(pconn: &str, cconn: &str, doc: &Value) -> Option<String> {
+/// pg_dump sees a schema difference iff the tool reports a schema change: whether the dumps
+/// differ when they agree, the disagreement otherwise; None without a pg_dump to ask.
+fn schema_cross_check(pconn: &str, cconn: &str, doc: &Value) -> Option<Result<bool, String>> {
     let (pd, cd) = (harness::schema_dump(pconn, &[])?, harness::schema_dump(cconn, &[])?);
     let (pe, ce) = (dump_entries(&pd), dump_entries(&cd));
     let differ = pe != ce;
@@ -1911,17 +1913,17 @@ fn schema_cross_check(pconn: &str, cconn: &str, doc: &Value) -> Option<String> {
         (true, true) => {
             let only =
                 |a: &[String], b: &[String]| a.iter().filter(|e| !b.contains(e)).cloned().collect::<Vec<_>>().join("");
-            Some(format!(
+            Some(Err(format!(
                 "[schema] pg_dump --schema-only differs but no schema change is reported; parent only:\n{}child only:\n{}",
                 only(&pe, &ce),
                 only(&ce, &pe)
-            ))
+            )))
         }
-        (false, false) => Some(format!(
+        (false, false) => Some(Err(format!(
             "[schema] pg_dump --schema-only is the same on both sides but schema changes are reported: {}",
             reported.join("; ")
-        )),
-        _ => None,
+        ))),
+        _ => Some(Ok(differ)),
     }
 }
 
@@ -1954,8 +1956,11 @@ fn generated_branches_match_the_reference() {
     let version = harness::cluster().version_num;
     let mut failed = Vec::new();
     let verbose = std::env::var("PGBRANCHDIFF_DIFF_VERBOSE").is_ok_and(|v| !v.is_empty() && v != "0");
+    let (mut dumps_differ, mut dumps_same) = (0, 0);
     for i in 0..cases {
         let o = run_case(base + i);
+        dumps_differ += o.summary.contains("; pg_dump: differ") as u32;
+        dumps_same += o.summary.contains("; pg_dump: same") as u32;
         if verbose {
             let verdict = if o.problems.is_empty() { "ok" } else { "FAILED" };
             eprintln!("seed {} {:?}: {verdict}: {}; {}", o.seed, o.method, o.summary, o.notes[1..].join("; "));
@@ -1965,7 +1970,8 @@ fn generated_branches_match_the_reference() {
         }
     }
     eprintln!(
-        "differential: {cases} cases, seeds {base}..={}, PostgreSQL {version}: {} failed ({:.1}s)",
+        "differential: {cases} cases, seeds {base}..={}, PostgreSQL {version}: {} failed ({:.1}s); \
+         schema cross-check: pg_dump differed in {dumps_differ} passing cases, was the same in {dumps_same}",
         base + cases.saturating_sub(1),
         failed.len(),
         started.elapsed().as_secs_f64()

@@ -481,3 +481,52 @@ fn every_object_kind_has_a_coverage_row() {
     let missing: Vec<&&str> = kinds.iter().filter(|k| !covered.contains(**k)).collect();
     assert!(missing.is_empty(), "object kinds without a single-change row: {missing:?}");
 }
+
+#[test]
+fn rules_inheritance_and_publications_are_labelled_in_json_and_text() {
+    let pair = harness::branch(
+        "cov_labels",
+        "CREATE TABLE base (id int); CREATE TABLE kid () INHERITS (base); CREATE TABLE t (id int PRIMARY KEY);
+         CREATE PUBLICATION lab_pub FOR TABLE t; CREATE RULE keep AS ON UPDATE TO t DO ALSO NOTIFY t_changed;",
+        "ALTER TABLE kid NO INHERIT base; CREATE RULE no_delete AS ON DELETE TO t DO INSTEAD NOTHING;
+         DROP RULE keep ON t; ALTER PUBLICATION lab_pub DROP TABLE t; CREATE COLLATION lab_coll (locale = 'C');",
+    );
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    let run = cli(&["--format", "json", "--quiet", "--schema-only", &p, &c], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let all = run.json()["schema_changes"].as_array().unwrap().clone();
+    let get = |op: &str, object: &str| -> Value {
+        all.iter()
+            .find(|c| c["op"] == op && c["object"] == object)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {op} {object} in [{}]", summary(&all)))
+    };
+    let kid = get("altered", "public.kid");
+    assert_eq!((kid["before"]["inherits"].as_str(), kid["after"].get("inherits")), (Some("public.base"), None));
+    assert_eq!(kid["danger"], serde_json::json!(["results_changed"]));
+    let added = get("added", "public.t.no_delete");
+    assert_eq!(added["kind"], "rule");
+    assert_eq!(added["after"]["definition"], "CREATE RULE no_delete AS\n    ON DELETE TO public.t DO INSTEAD NOTHING;");
+    assert_eq!(added["danger"], serde_json::json!(["results_changed"]));
+    assert_eq!(get("dropped", "public.t.keep")["danger"], serde_json::json!(["results_changed"]));
+    let publication = get("altered", "lab_pub");
+    assert_eq!(publication["kind"], "publication");
+    assert_eq!(publication["before"]["tables"], "public.t");
+    assert_eq!(publication["danger"], serde_json::json!(["replication_changed"]));
+    let collation = get("added", "public.lab_coll");
+    assert_eq!(
+        (collation["kind"].as_str(), collation["danger"].as_array().map(Vec::len)),
+        (Some("collation"), Some(0))
+    );
+    // The text report names the new kinds and their labels too.
+    let text = cli(&["--quiet", "--schema-only", &p, &c], &[]);
+    for needle in ["public.t.no_delete", "lab_pub", "public.lab_coll", "results_changed", "replication_changed"] {
+        assert!(text.stdout.contains(needle), "{needle} not in the text report:\n{}", text.stdout);
+    }
+    // --ignore takes the new kinds away like the others.
+    let ignored =
+        cli(&["--format", "json", "--quiet", "--schema-only", "--ignore", "rules,publications,collation", &p, &c], &[]);
+    let left = ignored.json()["schema_changes"].as_array().unwrap().clone();
+    assert!(left.iter().all(|c| !["rule", "publication", "collation"].contains(&c["kind"].as_str().unwrap())));
+    assert!(left.iter().any(|c| c["object"] == "public.kid"));
+}

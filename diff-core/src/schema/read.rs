@@ -285,7 +285,7 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
                   WHERE i.indrelid = c.oid AND i.indisreplident LIMIT 1),
                 (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno) FROM pg_inherits i
                   WHERE i.inhrelid = c.oid AND NOT c.relispartition),
-                (SELECT am.amname::text FROM pg_am am WHERE am.oid = c.relam),
+                (SELECT am.amname::text FROM pg_am am WHERE am.oid = c.relam AND am.amname <> 'heap'),
                 (SELECT ci.relname::text FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid
                   WHERE i.indrelid = c.oid AND i.indisclustered LIMIT 1),
                 CASE WHEN c.reloftype <> 0 THEN format_type(c.reloftype, NULL) END,
