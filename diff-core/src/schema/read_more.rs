@@ -302,6 +302,13 @@ fn q_global(version: i32) -> String {
     } else {
         ("", "NULL::text")
     };
+    // Only the columns granted to everyone: pg_subscription.oid is among them from PostgreSQL 15
+    // on (checked on 15 and 18); before, a subscription pairs by name and its comment is not read.
+    let (sub_oid, sub_comment) = if version >= 150000 {
+        ("s.oid", "shobj_description(s.oid, 'pg_subscription')")
+    } else {
+        ("NULL::oid", "NULL::text")
+    };
     let pub_gencols = if version >= 180000 { "p.pubgencols::text" } else { "NULL::text" };
     let global = |kind: &str, oid: &str, name: &str, from: &str, attrs: &str, deps: &str| {
         format!("SELECT '{kind}', {oid}, NULL, NULL, ({name})::text, NULL, NULL, ARRAY[{attrs}], ARRAY[{deps}]::text[] FROM {from}")
@@ -331,12 +338,12 @@ fn q_global(version: i32) -> String {
         ),
         global(
             "subscription",
-            "s.oid",
+            sub_oid,
             "s.subname",
             &format!("pg_subscription s WHERE s.subdbid = {this_db}"),
             &format!(
                 "'enabled', s.subenabled::text, 'publications', array_to_string(s.subpublications, ', '),
-                 'owner', {}, 'comment', shobj_description(s.oid, 'pg_subscription')",
+                 'owner', {}, 'comment', {sub_comment}",
                 owner("s.subowner")
             ),
             "",
