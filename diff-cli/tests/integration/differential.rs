@@ -45,6 +45,17 @@
 //! Tables present on one side only are not expected in `tables[]`. Per strategy and table, the
 //! counts and the multiset of updates' changed-column lists must match; an exit status other than
 //! 0 or 1 fails the case, and so does 0 while rows differ.
+//!
+//! # The schema cross-check (pg_dump as the reference)
+//!
+//! Per case, `pg_dump --schema-only` of both sides must differ exactly when the default run
+//! reports at least one schema change. Ignored on both sides, as documented: in the dumps,
+//! comment lines (`--`, including the TOC lines naming owners), blank lines, the `\restrict`
+//! keys, and the order of the entries (a restore may order objects differently); in the report,
+//! what a schema dump does not hold: sequence state (`last_value`, `is_called`) and a table
+//! rewritten or replaced with nothing else changed (a new relfilenode: VACUUM FULL, CLUSTER's
+//! rewrite — its `CLUSTER ON` mark is in both). Skipped when no pg_dump as new as the server
+//! exists ([`harness::pg_dump`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -1778,6 +1789,7 @@ fn run_case(seed: u64) -> Outcome {
         total(|c| c.updated),
         total(|c| c.deleted)
     );
+    let mut default_doc = None;
     for strategy in ["default", "stream", "hash"] {
         let mut args = vec!["--format", "json", "--quiet", pconn.as_str(), cconn.as_str()];
         if strategy != "default" {
@@ -1797,6 +1809,9 @@ fn run_case(seed: u64) -> Outcome {
         };
         if run.code == 0 && any_row_change {
             outcome.problems.push(format!("[{strategy}] exit 0 although rows differ"));
+        }
+        if strategy == "default" {
+            default_doc = Some(doc.clone());
         }
         let got = match parse_doc(&doc) {
             Ok(g) => g,
@@ -1834,6 +1849,11 @@ fn run_case(seed: u64) -> Outcome {
             }
         }
     }
+    match default_doc.and_then(|doc| schema_cross_check(&pconn, &cconn, &doc)) {
+        Some(Ok(differ)) => outcome.summary.push_str(if differ { "; pg_dump: differ" } else { "; pg_dump: same" }),
+        Some(Err(problem)) => outcome.problems.push(problem),
+        None => {}
+    }
     if outcome.problems.is_empty() {
         for (c, db) in [(a, &pdb), (b, &cdb)] {
             let _ = ex.run(&conninfo(c, "postgres"), &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
@@ -1842,6 +1862,69 @@ fn run_case(seed: u64) -> Outcome {
     }
     outcome.sql = ex.log;
     outcome
+}
+
+/// A schema dump without comments, blank lines and entry order: its entries (split where
+/// pg_dump names the next one), each without comment lines, sorted.
+fn dump_entries(dump: &str) -> Vec<String> {
+    let mut entries = vec![String::new()];
+    for line in dump.lines() {
+        if line.starts_with("-- Name: ") {
+            entries.push(String::new());
+        }
+        if line.starts_with("--") || line.trim().is_empty() {
+            continue;
+        }
+        let last = entries.last_mut().unwrap();
+        last.push_str(line);
+        last.push('\n');
+    }
+    entries.retain(|e| !e.is_empty());
+    entries.sort();
+    entries
+}
+
+/// Whether a reported schema change is one a schema dump can show (see the module doc).
+fn visible_in_dump(change: &Value) -> bool {
+    let keys = |side: &str| -> Vec<String> {
+        change[side].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+    };
+    let (before, after) = (keys("before"), keys("after"));
+    let state_only = before.iter().chain(&after).all(|k| k == "last_value" || k == "is_called");
+    !(change["op"] == "altered" && state_only)
+}
+
+/// pg_dump sees a schema difference iff the tool reports a schema change: whether the dumps
+/// differ when they agree, the disagreement otherwise; None without a pg_dump to ask.
+fn schema_cross_check(pconn: &str, cconn: &str, doc: &Value) -> Option<Result<bool, String>> {
+    let (pd, cd) = (harness::schema_dump(pconn, &[])?, harness::schema_dump(cconn, &[])?);
+    let (pe, ce) = (dump_entries(&pd), dump_entries(&cd));
+    let differ = pe != ce;
+    let reported: Vec<String> = doc["schema_changes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|c| visible_in_dump(c))
+                .map(|c| format!("{} {} {}", c["op"], c["kind"], c["object"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    match (differ, reported.is_empty()) {
+        (true, true) => {
+            let only =
+                |a: &[String], b: &[String]| a.iter().filter(|e| !b.contains(e)).cloned().collect::<Vec<_>>().join("");
+            Some(Err(format!(
+                "[schema] pg_dump --schema-only differs but no schema change is reported; parent only:\n{}child only:\n{}",
+                only(&pe, &ce),
+                only(&ce, &pe)
+            )))
+        }
+        (false, false) => Some(Err(format!(
+            "[schema] pg_dump --schema-only is the same on both sides but schema changes are reported: {}",
+            reported.join("; ")
+        ))),
+        _ => Some(Ok(differ)),
+    }
 }
 
 /// stderr in one line: the error, or a panic's message and the first frame in our crates.
@@ -1873,8 +1956,11 @@ fn generated_branches_match_the_reference() {
     let version = harness::cluster().version_num;
     let mut failed = Vec::new();
     let verbose = std::env::var("PGBRANCHDIFF_DIFF_VERBOSE").is_ok_and(|v| !v.is_empty() && v != "0");
+    let (mut dumps_differ, mut dumps_same) = (0, 0);
     for i in 0..cases {
         let o = run_case(base + i);
+        dumps_differ += o.summary.contains("; pg_dump: differ") as u32;
+        dumps_same += o.summary.contains("; pg_dump: same") as u32;
         if verbose {
             let verdict = if o.problems.is_empty() { "ok" } else { "FAILED" };
             eprintln!("seed {} {:?}: {verdict}: {}; {}", o.seed, o.method, o.summary, o.notes[1..].join("; "));
@@ -1884,7 +1970,8 @@ fn generated_branches_match_the_reference() {
         }
     }
     eprintln!(
-        "differential: {cases} cases, seeds {base}..={}, PostgreSQL {version}: {} failed ({:.1}s)",
+        "differential: {cases} cases, seeds {base}..={}, PostgreSQL {version}: {} failed ({:.1}s); \
+         schema cross-check: pg_dump differed in {dumps_differ} passing cases, was the same in {dumps_same}",
         base + cases.saturating_sub(1),
         failed.len(),
         started.elapsed().as_secs_f64()

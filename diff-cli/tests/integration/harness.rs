@@ -340,3 +340,51 @@ pub fn server_log() -> Option<String> {
     let (_, dir) = cluster().stop.as_ref()?;
     std::fs::read_to_string(dir.join("log")).ok()
 }
+
+/// A `pg_dump` at least as new as the test server (pg_dump refuses newer servers): from
+/// `PGBRANCHDIFF_PG_DUMP`, the server's bin directory, `pg_config`, or `/usr/lib/postgresql/*/bin`.
+/// The npm server packages ship no pg_dump: a suite on such a server without a newer system
+/// pg_dump gets None.
+pub fn pg_dump() -> Option<&'static Path> {
+    static PG_DUMP: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PG_DUMP
+        .get_or_init(|| {
+            let want = cluster().version_num / 10000;
+            let mut candidates: Vec<PathBuf> =
+                std::env::var("PGBRANCHDIFF_PG_DUMP").map(PathBuf::from).into_iter().collect();
+            candidates.push(bindir().join("pg_dump"));
+            if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+                candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("pg_dump"));
+            }
+            if let Ok(rd) = std::fs::read_dir("/usr/lib/postgresql") {
+                candidates.extend(rd.flatten().map(|e| e.path().join("bin").join("pg_dump")));
+            }
+            candidates.into_iter().filter(|p| p.exists()).find(|p| {
+                let out = Command::new(p).arg("--version").output().ok();
+                let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+                // "pg_dump (PostgreSQL) 15.18 (Debian …)"
+                let major = text
+                    .split(") ")
+                    .nth(1)
+                    .and_then(|v| v.split('.').next())
+                    .and_then(|v| v.trim().parse::<i32>().ok());
+                major.is_some_and(|m| m >= want)
+            })
+        })
+        .as_deref()
+}
+
+/// `pg_dump --schema-only extra… conninfo`, without the `\restrict` lines (a random key per
+/// run); None when there is no suitable pg_dump ([`pg_dump`]).
+pub fn schema_dump(conninfo: &str, extra: &[&str]) -> Option<String> {
+    let bin = pg_dump()?;
+    let out = Command::new(bin).arg("--schema-only").args(extra).arg("-d").arg(conninfo).output().unwrap();
+    assert!(out.status.success(), "pg_dump {conninfo}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    Some(
+        text.lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .map(|l| format!("{l}\n"))
+            .collect(),
+    )
+}

@@ -15,6 +15,7 @@ mod library;
 mod migrate;
 mod ndjson;
 mod redaction;
+mod schema_coverage;
 mod schema_doc;
 mod schema_kinds;
 mod schema_noise;

@@ -271,6 +271,24 @@ pub const RULES: &[Rule] = &[
         when: "a table converted between regular and partitioned, or logged and unlogged",
         applies: |s| s.kind == Table && s.altered("kind"),
     },
+    Rule {
+        id: "rule_changed",
+        danger: Danger::ResultsChanged,
+        when: "a rule added, dropped or altered (DO INSTEAD, DO INSTEAD NOTHING, DO ALSO, enabled or disabled)",
+        applies: |s| s.kind == ObjKind::Rule && s.op != Renamed,
+    },
+    Rule {
+        id: "inheritance_changed",
+        danger: Danger::ResultsChanged,
+        when: "a table's inheritance parents changed (INHERIT, NO INHERIT): a SELECT on the parent returns other rows",
+        applies: |s| s.kind == Table && s.altered("inherits"),
+    },
+    Rule {
+        id: "publication_changed",
+        danger: Danger::ReplicationChanged,
+        when: "a publication added, dropped or altered (its tables, schemas, operations, row filters, column lists)",
+        applies: |s| s.kind == Publication && s.op != Renamed,
+    },
 ];
 
 /// The labels of one change, in report order, each once.
@@ -353,6 +371,46 @@ mod tests {
         let mut existing: Vec<String> = Danger::ALL.iter().map(|d| d.label().to_string()).collect();
         existing.sort();
         assert_eq!(documented, existing);
+    }
+
+    #[test]
+    fn rules_inheritance_and_publications_are_labelled() {
+        let mut parent = crate::schema::read::Object {
+            kind: Table,
+            name: "s.t".into(),
+            leaf: "t".into(),
+            parent: Some("s".into()),
+            table: None,
+            identity: None,
+            attrs: Default::default(),
+            depends_on: vec![],
+            server_version: 0,
+        };
+        parent.attrs.insert("inherits".into(), "s.base".into());
+        let child = crate::schema::read::Object { attrs: Default::default(), ..parent.clone() };
+        let altered = Subject {
+            op: Altered,
+            kind: Table,
+            before: Some(&parent),
+            after: Some(&child),
+            changed: ["inherits".to_string()].into(),
+            rewritten: false,
+            redefined: false,
+        };
+        assert_eq!(labels(&altered), vec![Danger::ResultsChanged]);
+        let rule = crate::schema::read::Object { kind: ObjKind::Rule, ..parent.clone() };
+        let added = Subject {
+            op: Added,
+            kind: ObjKind::Rule,
+            before: None,
+            after: Some(&rule),
+            changed: Default::default(),
+            ..altered
+        };
+        assert_eq!(labels(&added), vec![Danger::ResultsChanged]);
+        let publication = crate::schema::read::Object { kind: Publication, ..parent.clone() };
+        let dropped = Subject { op: Dropped, kind: Publication, before: Some(&publication), after: None, ..added };
+        assert_eq!(labels(&dropped), vec![Danger::ReplicationChanged]);
     }
 
     #[test]

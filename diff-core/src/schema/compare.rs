@@ -161,7 +161,10 @@ pub fn compare(
         }
         if p.leaf != c.leaf
             || (p.parent != c.parent
-                && !matches!(p.kind, ObjKind::Column | ObjKind::Constraint | ObjKind::Trigger | ObjKind::Policy))
+                && !matches!(
+                    p.kind,
+                    ObjKind::Column | ObjKind::Constraint | ObjKind::Trigger | ObjKind::Policy | ObjKind::Rule
+                ))
         {
             let mut ch = change(c, ChangeOp::Renamed);
             ch.before.insert("name".into(), p.name.clone());

@@ -9,6 +9,7 @@ pub mod compare;
 mod large_objects;
 pub mod portable;
 pub mod read;
+mod read_more;
 
 pub use compare::{compare, shares_objects, Inferred, Pairs};
 pub use read::{ObjKind, Object};
@@ -70,11 +71,19 @@ pub enum Danger {
     /// The table was rewritten (new relfilenode), or recreated as another kind
     /// (regular ↔ partitioned, logged ↔ unlogged): every row is written again.
     TableRewritten,
+    /// What queries return or what writes do changed without a column or
+    /// constraint changing: a rule added, dropped or altered (`DO INSTEAD`
+    /// rewrites the statement), a table's inheritance parents changed (a
+    /// `SELECT` on the parent returns other rows).
+    ResultsChanged,
+    /// What logical replication sends changed: a publication added, dropped
+    /// or altered (its tables, schemas, operations, row filters, column lists).
+    ReplicationChanged,
 }
 
 impl Danger {
     /// Every label, in report order.
-    pub const ALL: [Danger; 12] = [
+    pub const ALL: [Danger; 14] = [
         Danger::DropsData,
         Danger::TypeChange,
         Danger::MayNarrow,
@@ -87,6 +96,8 @@ impl Danger {
         Danger::BreaksClients,
         Danger::Security,
         Danger::TableRewritten,
+        Danger::ResultsChanged,
+        Danger::ReplicationChanged,
     ];
 
     /// The label as written in reports (`drops_data`, …).
@@ -104,6 +115,8 @@ impl Danger {
             Danger::BreaksClients => "breaks_clients",
             Danger::Security => "security",
             Danger::TableRewritten => "table_rewritten",
+            Danger::ResultsChanged => "results_changed",
+            Danger::ReplicationChanged => "replication_changed",
         }
     }
 }

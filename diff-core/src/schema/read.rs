@@ -47,6 +47,56 @@ pub enum ObjKind {
     Extension,
     /// Row-level security policy.
     Policy,
+    /// Rewrite rule of a table (`CREATE RULE`).
+    Rule,
+    /// Extended statistics object (`CREATE STATISTICS`).
+    Statistics,
+    /// Foreign table: its server, options and columns.
+    ForeignTable,
+    /// Foreign data wrapper.
+    ForeignDataWrapper,
+    /// Foreign server: its wrapper and options.
+    ForeignServer,
+    /// User mapping for a foreign server (password options hidden).
+    UserMapping,
+    /// Publication: its tables, schemas and operations.
+    Publication,
+    /// Subscription of this database.
+    Subscription,
+    /// Event trigger, with its enabled state.
+    EventTrigger,
+    /// Default privileges (`ALTER DEFAULT PRIVILEGES`).
+    DefaultPrivileges,
+    /// Cast between two types.
+    Cast,
+    /// Operator (by its argument types).
+    Operator,
+    /// Operator class (by its access method).
+    OperatorClass,
+    /// Operator family (by its access method), with its members.
+    OperatorFamily,
+    /// Collation.
+    Collation,
+    /// Text search configuration, with its mappings.
+    TextSearchConfiguration,
+    /// Text search dictionary.
+    TextSearchDictionary,
+    /// Text search parser.
+    TextSearchParser,
+    /// Text search template.
+    TextSearchTemplate,
+    /// Encoding conversion.
+    Conversion,
+    /// Aggregate function (by signature).
+    Aggregate,
+    /// Range type.
+    RangeType,
+    /// Access method (`CREATE ACCESS METHOD`).
+    AccessMethod,
+    /// Procedural language.
+    Language,
+    /// The database itself: its settings and those of roles in it.
+    Database,
     /// Large object (by OID).
     LargeObject,
 }
@@ -71,12 +121,37 @@ impl ObjKind {
             ObjKind::CompositeType => "composite_type",
             ObjKind::Extension => "extension",
             ObjKind::Policy => "policy",
+            ObjKind::Rule => "rule",
+            ObjKind::Statistics => "statistics",
+            ObjKind::ForeignTable => "foreign_table",
+            ObjKind::ForeignDataWrapper => "foreign_data_wrapper",
+            ObjKind::ForeignServer => "foreign_server",
+            ObjKind::UserMapping => "user_mapping",
+            ObjKind::Publication => "publication",
+            ObjKind::Subscription => "subscription",
+            ObjKind::EventTrigger => "event_trigger",
+            ObjKind::DefaultPrivileges => "default_privileges",
+            ObjKind::Cast => "cast",
+            ObjKind::Operator => "operator",
+            ObjKind::OperatorClass => "operator_class",
+            ObjKind::OperatorFamily => "operator_family",
+            ObjKind::Collation => "collation",
+            ObjKind::TextSearchConfiguration => "text_search_configuration",
+            ObjKind::TextSearchDictionary => "text_search_dictionary",
+            ObjKind::TextSearchParser => "text_search_parser",
+            ObjKind::TextSearchTemplate => "text_search_template",
+            ObjKind::Conversion => "conversion",
+            ObjKind::Aggregate => "aggregate",
+            ObjKind::RangeType => "range_type",
+            ObjKind::AccessMethod => "access_method",
+            ObjKind::Language => "language",
+            ObjKind::Database => "database",
             ObjKind::LargeObject => "large_object",
         }
     }
 
     /// All kinds.
-    pub const ALL: [ObjKind; 17] = [
+    pub const ALL: [ObjKind; 42] = [
         ObjKind::Schema,
         ObjKind::Table,
         ObjKind::Column,
@@ -93,6 +168,31 @@ impl ObjKind {
         ObjKind::CompositeType,
         ObjKind::Extension,
         ObjKind::Policy,
+        ObjKind::Rule,
+        ObjKind::Statistics,
+        ObjKind::ForeignTable,
+        ObjKind::ForeignDataWrapper,
+        ObjKind::ForeignServer,
+        ObjKind::UserMapping,
+        ObjKind::Publication,
+        ObjKind::Subscription,
+        ObjKind::EventTrigger,
+        ObjKind::DefaultPrivileges,
+        ObjKind::Cast,
+        ObjKind::Operator,
+        ObjKind::OperatorClass,
+        ObjKind::OperatorFamily,
+        ObjKind::Collation,
+        ObjKind::TextSearchConfiguration,
+        ObjKind::TextSearchDictionary,
+        ObjKind::TextSearchParser,
+        ObjKind::TextSearchTemplate,
+        ObjKind::Conversion,
+        ObjKind::Aggregate,
+        ObjKind::RangeType,
+        ObjKind::AccessMethod,
+        ObjKind::Language,
+        ObjKind::Database,
         ObjKind::LargeObject,
     ];
 }
@@ -121,7 +221,7 @@ pub struct Object {
     pub server_version: i32,
 }
 
-fn obj(kind: ObjKind, schema: &str, rest: &[&str], identity: Option<(u32, i16)>) -> Object {
+pub(crate) fn obj(kind: ObjKind, schema: &str, rest: &[&str], identity: Option<(u32, i16)>) -> Object {
     let mut name = schema.to_string();
     for r in rest {
         name.push('.');
@@ -149,16 +249,17 @@ fn obj(kind: ObjKind, schema: &str, rest: &[&str], identity: Option<(u32, i16)>)
     }
 }
 
-fn put(o: &mut Object, key: &str, v: Option<String>) {
+pub(crate) fn put(o: &mut Object, key: &str, v: Option<String>) {
     if let Some(v) = v.filter(|v| !v.is_empty()) {
         o.attrs.insert(key.to_string(), v);
     }
 }
 
 /// Not part of an extension (extensions are reported as one object).
-const NOT_EXTENSION_MEMBER: &str = "NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.objid = {oid} AND e.deptype = 'e')";
+const NOT_EXTENSION_MEMBER: &str =
+    "NOT EXISTS (SELECT 1 FROM pg_depend ext_dep WHERE ext_dep.objid = {oid} AND ext_dep.deptype = 'e')";
 
-fn not_ext(oid: &str) -> String {
+pub(crate) fn not_ext(oid: &str) -> String {
     NOT_EXTENSION_MEMBER.replace("{oid}", oid)
 }
 
@@ -185,7 +286,16 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
                 array_to_string(c.reloptions, ','), CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END,
                 c.relreplident::text,
                 (SELECT ri.relname::text FROM pg_index i JOIN pg_class ri ON ri.oid = i.indexrelid
-                  WHERE i.indrelid = c.oid AND i.indisreplident LIMIT 1)
+                  WHERE i.indrelid = c.oid AND i.indisreplident LIMIT 1),
+                (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno) FROM pg_inherits i
+                  WHERE i.inhrelid = c.oid AND NOT c.relispartition),
+                (SELECT am.amname::text FROM pg_am am WHERE am.oid = c.relam AND am.amname <> 'heap'),
+                (SELECT ci.relname::text FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid
+                  WHERE i.indrelid = c.oid AND i.indisclustered LIMIT 1),
+                CASE WHEN c.reloftype <> 0 THEN format_type(c.reloftype, NULL) END,
+                (SELECT string_agg(quote_ident(a.attname) || ': ' || d.description, '; ' ORDER BY a.attnum)
+                   FROM pg_description d JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid
+                  WHERE c.relkind IN ('v', 'm') AND d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid > 0)
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {f} AND {}",
         not_ext("c.oid")
@@ -197,6 +307,8 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
                 col_description(c.oid, a.attnum), a.attacl::text, a.atttypid,
                 row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum),
                 nn.conname::text, nn.convalidated, nn.connoinherit,
+                CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END, {compression},
+                NULLIF(a.attstattarget::int, -1)::text, array_to_string(a.attoptions, ','),
                 -- A partition's column is its root's: dropped with it, counted there.
                 (SELECT pn.nspname || '.' || pc.relname || '.' || a.attname FROM pg_inherits ih
                    JOIN pg_class pc ON pc.oid = ih.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
@@ -207,7 +319,9 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
               LEFT JOIN pg_constraint nn ON nn.conrelid = a.attrelid AND nn.contype = 'n' AND nn.conkey = ARRAY[a.attnum]
          WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND {f} AND {}
          ORDER BY c.oid, a.attnum",
-        not_ext("c.oid")
+        not_ext("c.oid"),
+        // attcompression exists from PostgreSQL 14 on.
+        compression = if side.server_version >= 140000 { "NULLIF(a.attcompression::text, '')" } else { "NULL::text" }
     );
     let q_cons = format!(
         "SELECT k.oid, n.nspname::text, c.relname::text, k.conname::text, k.contype::text, pg_get_constraintdef(k.oid),
@@ -275,18 +389,20 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
                 (SELECT string_agg(k.conname || ' ' || pg_get_constraintdef(k.oid), '; ' ORDER BY k.conname) FROM pg_constraint k WHERE k.contypid = t.oid),
                 (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
                    FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped),
-                pg_get_userbyid(t.typowner)::text, obj_description(t.oid, 'pg_type')
+                pg_get_userbyid(t.typowner)::text, obj_description(t.oid, 'pg_type'),
+                NULLIF(t.typacl, acldefault('T', t.typowner))::text
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
          WHERE (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
            AND {f} AND {}",
         not_ext("t.oid")
     );
-    let q_ext = "SELECT e.oid, e.extname::text, e.extversion, n.nspname::text FROM pg_extension e
+    let q_ext = "SELECT e.oid, e.extname::text, e.extversion, n.nspname::text, obj_description(e.oid, 'pg_extension') FROM pg_extension e
          JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql'";
     let q_pol = format!(
         "SELECT p.oid, n.nspname::text, c.relname::text, p.polname::text, p.polcmd::text, p.polpermissive,
                 (SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END, ', ' ORDER BY 1) FROM unnest(p.polroles) r),
-                pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+                pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
+                obj_description(p.oid, 'pg_policy')
          FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {f}"
     );
     let q_viewdeps = format!(
@@ -295,7 +411,7 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
               JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
          WHERE v.relkind IN ('v', 'm') AND d.refobjid <> v.oid AND {f}"
     );
-    let (schemas, rels, cols, cons, idx, seqs, procs, trigs, types, exts, pols, vdeps) = tokio::try_join!(
+    let (schemas, rels, cols, cons, idx, seqs, procs, trigs, types, exts, pols, vdeps, more) = tokio::try_join!(
         c.query(&q_schemas, &[]),
         c.query(&q_rels, &[]),
         c.query(&q_cols, &[]),
@@ -308,6 +424,7 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         c.query(q_ext, &[]),
         c.query(&q_pol, &[]),
         c.query(&q_viewdeps, &[]),
+        super::read_more::query(c, side.server_version),
     )
     .map_err(err)?;
 
@@ -359,9 +476,14 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
                 _ => "default".to_string(),
             };
             put(&mut o, "replica_identity", Some(ident));
+            put(&mut o, "inherits", r.get(18));
+            put(&mut o, "cluster_on", r.get(20));
+            put(&mut o, "of_type", r.get(21));
         } else {
             put(&mut o, "definition", r.get(15));
+            put(&mut o, "column_comments", r.get(22));
         }
+        put(&mut o, "access_method", r.get(19));
         put(&mut o, "owner", r.get(10));
         put(&mut o, "comment", r.get(11));
         put(&mut o, "privileges", r.get(12));
@@ -375,7 +497,7 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         col_names.insert((r.get(0), r.get(1)), o.name.clone());
         o.table = Some((schema, rel));
         o.depends_on.push(o.parent.clone().unwrap_or_default());
-        o.depends_on.extend(r.get::<_, Option<String>>(18));
+        o.depends_on.extend(r.get::<_, Option<String>>(22));
         put(&mut o, "type", r.get(5));
         put(&mut o, "not_null", Some(r.get::<_, bool>(6).to_string()));
         // PostgreSQL 18 catalogs NOT NULL as a named constraint, possibly NOT VALID or NO INHERIT.
@@ -409,6 +531,34 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         put(&mut o, "privileges", r.get(12));
         put(&mut o, "position", Some(r.get::<_, i64>(14).to_string()));
         put(&mut o, "type_oid", Some(r.get::<_, u32>(13).to_string()));
+        put(
+            &mut o,
+            "storage",
+            r.get::<_, Option<String>>(18).map(|s| {
+                match s.as_str() {
+                    "p" => "plain",
+                    "e" => "external",
+                    "m" => "main",
+                    _ => "extended",
+                }
+                .to_string()
+            }),
+        );
+        put(
+            &mut o,
+            "compression",
+            r.get::<_, Option<String>>(19).map(|c| {
+                if c == "p" {
+                    "pglz".into()
+                } else if c == "l" {
+                    "lz4".into()
+                } else {
+                    c
+                }
+            }),
+        );
+        put(&mut o, "statistics", r.get(20));
+        put(&mut o, "attribute_options", r.get(21));
         out.push(o);
     }
     let col_deps = |rel: &str, keys: Option<Vec<i16>>, rel_oid: Option<u32>| -> Vec<String> {
@@ -556,6 +706,7 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         }
         put(&mut o, "owner", r.get(10));
         put(&mut o, "comment", r.get(11));
+        put(&mut o, "privileges", r.get(12));
         out.push(o);
     }
     for r in &exts {
@@ -563,6 +714,7 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         let mut o = obj(ObjKind::Extension, &name, &[], Some((r.get(0), 0)));
         put(&mut o, "version", r.get(2));
         put(&mut o, "schema", r.get(3));
+        put(&mut o, "comment", r.get(4));
         out.push(o);
     }
     for r in &pols {
@@ -589,6 +741,7 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
         put(&mut o, "roles", r.get(6));
         put(&mut o, "using", r.get(7));
         put(&mut o, "with_check", r.get(8));
+        put(&mut o, "comment", r.get(9));
         out.push(o);
     }
     for r in &vdeps {
@@ -602,6 +755,7 @@ pub async fn read(side: &Side) -> Result<Vec<Object>> {
             }
         }
     }
+    out.extend(super::read_more::objects(&more));
     out.extend(super::large_objects::read(side).await?);
     for o in &mut out {
         o.server_version = side.server_version;
@@ -632,4 +786,38 @@ async fn read_sequence_state(side: &Side, seqs: &[(u32, String)], out: &mut [Obj
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ObjKind;
+
+    /// The kinds in docs/output-format.md's "Schema kinds" table, in its order.
+    fn documented_kinds() -> Vec<String> {
+        let doc = include_str!("../../../docs/output-format.md");
+        let table = doc.split("### Schema kinds").nth(1).expect("a schema kinds section");
+        let rows = table.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')).skip(2);
+        rows.filter_map(|l| l.split('`').nth(1).map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn the_documentation_lists_exactly_the_kinds_that_exist() {
+        let mut documented = documented_kinds();
+        documented.sort();
+        let mut existing: Vec<String> = ObjKind::ALL.iter().map(|k| k.label().to_string()).collect();
+        existing.sort();
+        assert_eq!(documented, existing);
+    }
+
+    #[test]
+    fn the_json_schema_lists_exactly_the_kinds_that_exist() {
+        let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/output-schema.json")).unwrap();
+        let kinds = &schema["$defs"]["schema_change"]["properties"]["kind"]["enum"];
+        let mut listed: Vec<String> =
+            kinds.as_array().expect("a kind enum").iter().map(|k| k.as_str().unwrap().to_string()).collect();
+        listed.sort();
+        let mut existing: Vec<String> = ObjKind::ALL.iter().map(|k| k.label().to_string()).collect();
+        existing.sort();
+        assert_eq!(listed, existing);
+    }
 }
