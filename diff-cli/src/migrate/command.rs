@@ -118,6 +118,7 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
         .map(|r| r.get(0))
         .collect();
     let before = rewrites::snapshot(&client).await?;
+    let existing = super::execute::existing_relations(&client).await?;
     let started = Instant::now();
     let sampler = Sampler::start(branch, Watch::Database { exclude }, started).await?;
     sampler.set_statement(0);
@@ -164,7 +165,7 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
         waits: Vec::new(),
         rewrites: rewrites::compare(&before, &after),
     }];
-    fill_locks(&mut statements, &samples);
+    fill_locks(&mut statements, &samples, &[None], &existing, false);
     let failure = match status {
         None => Some(failure(
             FailureKind::Budget,
@@ -185,7 +186,8 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
     Ok(MigrationReport {
         kind: "command",
         command: Some(command.to_string()),
-        locks: samples.summary(&["command".to_string()]),
+        files_not_run: Vec::new(),
+        locks: samples.sampled_summary("command", &existing),
         statements,
         over_budget: opts.max_duration.is_some_and(|b| total > b),
         failure,

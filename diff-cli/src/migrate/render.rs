@@ -1,12 +1,13 @@
 //! The migration report as text for a terminal and as Markdown for a pull
 //! request. Both show every statement with its time; per statement only locks
-//! that block writers (SHARE UPDATE EXCLUSIVE and stronger) are listed, the
-//! JSON has them all.
+//! SHARE UPDATE EXCLUSIVE and stronger on relations that existed before the
+//! migration are listed (the JSON has them all), and per relation how long
+//! reads and writes, and writes, were blocked, and by which statements.
 
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::report::{Explanation, Failure, FailureKind, LockHeld, MigrationReport, StatementReport};
+use super::report::{Explanation, Failure, FailureKind, LockHeld, LockSummary, MigrationReport, StatementReport};
 
 /// `850 ms`, `1.23 s`, `2 min 5 s`.
 pub(super) fn duration(d: Duration) -> String {
@@ -23,12 +24,46 @@ fn ms(m: u64) -> String {
     }
 }
 
-/// Locks worth a line per statement: those that block writes.
+/// Locks worth a line per statement: SHARE UPDATE EXCLUSIVE (it blocks
+/// schema changes and VACUUM) and stronger, on relations that existed before.
 fn notable(l: &LockHeld) -> bool {
-    matches!(
-        l.mode.as_str(),
-        "ShareUpdateExclusiveLock" | "ShareLock" | "ShareRowExclusiveLock" | "ExclusiveLock" | "AccessExclusiveLock"
-    )
+    !l.created
+        && matches!(
+            l.mode.as_str(),
+            "ShareUpdateExclusiveLock"
+                | "ShareLock"
+                | "ShareRowExclusiveLock"
+                | "ExclusiveLock"
+                | "AccessExclusiveLock"
+        )
+}
+
+/// `AccessExclusiveLock` → `ACCESS EXCLUSIVE`, as PostgreSQL's documentation names modes.
+fn mode_name(mode: &str) -> String {
+    let base = mode.strip_suffix("Lock").unwrap_or(mode);
+    let mut out = String::new();
+    for (i, c) in base.char_indices() {
+        if i > 0 && c.is_ascii_uppercase() {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Relations whose writes were blocked at all (a hold too short to time still counts).
+fn blocking(r: &MigrationReport) -> Vec<&LockSummary> {
+    r.locks.iter().filter(|l| !l.held_by.is_empty() || l.writes_blocked_millis > 0).collect()
+}
+
+/// `ACCESS EXCLUSIVE m.sql:3, SHARE m.sql:1` for the holders of modes that pass `pred`.
+fn holders(l: &LockSummary, pred: fn(&str) -> bool) -> String {
+    l.held_by
+        .iter()
+        .filter(|h| pred(&h.mode))
+        .map(|h| format!("{} {}", mode_name(&h.mode), h.location))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn headline(r: &MigrationReport) -> String {
@@ -61,10 +96,14 @@ fn statement_notes(s: &StatementReport) -> Vec<String> {
         notes.push(format!("rewrote {} (relfilenode {} → {})", w.table, w.relfilenode_before, w.relfilenode_after));
     }
     for l in s.locks.iter().filter(|l| notable(l)) {
-        notes.push(format!("{} on {} ({}), seen for {}", l.mode, l.relation, l.relkind, ms(l.millis)));
+        notes.push(format!("{} on {} ({}), held {}", mode_name(&l.mode), l.relation, l.relkind, ms(l.millis)));
     }
     for w in &s.waits {
-        let on = w.relation.clone().unwrap_or_else(|| w.locktype.clone());
+        let on = match (&w.relation, w.locktype.as_str()) {
+            (Some(rel), "relation") => rel.clone(),
+            (Some(rel), other) => format!("the {other} lock of {rel}"),
+            (None, other) => format!("a {other} lock"),
+        };
         let behind: Vec<String> = w
             .blocked_by
             .iter()
@@ -74,7 +113,7 @@ fn statement_notes(s: &StatementReport) -> Vec<String> {
             })
             .collect();
         let behind = if behind.is_empty() { String::new() } else { format!(" behind {}", behind.join(", ")) };
-        notes.push(format!("waited {} for {} on {on}{behind}", ms(w.millis), w.mode));
+        notes.push(format!("waited {} for {} on {on}{behind}", ms(w.millis), mode_name(&w.mode)));
     }
     notes
 }
@@ -125,23 +164,29 @@ pub(super) fn text(r: &MigrationReport) -> String {
             let _ = writeln!(out, "{:20}{note}", "");
         }
     }
-    let strong: Vec<_> = r.locks.iter().filter(|l| l.access_exclusive_millis > 0).collect();
-    if !strong.is_empty() {
-        let _ = writeln!(out, "ACCESS EXCLUSIVE held (writes and reads blocked):");
-        for l in strong {
+    let blocked = blocking(r);
+    if !blocked.is_empty() {
+        let _ = writeln!(out, "Blocked by the migration's locks:");
+        for l in blocked {
+            let _ = writeln!(out, "  {} ({})", l.relation, l.relkind);
+            let reads = holders(l, super::locks::blocks_reads);
+            if !reads.is_empty() {
+                let _ = writeln!(out, "    reads and writes: {} — {reads}", ms(l.reads_and_writes_blocked_millis));
+            }
             let _ = writeln!(
                 out,
-                "  {} ({}): {} — {}",
-                l.relation,
-                l.relkind,
-                ms(l.access_exclusive_millis),
-                l.statements.join(", ")
+                "    writes:           {} — {}",
+                ms(l.writes_blocked_millis),
+                holders(l, super::locks::blocks_writes)
             );
         }
     }
     if let Some(f) = &r.failure {
         for line in failure_lines(f) {
             let _ = writeln!(out, "  {line}");
+        }
+        if !r.files_not_run.is_empty() {
+            let _ = writeln!(out, "  Never ran: {}", r.files_not_run.join(", "));
         }
         if let Some(e) = &f.explanation {
             let _ = writeln!(out, "  {}", e.summary);
@@ -181,17 +226,30 @@ pub(super) fn markdown(r: &MigrationReport) -> String {
             ms(s.millis)
         );
     }
-    let strong: Vec<_> = r.locks.iter().filter(|l| l.access_exclusive_millis > 0).collect();
-    if !strong.is_empty() {
-        let _ = writeln!(out, "\n**ACCESS EXCLUSIVE held** (reads and writes blocked):\n");
-        for l in strong {
-            let _ = writeln!(out, "- {} ({}): {}", md_code(&l.relation), l.relkind, ms(l.access_exclusive_millis));
+    let blocked = blocking(r);
+    if !blocked.is_empty() {
+        let _ = writeln!(out, "\n**Blocked by the migration's locks**\n");
+        let _ = writeln!(out, "| relation | reads and writes blocked | writes blocked | held by |\n|---|--:|--:|---|");
+        for l in blocked {
+            let _ = writeln!(
+                out,
+                "| {} ({}) | {} | {} | {} |",
+                md_code(&l.relation),
+                l.relkind,
+                ms(l.reads_and_writes_blocked_millis),
+                ms(l.writes_blocked_millis),
+                md_cell(&holders(l, super::locks::blocks_writes))
+            );
         }
     }
     if let Some(f) = &r.failure {
         out.push('\n');
         for line in failure_lines(f) {
             let _ = writeln!(out, "> {}", md_cell(&line));
+        }
+        if !r.files_not_run.is_empty() {
+            let files: Vec<String> = r.files_not_run.iter().map(|f| md_code(f)).collect();
+            let _ = writeln!(out, ">\n> Never ran: {}", files.join(", "));
         }
         if let Some(e) = &f.explanation {
             let _ = writeln!(out, "\n{}\n", md_cell(&e.summary));
@@ -210,7 +268,7 @@ pub(super) fn markdown(r: &MigrationReport) -> String {
 mod tests {
     use super::*;
 
-    use crate::migrate::report::{Blocker, LockSummary, LockWait, Rewrite};
+    use crate::migrate::report::{Blocker, LockHolder, LockSummary, LockWait, Rewrite};
 
     fn sample() -> MigrationReport {
         let ael = |millis| LockHeld {
@@ -218,16 +276,19 @@ mod tests {
             relkind: "table".into(),
             mode: "AccessExclusiveLock".into(),
             millis,
+            created: false,
         };
         let weak = LockHeld {
             relation: "public.users".into(),
             relkind: "table".into(),
             mode: "AccessShareLock".into(),
             millis: 3,
+            created: false,
         };
         MigrationReport {
             kind: "files",
             command: None,
+            files_not_run: Vec::new(),
             statements: vec![
                 StatementReport {
                     location: "m/0001.sql:2".into(),
@@ -268,7 +329,9 @@ mod tests {
                 relation: "public.users".into(),
                 relkind: "table".into(),
                 modes: vec!["AccessShareLock".into(), "AccessExclusiveLock".into()],
-                access_exclusive_millis: 950,
+                reads_and_writes_blocked_millis: 950,
+                writes_blocked_millis: 950,
+                held_by: vec![LockHolder { location: "m/0001.sql:2".into(), mode: "AccessExclusiveLock".into() }],
                 statements: vec!["m/0001.sql:2".into()],
             }],
             failure: Some(Failure {
@@ -300,11 +363,13 @@ mod tests {
 Migration failed at m/0002.sql:1, after 1.26 s (budget 1 min 0 s).
   ok        1.25 s  m/0001.sql:2  ALTER TABLE users ALTER id TYPE bigint
                     rewrote public.users (relfilenode 1 → 2)
-                    AccessExclusiveLock on public.users (table), seen for 1.25 s
-                    waited 300 ms for AccessExclusiveLock on public.users behind pid 42 (psql, idle in transaction: SELECT 1)
+                    ACCESS EXCLUSIVE on public.users (table), held 1.25 s
+                    waited 300 ms for ACCESS EXCLUSIVE on public.users behind pid 42 (psql, idle in transaction: SELECT 1)
   FAILED      8 ms  m/0002.sql:1  CREATE UNIQUE INDEX ON users (email)
-ACCESS EXCLUSIVE held (writes and reads blocked):
-  public.users (table): 950 ms — m/0001.sql:2
+Blocked by the migration's locks:
+  public.users (table)
+    reads and writes: 950 ms — ACCESS EXCLUSIVE m/0001.sql:2
+    writes:           950 ms — ACCESS EXCLUSIVE m/0001.sql:2
   could not create unique index \"users_email_idx\" (SQLSTATE 23505)
   DETAIL: Key (email)=(a|b) is duplicated.
   1 value of (email) occurs more than once in public.users, in 2 rows:
@@ -324,12 +389,14 @@ ACCESS EXCLUSIVE held (writes and reads blocked):
 
 | | location | statement | time | locks and rewrites |
 |---|---|---|--:|---|
-| ok | `m/0001.sql:2` | `ALTER TABLE users ALTER id TYPE bigint` | 1.25 s | rewrote public.users (relfilenode 1 → 2)<br>AccessExclusiveLock on public.users (table), seen for 1.25 s<br>waited 300 ms for AccessExclusiveLock on public.users behind pid 42 (psql, idle in transaction: SELECT 1) |
+| ok | `m/0001.sql:2` | `ALTER TABLE users ALTER id TYPE bigint` | 1.25 s | rewrote public.users (relfilenode 1 → 2)<br>ACCESS EXCLUSIVE on public.users (table), held 1.25 s<br>waited 300 ms for ACCESS EXCLUSIVE on public.users behind pid 42 (psql, idle in transaction: SELECT 1) |
 | **failed** | `m/0002.sql:1` | `CREATE UNIQUE INDEX ON users (email)` | 8 ms |  |
 
-**ACCESS EXCLUSIVE held** (reads and writes blocked):
+**Blocked by the migration's locks**
 
-- `public.users` (table): 950 ms
+| relation | reads and writes blocked | writes blocked | held by |
+|---|--:|--:|---|
+| `public.users` (table) | 950 ms | 950 ms | ACCESS EXCLUSIVE m/0001.sql:2 |
 
 > could not create unique index \"users_email_idx\" (SQLSTATE 23505)
 > DETAIL: Key (email)=(a\\|b) is duplicated.
@@ -341,6 +408,13 @@ ACCESS EXCLUSIVE held (writes and reads blocked):
 | a\\|b | 2 |
 ";
         assert_eq!(markdown(&sample()), want);
+    }
+
+    #[test]
+    fn mode_names_as_documented() {
+        assert_eq!(mode_name("AccessExclusiveLock"), "ACCESS EXCLUSIVE");
+        assert_eq!(mode_name("ShareRowExclusiveLock"), "SHARE ROW EXCLUSIVE");
+        assert_eq!(mode_name("ShareLock"), "SHARE");
     }
 
     #[test]

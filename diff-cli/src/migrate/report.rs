@@ -14,12 +14,15 @@ pub struct MigrationReport {
     /// Statements in the order they ran (the command as one entry). Only
     /// statements that ran are listed: the failed one is the last.
     pub statements: Vec<StatementReport>,
-    /// Per relation, over the whole migration: the lock modes seen and how
-    /// long ACCESS EXCLUSIVE was held.
+    /// Per relation that existed before, over the whole migration: the lock
+    /// modes taken, how long reads and writes were blocked, and by which statements.
     pub locks: Vec<LockSummary>,
     /// Set when the migration did not apply completely.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// Files after the one that failed: none of their statements ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files_not_run: Vec<String>,
     /// Wall time of the statements (their sum) or of the command; the
     /// tracing between statements is not counted. The budget is spent by this.
     pub total_millis: u64,
@@ -59,8 +62,14 @@ pub struct LockHeld {
     pub relkind: String,
     /// PostgreSQL's mode name, e.g. `AccessExclusiveLock`.
     pub mode: String,
-    /// How long it was seen held during the statement (sampling resolution).
+    /// How long it was held during the statement: the statement's time less
+    /// its wait on the relation (for a command: the time it was seen, at
+    /// sampling resolution).
     pub millis: u64,
+    /// The relation did not exist before the migration (it created it): a
+    /// lock on it blocks nobody.
+    #[serde(rename = "created_by_migration")]
+    pub created: bool,
 }
 
 /// A lock a statement waited for.
@@ -99,19 +108,34 @@ pub struct Rewrite {
     pub relfilenode_after: u32,
 }
 
-/// Locks on one relation over the whole migration.
+/// Locks on one relation that existed before the migration, over the whole
+/// migration (relations it created block nobody and are not listed).
 #[derive(Debug, Clone, Serialize)]
 pub struct LockSummary {
     pub relation: String,
     pub relkind: String,
-    /// Modes seen, weakest first.
+    /// Table-lock modes taken on it, weakest first.
     pub modes: Vec<String>,
-    /// How long ACCESS EXCLUSIVE was held, in total (0: never seen): the time
-    /// of the statements that held it (less their wait for it) to the end of
-    /// their transaction block; for a command, the time it was seen held.
-    pub access_exclusive_millis: u64,
+    /// How long reads and writes were both blocked (ACCESS EXCLUSIVE held):
+    /// the time of the statements that held it (less their wait for it) to
+    /// the end of their transaction block; for a command, the time it was seen held.
+    pub reads_and_writes_blocked_millis: u64,
+    /// How long writes were blocked (SHARE, SHARE ROW EXCLUSIVE, EXCLUSIVE or
+    /// ACCESS EXCLUSIVE held), counted the same way; it includes the time
+    /// reads were blocked too.
+    pub writes_blocked_millis: u64,
+    /// The statements that took a mode blocking writes, with that mode, strongest first.
+    pub held_by: Vec<LockHolder>,
     /// Locations of the statements that took or waited for locks on it.
     pub statements: Vec<String>,
+}
+
+/// A statement that took a lock blocking writes.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LockHolder {
+    pub location: String,
+    /// PostgreSQL's mode name.
+    pub mode: String,
 }
 
 /// Why the migration did not apply completely.
