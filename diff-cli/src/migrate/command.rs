@@ -45,6 +45,11 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// A path for a URL's query: `/` kept, anything outside the unreserved set encoded.
+fn encode_path(s: &str) -> String {
+    s.split('/').map(encode).collect::<Vec<_>>().join("/")
+}
+
 /// libpq variables that would send a migration tool somewhere other than the branch.
 const REDIRECTING: &[&str] = &[
     "PGHOSTADDR",
@@ -69,16 +74,26 @@ pub(super) fn environment(branch: &ConnConfig, opts: &MigrateOptions) -> Vec<(St
         Some(p) => format!("{}:{}", encode(&user), encode(p)),
         None => encode(&user),
     };
+    // A socket directory goes in libpq's `?host=` form, kept readable (`/` unencoded): a
+    // percent-encoded host (`%2Ftmp%2F…`) breaks tools that pass the URL through configparser
+    // interpolation (alembic's standard env.py), while libpq, SQLAlchemy, Django
+    // (dj-database-url) and node-postgres (pg-connection-string) all read `?host=`.
+    let mut query = Vec::new();
     let url_host = if host.starts_with('/') {
-        encode(&host)
+        query.push(format!("host={}", encode_path(&host)));
+        query.push(format!("port={port}"));
+        String::new()
     } else if host.contains(':') {
-        format!("[{host}]")
+        format!("[{host}]:{port}")
     } else {
-        host.clone()
+        format!("{host}:{port}")
     };
-    let mut url = format!("postgresql://{auth}@{url_host}:{port}/{}", encode(&db));
     if let Some(mode) = branch.param("sslmode") {
-        url += &format!("?sslmode={}", encode(mode));
+        query.push(format!("sslmode={}", encode(mode)));
+    }
+    let mut url = format!("postgresql://{auth}@{url_host}/{}", encode(&db));
+    if !query.is_empty() {
+        url += &format!("?{}", query.join("&"));
     }
     let mut env = vec![
         ("DATABASE_URL".to_string(), url),
@@ -220,8 +235,16 @@ mod tests {
         let c = ConnConfig::parse(SideName::Child, "host='/tmp/pg dir' port=5433 user=app password=p@ss/w dbname=b_1")
             .unwrap();
         let env: std::collections::HashMap<_, _> = environment(&c, &MigrateOptions::default()).into_iter().collect();
-        assert_eq!(env["DATABASE_URL"], "postgresql://app:p%40ss%2Fw@%2Ftmp%2Fpg%20dir:5433/b_1");
+        assert_eq!(env["DATABASE_URL"], "postgresql://app:p%40ss%2Fw@/b_1?host=/tmp/pg%20dir&port=5433");
         assert_eq!(env["PGHOST"], "/tmp/pg dir");
         assert_eq!(env["PGPASSWORD"], "p@ss/w");
+        let c = ConnConfig::parse(SideName::Child, "host=/tmp/pgbd.x1 port=5432 user=postgres dbname=db").unwrap();
+        let env: std::collections::HashMap<_, _> = environment(&c, &MigrateOptions::default()).into_iter().collect();
+        // Nothing for configparser to interpolate.
+        assert_eq!(env["DATABASE_URL"], "postgresql://postgres@/db?host=/tmp/pgbd.x1&port=5432");
+        let c =
+            ConnConfig::parse(SideName::Child, "host=db.example port=6432 user=u dbname=d sslmode=require").unwrap();
+        let env: std::collections::HashMap<_, _> = environment(&c, &MigrateOptions::default()).into_iter().collect();
+        assert_eq!(env["DATABASE_URL"], "postgresql://u@db.example:6432/d?sslmode=require");
     }
 }

@@ -618,3 +618,133 @@ fn pg_dump_create(db: &str, out: &Path) -> bool {
         }
     }
 }
+
+/// A Python with alembic (SQLAlchemy 2.1 uses psycopg 3 for `postgresql://`), psycopg2 and
+/// dj-database-url from PyPI: a venv made once (and reused)
+/// under the target directory.
+fn migration_tools_python() -> &'static Path {
+    static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("migration-tools-venv");
+        let py = venv.join("bin/python");
+        let ready = |py: &Path| {
+            Command::new(py)
+                .args(["-c", "import alembic, psycopg, psycopg2, dj_database_url"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if ready(&py) {
+            return py;
+        }
+        let run = |cmd: &mut Command, what: &str| {
+            let out = cmd.output().unwrap_or_else(|e| panic!("this test needs {what}: cannot run it: {e}"));
+            assert!(
+                out.status.success(),
+                "this test needs {what}, which failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "a Python virtual environment (python3 -m venv)");
+        run(
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "alembic",
+                "psycopg[binary]",
+                "psycopg2-binary",
+                "dj-database-url",
+            ]),
+            "alembic, psycopg, psycopg2-binary and dj-database-url from PyPI",
+        );
+        assert!(ready(&py), "the tools were installed into {} but cannot be imported", venv.display());
+        py
+    })
+}
+
+/// node's pg-connection-string from npm, installed once under the target directory.
+fn pg_connection_string() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pg-connection-string");
+        if !dir.join("node_modules/pg-connection-string").exists() {
+            let out = Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .arg("pg-connection-string")
+                .output()
+                .expect("this test needs npm");
+            assert!(out.status.success(), "npm install pg-connection-string: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        dir
+    })
+}
+
+/// `--run` with alembic's standard env.py pattern (configparser interpolation of the URL), Django's
+/// way of connecting from `dj-database-url`, and node's `pg-connection-string`, against a
+/// throwaway cluster (`--snapshot`, a socket directory) and a server (`--database`).
+#[test]
+fn run_gives_a_url_every_common_tool_accepts() {
+    let py = migration_tools_python();
+    let node_dir = pg_connection_string();
+    let pair = parent("chk_tools", SETUP);
+    let work = workdir();
+    let project = work.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    let bin_dir = py.parent().unwrap();
+    let out = Command::new(bin_dir.join("alembic")).args(["init", "alembic"]).current_dir(&project).output().unwrap();
+    assert!(out.status.success(), "alembic init: {}", String::from_utf8_lossy(&out.stderr));
+    let env_py = project.join("alembic/env.py");
+    let text = std::fs::read_to_string(&env_py).unwrap();
+    let text = text.replacen(
+        "config = context.config\n",
+        "config = context.config\nimport os\nconfig.set_main_option(\"sqlalchemy.url\", os.environ[\"DATABASE_URL\"])\n",
+        1,
+    );
+    assert!(text.contains("os.environ[\"DATABASE_URL\"]"));
+    std::fs::write(&env_py, text).unwrap();
+    write(
+        &project.join("alembic/versions"),
+        "0001_delete.py",
+        "revision = '0001'\ndown_revision = None\nbranch_labels = None\ndepends_on = None\n\nfrom alembic import op\n\n\
+         def upgrade():\n    op.execute('DELETE FROM orders WHERE id <= 4')\n\n\ndef downgrade():\n    pass\n",
+    );
+    // Django's postgresql backend: OPTIONS first, then HOST and PORT when set.
+    write(
+        &project,
+        "django_connect.py",
+        "import os, dj_database_url, psycopg2\n\
+         c = dj_database_url.parse(os.environ['DATABASE_URL'])\n\
+         p = dict(c.get('OPTIONS') or {})\n\
+         p.update(dbname=c['NAME'], user=c['USER'])\n\
+         if c.get('HOST'): p['host'] = c['HOST']\n\
+         if c.get('PORT'): p['port'] = c['PORT']\n\
+         psycopg2.connect(**p).cursor().execute('SELECT 1')\n",
+    );
+    write(
+        &project,
+        "pcs.js",
+        "const p = require('pg-connection-string').parse(process.env.DATABASE_URL);\n\
+         const e = process.env;\n\
+         if (p.host !== e.PGHOST || String(p.port) !== e.PGPORT || p.database !== e.PGDATABASE || p.user !== e.PGUSER) {\n\
+           console.error('pg-connection-string read', JSON.stringify(p)); process.exit(5);\n\
+         }\n",
+    );
+    let cmd = format!(
+        "cd {} && {} upgrade head && {} django_connect.py && NODE_PATH={} node pcs.js",
+        project.display(),
+        bin_dir.join("alembic").display(),
+        py.display(),
+        node_dir.join("node_modules").display()
+    );
+    let snap = write(work.path(), "snap.sql", SETUP);
+    let tmp = workdir();
+    for source in [["--snapshot", snap.to_str().unwrap()], ["--database", &conn(&pair.parent)]] {
+        let mut args = source.to_vec();
+        args.extend(["--run", &cmd, "--format", "json"]);
+        let run = check(&args, tmp.path());
+        assert_eq!(run.code, 0, "{source:?}: {}", run.stderr);
+        assert_eq!(counts(&run.json(), "public.orders"), (0, 0, 4), "{source:?}");
+    }
+    assert_no_leftovers(tmp.path());
+}
