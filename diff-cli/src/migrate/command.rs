@@ -6,6 +6,7 @@
 //! branch while it runs.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -148,12 +149,14 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
         .envs(environment(branch, opts))
         .stdin(Stdio::null())
         .stdout(std::io::stderr())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0)
         .spawn()
         .context("cannot start sh to run the migration command")?;
     let mut group = Group(child.id().map(|p| p as i32));
+    let tail = Arc::new(Mutex::new(Tail::default()));
+    let copier = child.stderr.take().map(|e| tokio::spawn(copy_stderr(e, tail.clone())));
     let waited = match opts.max_duration {
         Some(budget) => tokio::time::timeout(budget, child.wait()).await.ok(),
         None => Some(child.wait().await),
@@ -169,6 +172,11 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
     };
     let total = started.elapsed();
     group.0 = None;
+    if let Some(c) = copier {
+        // What is left in the pipe; a background process still holding it open is not waited for.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), c).await;
+    }
+    let tail = tail.lock().unwrap_or_else(|e| e.into_inner()).lines();
     let samples = sampler.finish().await;
     let after = rewrites::snapshot(&client).await?;
     let mut statements = vec![StatementReport {
@@ -198,6 +206,7 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
             None => failure(FailureKind::CommandFailed, format!("the command was killed ({s})"), None),
         }),
     };
+    let failure = failure.map(|f| Failure { stderr_tail: tail, ..f });
     Ok(MigrationReport {
         kind: "command",
         command: Some(command.to_string()),
@@ -212,6 +221,58 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
     })
 }
 
+/// Lines of a failed command's stderr shown in the report.
+const TAIL_LINES: usize = 20;
+
+/// The last [`TAIL_LINES`] lines seen.
+#[derive(Default)]
+struct Tail {
+    lines: std::collections::VecDeque<String>,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' {
+                let line = String::from_utf8_lossy(&self.partial).trim_end_matches('\r').to_string();
+                self.partial.clear();
+                self.lines.push_back(line);
+                if self.lines.len() > TAIL_LINES {
+                    self.lines.pop_front();
+                }
+            } else if self.partial.len() < 4096 {
+                self.partial.push(b);
+            }
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.lines.iter().cloned().collect();
+        if !self.partial.is_empty() {
+            out.push(String::from_utf8_lossy(&self.partial).to_string());
+        }
+        let skip = out.len().saturating_sub(TAIL_LINES);
+        out.split_off(skip)
+    }
+}
+
+/// Copies the command's stderr to ours as it comes, keeping its tail.
+async fn copy_stderr(mut from: tokio::process::ChildStderr, tail: Arc<Mutex<Tail>>) {
+    use std::io::Write;
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let _ = std::io::stderr().write_all(&buf[..n]);
+                tail.lock().unwrap_or_else(|e| e.into_inner()).push(&buf[..n]);
+            }
+        }
+    }
+}
+
 fn failure(kind: FailureKind, message: String, exit_code: Option<i32>) -> Failure {
     Failure {
         kind,
@@ -221,6 +282,7 @@ fn failure(kind: FailureKind, message: String, exit_code: Option<i32>) -> Failur
         detail: None,
         hint: None,
         exit_code,
+        stderr_tail: Vec::new(),
         explanation: None,
     }
 }
@@ -229,6 +291,19 @@ fn failure(kind: FailureKind, message: String, exit_code: Option<i32>) -> Failur
 mod tests {
     use super::*;
     use diff_core::SideName;
+
+    #[test]
+    fn the_tail_keeps_the_last_lines() {
+        let mut t = Tail::default();
+        for i in 0..30 {
+            t.push(format!("line {i}\n").as_bytes());
+        }
+        t.push(b"last, no newline");
+        let lines = t.lines();
+        assert_eq!(lines.len(), TAIL_LINES);
+        assert_eq!(lines.first().map(String::as_str), Some("line 11"));
+        assert_eq!(lines.last().map(String::as_str), Some("last, no newline"));
+    }
 
     #[test]
     fn socket_hosts_and_passwords_are_percent_encoded() {

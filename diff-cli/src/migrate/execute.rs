@@ -107,6 +107,7 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
                 detail: None,
                 hint: Some("end the file with COMMIT".into()),
                 exit_code: None,
+                stderr_tail: Vec::new(),
                 explanation: None,
             });
         }
@@ -408,6 +409,7 @@ pub(super) fn failure_of(e: &tokio_postgres::error::DbError, location: &str, def
         detail: e.detail().map(str::to_string),
         hint: e.hint().map(str::to_string),
         exit_code: None,
+        stderr_tail: Vec::new(),
         explanation: None,
     }
 }
@@ -423,6 +425,7 @@ fn budget_failure(e: Option<&tokio_postgres::error::DbError>, location: &str, bu
         detail: None,
         hint: None,
         exit_code: None,
+        stderr_tail: Vec::new(),
         explanation: None,
     }
 }

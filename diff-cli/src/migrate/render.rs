@@ -131,6 +131,10 @@ fn failure_lines(f: &Failure) -> Vec<String> {
     if let Some(h) = &f.hint {
         out.push(format!("HINT: {h}"));
     }
+    if !f.stderr_tail.is_empty() {
+        out.push("The command's last lines on stderr:".into());
+        out.extend(f.stderr_tail.iter().map(|l| format!("  {}", diff_core::render::escape(l))));
+    }
     out
 }
 
@@ -342,6 +346,7 @@ mod tests {
                 detail: Some("Key (email)=(a|b) is duplicated.".into()),
                 hint: None,
                 exit_code: None,
+                stderr_tail: Vec::new(),
                 explanation: Some(Explanation {
                     summary: "1 value of (email) occurs more than once in public.users, in 2 rows:".into(),
                     table: Some("public.users".into()),

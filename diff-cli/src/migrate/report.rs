@@ -156,6 +156,9 @@ pub struct Failure {
     /// The command's exit status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// A failed command's last lines on stderr (they also went to stderr as it ran).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stderr_tail: Vec<String>,
     /// The rows that made it fail, queried read-only on the branch afterwards.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,

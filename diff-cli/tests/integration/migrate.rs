@@ -485,6 +485,17 @@ fn run_applies_sql_through_the_environment() {
     let f = report.failure.as_ref().unwrap();
     assert_eq!((f.kind, f.exit_code), (FailureKind::CommandFailed, Some(3)));
 
+    // A failed command: the tail of its stderr (the last 20 lines), in every format.
+    let noisy = "echo 'on stdout'; for i in $(seq 1 30); do echo \"err $i\" >&2; done; printf 'no newline' >&2; exit 3";
+    let report =
+        rt().block_on(apply(&cfg(&db), &Migration::Command(noisy.into()), &MigrateOptions::default())).unwrap();
+    let f = report.failure.as_ref().unwrap();
+    let want: Vec<String> = (12..=30).map(|i| format!("err {i}")).chain(["no newline".to_string()]).collect();
+    assert_eq!(f.stderr_tail, want);
+    assert_eq!(report.json()["failure"]["stderr_tail"], serde_json::json!(want));
+    assert!(report.text().contains("  err 30\n") && !report.text().contains("err 11\n"), "{}", report.text());
+    assert!(report.markdown().contains("err 30"), "{}", report.markdown());
+
     let opts = MigrateOptions { max_duration: Some(Duration::from_millis(300)), ..Default::default() };
     let started = std::time::Instant::now();
     let report = rt().block_on(apply(&cfg(&db), &Migration::Command("sleep 30; echo late".into()), &opts)).unwrap();
