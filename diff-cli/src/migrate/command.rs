@@ -184,6 +184,7 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
         text: command.to_string(),
         millis: total.as_millis() as u64,
         ok: status.is_some_and(|s| s.success()),
+        applied: status.is_some_and(|s| s.success()),
         locks: Vec::new(),
         waits: Vec::new(),
         rewrites: rewrites::compare(&before, &after),

@@ -115,6 +115,7 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
     let samples = sampler.finish().await;
     drop(client);
     fill_locks(&mut statements, &samples, &blocks, &existing, true);
+    mark_applied(&mut statements, &blocks, in_block);
     if let (Some(f), Some((sql, e))) = (failure.as_mut(), failed_sql) {
         f.explanation = explain::explain(branch, &sql, &e, statements.last()).await;
     }
@@ -132,6 +133,24 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
         budget_millis: opts.max_duration.map(millis),
         sample_interval_millis: millis(INTERVAL),
     })
+}
+
+/// Sets `applied`: a statement that succeeded outside a transaction block was
+/// committed; inside one, only if its block ended with a statement that
+/// succeeded and was not ROLLBACK (a failure, or the end of the files, inside
+/// the block rolls it back). `open_at_end`: the files ended inside a block.
+fn mark_applied(statements: &mut [StatementReport], blocks: &[Option<usize>], open_at_end: bool) {
+    let n = statements.len();
+    let committed = |b: usize| {
+        let Some(last) = (0..n).rev().find(|&j| blocks.get(j).copied().flatten() == Some(b)) else { return false };
+        let first = statements[last].text.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        statements[last].ok && !(open_at_end && last == n - 1) && !matches!(first.as_str(), "rollback" | "abort")
+    };
+    let applied: Vec<bool> =
+        (0..n).map(|i| statements[i].ok && blocks.get(i).copied().flatten().is_none_or(committed)).collect();
+    for (s, a) in statements.iter_mut().zip(applied) {
+        s.applied = a;
+    }
 }
 
 /// The files of the steps after step `k` that never ran (not `k`'s own file).
@@ -209,6 +228,7 @@ impl Run<'_> {
             text: shorten(sql, 120),
             millis: 0,
             ok: false,
+            applied: false,
             locks: Vec::new(),
             waits: Vec::new(),
             rewrites: Vec::new(),
@@ -498,6 +518,7 @@ mod tests {
             text: String::new(),
             millis,
             ok: true,
+            applied: true,
             locks,
             waits: Vec::new(),
             rewrites: Vec::new(),

@@ -118,6 +118,28 @@ fn statement_notes(s: &StatementReport) -> Vec<String> {
     notes
 }
 
+/// After a failure of SQL files: what stayed on the branch.
+fn applied_line(r: &MigrationReport) -> Option<String> {
+    if r.kind != "files" || r.failure.is_none() {
+        return None;
+    }
+    let applied: Vec<&str> = r.statements.iter().filter(|s| s.applied).map(|s| s.location.as_str()).collect();
+    Some(if applied.is_empty() {
+        "Nothing was applied: the branch is as it was, so the diff below shows no change made by the migration."
+            .to_string()
+    } else {
+        const SHOWN: usize = 10;
+        let more = applied.len().saturating_sub(SHOWN);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        format!(
+            "Stayed applied (committed before the failure), {} of {} statements: {}{more}",
+            applied.len(),
+            r.statements.len(),
+            applied[..applied.len().min(SHOWN)].join(", ")
+        )
+    })
+}
+
 fn failure_lines(f: &Failure) -> Vec<String> {
     let mut out = Vec::new();
     let code = f.sqlstate.as_deref().map(|c| format!(" (SQLSTATE {c})")).unwrap_or_default();
@@ -192,6 +214,9 @@ pub(super) fn text(r: &MigrationReport) -> String {
         if !r.files_not_run.is_empty() {
             let _ = writeln!(out, "  Never ran: {}", r.files_not_run.join(", "));
         }
+        if let Some(line) = applied_line(r) {
+            let _ = writeln!(out, "  {line}");
+        }
         if let Some(e) = &f.explanation {
             let _ = writeln!(out, "  {}", e.summary);
             for line in table_text(e) {
@@ -255,6 +280,9 @@ pub(super) fn markdown(r: &MigrationReport) -> String {
             let files: Vec<String> = r.files_not_run.iter().map(|f| md_code(f)).collect();
             let _ = writeln!(out, ">\n> Never ran: {}", files.join(", "));
         }
+        if let Some(line) = applied_line(r) {
+            let _ = writeln!(out, ">\n> {}", md_cell(&line));
+        }
         if let Some(e) = &f.explanation {
             let _ = writeln!(out, "\n{}\n", md_cell(&e.summary));
             let _ = writeln!(out, "| {} |", e.columns.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | "));
@@ -299,6 +327,7 @@ mod tests {
                     text: "ALTER TABLE users ALTER id TYPE bigint".into(),
                     millis: 1250,
                     ok: true,
+                    applied: true,
                     locks: vec![ael(1250), weak],
                     waits: vec![LockWait {
                         locktype: "relation".into(),
@@ -324,6 +353,7 @@ mod tests {
                     text: "CREATE UNIQUE INDEX ON users (email)".into(),
                     millis: 8,
                     ok: false,
+                    applied: false,
                     locks: vec![],
                     waits: vec![],
                     rewrites: vec![],
@@ -377,6 +407,7 @@ Blocked by the migration's locks:
     writes:           950 ms — ACCESS EXCLUSIVE m/0001.sql:2
   could not create unique index \"users_email_idx\" (SQLSTATE 23505)
   DETAIL: Key (email)=(a|b) is duplicated.
+  Stayed applied (committed before the failure), 1 of 2 statements: m/0001.sql:2
   1 value of (email) occurs more than once in public.users, in 2 rows:
     email | rows
     ------+-----
@@ -405,6 +436,8 @@ Blocked by the migration's locks:
 
 > could not create unique index \"users_email_idx\" (SQLSTATE 23505)
 > DETAIL: Key (email)=(a\\|b) is duplicated.
+>
+> Stayed applied (committed before the failure), 1 of 2 statements: m/0001.sql:2
 
 1 value of (email) occurs more than once in public.users, in 2 rows:
 

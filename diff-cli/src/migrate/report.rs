@@ -45,6 +45,10 @@ pub struct StatementReport {
     pub millis: u64,
     /// Whether it completed without error.
     pub ok: bool,
+    /// Whether its effect is on the branch after the run: it succeeded and was
+    /// committed (outside a transaction block, or in a block that was
+    /// committed). For a command: whether it succeeded.
+    pub applied: bool,
     /// Locks on relations seen while it ran or held right after it.
     pub locks: Vec<LockHeld>,
     /// Locks it waited for.

@@ -914,4 +914,26 @@ fn a_failed_file_names_the_files_that_never_ran() {
     assert!(report.files_not_run.iter().all(|f| f.starts_with(&*dir.path().to_string_lossy())));
     assert!(report.text().contains("Never ran: "), "{}", report.text());
     assert!(report.markdown().contains("Never ran: "), "{}", report.markdown());
+    assert_eq!(report.statements.iter().map(|s| s.applied).collect::<Vec<_>>(), [true, false]);
+    assert!(
+        report.text().contains("Stayed applied (committed before the failure), 1 of 2 statements"),
+        "{}",
+        report.text()
+    );
+
+    // A failure inside a block rolls the block back; what was committed before it stays.
+    let report = migrate(
+        &db,
+        "ALTER TABLE t ADD COLUMN x int;\nBEGIN;\nALTER TABLE t ADD COLUMN y int;\nALTER TABLE t ADD COLUMN y int;\nCOMMIT;",
+    );
+    let has = |c: &str| {
+        query_i64(&db, &format!("SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = '{c}'"))
+    };
+    assert_eq!((has("x"), has("y")), (1, 0));
+    assert_eq!(report.statements.iter().map(|s| s.applied).collect::<Vec<_>>(), [true, false, false, false]);
+    // Everything in one block: nothing applied, and the report says why the diff is empty.
+    let report = migrate(&db, "BEGIN;\nALTER TABLE t ADD COLUMN z int;\nALTER TABLE t ADD COLUMN z int;\nCOMMIT;");
+    assert_eq!(has("z"), 0);
+    assert!(report.statements.iter().all(|s| !s.applied));
+    assert!(report.text().contains("Nothing was applied"), "{}", report.text());
 }
