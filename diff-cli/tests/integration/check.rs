@@ -267,6 +267,22 @@ fn gate_and_failing_migration_exit_1_and_clean_up() {
 
     let failed = check(&["--database", &db, "--migration", fails.to_str().unwrap(), "--format", "json"], work.path());
     assert_eq!(failed.code, 1, "{}", failed.stderr);
+    // A gate that an empty diff would pass is not shown as passed beside a failed migration.
+    for format in ["text", "markdown", "json"] {
+        let args =
+            ["--database", &db, "--migration", fails.to_str().unwrap(), "--fail-on", "data-loss", "--format", format];
+        let run = check(&args, work.path());
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(!run.stdout.contains("gate passed"), "{format}: {}", run.stdout);
+        if format == "json" {
+            let v = &run.json()["check"]["verdict"];
+            assert_eq!((v["passed"].as_bool(), v["gate_evaluated"].as_bool()), (Some(false), Some(false)), "{v}");
+            assert!(run.json()["gate"].is_null(), "{}", run.stdout);
+        } else {
+            assert!(run.stdout.contains("Check FAILED: the migration failed at "), "{format}: {}", run.stdout);
+            assert!(run.stdout.contains("The gate (--fail-on data-loss) was not evaluated."), "{}", run.stdout);
+        }
+    }
     let doc = failed.json();
     let failure = &doc["check"]["migration"]["failure"];
     assert_eq!(failure["sqlstate"], "23505", "{failure:#}");
