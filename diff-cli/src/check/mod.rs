@@ -193,7 +193,9 @@ async fn work(args: &CheckArgs, migration: &Migration, held: &mut Held) -> Resul
         statement_timeout: args.statement_timeout,
         max_duration: args.max_duration,
     };
-    let report = migrate::apply(&child, migration, &opts).await?;
+    let mut report = migrate::apply(&child, migration, &opts).await?;
+    // `--redact` promises every output: the failure's values too.
+    report.redact(&crate::diff::redactor(&args.report)?);
     // A failed migration fails the check: the gate, made for a migration that applied, is not evaluated.
     let mut report_args = args.report.clone();
     let gate = report_args.fail_on.clone();

@@ -204,6 +204,66 @@ pub struct Explanation {
 }
 
 impl MigrationReport {
+    /// Applies `--redact` to what the failure shows: the values of redacted
+    /// columns in the explanation's rows (keyed hashes), PostgreSQL's DETAIL
+    /// (`Key (…)=(…)`, `Failing row contains (…)`) and an error quoting an
+    /// input value. The table is the explanation's; when none is known, a
+    /// pattern's column part alone decides (more is hidden, never less).
+    pub fn redact(&mut self, r: &diff_core::redact::Redactor) {
+        if r.patterns().is_empty() {
+            return;
+        }
+        let Some(f) = self.failure.as_mut() else { return };
+        let table = f.explanation.as_ref().and_then(|e| e.table.clone());
+        let selected = |column: &str| {
+            let column = column.trim_matches('"');
+            r.patterns().iter().any(|p| match table.as_deref().and_then(|t| t.split_once('.')) {
+                Some((schema, name)) => diff_core::filter::column_matches(p, schema, name, column),
+                None => diff_core::filter::column_matches(p.rsplit('.').next().unwrap_or(p), "", "", column),
+            })
+        };
+        let token = |v: &str| r.hash(&diff_core::Value::Text(v.to_string())).to_text().unwrap_or_default();
+        let mut any = false;
+        if let Some(e) = f.explanation.as_mut() {
+            let hidden: Vec<bool> =
+                e.columns.iter().map(|c| selected(c.trim_end_matches(" after").trim_end_matches(" before"))).collect();
+            any = hidden.iter().any(|h| *h);
+            for row in &mut e.rows {
+                for (v, h) in row.iter_mut().zip(&hidden) {
+                    if let (Some(text), true) = (v.as_mut(), *h) {
+                        *text = token(text);
+                    }
+                }
+                // A conversion's error quotes the value it could not convert.
+                if let (true, Some(i)) = (any, e.columns.iter().position(|c| c == "error")) {
+                    if let Some(Some(msg)) = row.get_mut(i) {
+                        *msg = scrub_quoted(msg);
+                    }
+                }
+            }
+            if any {
+                e.summary = scrub_quoted(&e.summary);
+            }
+        }
+        if let Some(d) = f.detail.as_mut() {
+            if let Some(rest) = d.strip_prefix("Failing row contains ") {
+                // The whole row: hidden when its table has any redacted column.
+                if any || !rest.is_empty() && table.is_none() {
+                    *d = "Failing row contains (redacted).".into();
+                }
+            } else if let Some((cols, _)) = d.strip_prefix("Key (").and_then(|k| k.split_once(")=(")) {
+                if super::split::words(cols).iter().any(|c| selected(c)) || cols.split(',').any(|c| selected(c.trim()))
+                {
+                    let tail = d.rsplit_once(") ").map(|(_, t)| t.to_string()).unwrap_or_default();
+                    *d = format!("Key ({cols})=(redacted) {tail}").trim_end().to_string();
+                }
+            }
+        }
+        if any && f.sqlstate.as_deref().is_some_and(|c| c.starts_with("22")) {
+            f.message = scrub_quoted(&f.message);
+        }
+    }
+
     /// The migration applied completely, without error and within its budget.
     pub fn succeeded(&self) -> bool {
         self.failure.is_none() && !self.over_budget
@@ -227,5 +287,13 @@ impl MigrationReport {
     /// For a pull request comment.
     pub fn markdown(&self) -> String {
         super::render::markdown(self)
+    }
+}
+
+/// `invalid input syntax for type integer: "abc"` → `… integer: (redacted)`.
+fn scrub_quoted(s: &str) -> String {
+    match (s.find('"'), s.rfind('"')) {
+        (Some(a), Some(b)) if b > a => format!("{}(redacted){}", &s[..a], &s[b + 1..]),
+        _ => s.to_string(),
     }
 }

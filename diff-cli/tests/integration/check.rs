@@ -764,3 +764,36 @@ fn run_gives_a_url_every_common_tool_accepts() {
     }
     assert_no_leftovers(tmp.path());
 }
+
+/// `--redact` covers the failure too: PostgreSQL's DETAIL, the duplicate values, CHECK violators and
+/// a failing cast's input, in every format. Every email of SETUP is `u<n>@x`.
+#[test]
+fn redaction_covers_the_failure_in_every_format() {
+    let pair = parent("chk_redact", SETUP);
+    let work = workdir();
+    let db = conn(&pair.parent);
+    let migrations = [
+        write(work.path(), "dup.sql", "CREATE UNIQUE INDEX customers_email ON customers (email);"),
+        write(work.path(), "check.sql", "ALTER TABLE customers ADD CONSTRAINT at_z CHECK (email LIKE 'z%');"),
+        write(work.path(), "cast.sql", "ALTER TABLE customers ALTER COLUMN email TYPE int USING email::int;"),
+    ];
+    for m in &migrations {
+        // Without --redact the values are there: the test can see them.
+        let plain = check(&["--database", &db, "--migration", m.to_str().unwrap()], work.path());
+        assert_eq!(plain.code, 1, "{}", plain.stderr);
+        assert!(plain.stdout.contains("@x"), "{}", plain.stdout);
+        for format in ["text", "markdown", "json"] {
+            let args =
+                ["--database", &db, "--migration", m.to_str().unwrap(), "--redact", "*.email", "--format", format];
+            let run = check(&args, work.path());
+            assert_eq!(run.code, 1, "{}", run.stderr);
+            assert!(
+                !run.stdout.contains("@x") && !run.stderr.contains("@x"),
+                "{m:?} {format}:\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
+            assert!(run.stdout.contains("redacted"), "{m:?} {format}: {}", run.stdout);
+        }
+    }
+}
