@@ -210,6 +210,24 @@ fn foreign_key_lists_orphans() {
     );
     assert_eq!(report.failure.as_ref().unwrap().sqlstate.as_deref(), Some("23503"));
     assert_eq!(rows(&report), want);
+
+    // A composite key sharing a column with the primary key: each column named once.
+    connect(&db)
+        .batch_execute(
+            "CREATE TABLE stores (store_id int, manager_staff_id int, PRIMARY KEY (store_id, manager_staff_id));
+             INSERT INTO stores VALUES (1, 1);
+             CREATE TABLE staff (store_id int, staff_id int, manager_staff_id int, PRIMARY KEY (store_id, staff_id));
+             INSERT INTO staff VALUES (1, 1, 1), (1, 2, 7), (2, 3, 1);",
+        )
+        .unwrap();
+    let report = migrate(
+        &db,
+        "ALTER TABLE staff ADD FOREIGN KEY (store_id, manager_staff_id) REFERENCES stores (store_id, manager_staff_id);",
+    );
+    let e = report.failure.as_ref().and_then(|f| f.explanation.as_ref()).unwrap_or_else(|| panic!("{report:#?}"));
+    assert_eq!(e.columns, ["store_id", "staff_id", "manager_staff_id"]);
+    // Staff (1, 2) points at store (1, 7) and staff (2, 3) at (2, 1): neither exists.
+    assert_eq!(rows(&report), [["1", "2", "7"], ["2", "3", "1"]]);
 }
 
 #[test]
