@@ -57,11 +57,11 @@ fn blocking(r: &MigrationReport) -> Vec<&LockSummary> {
 }
 
 /// `ACCESS EXCLUSIVE m.sql:3, SHARE m.sql:1` for the holders of modes that pass `pred`.
-fn holders(l: &LockSummary, pred: fn(&str) -> bool) -> String {
+fn holders(l: &LockSummary, pred: fn(&str) -> bool, at: fn(&str) -> String) -> String {
     l.held_by
         .iter()
         .filter(|h| pred(&h.mode))
-        .map(|h| format!("{} {}", mode_name(&h.mode), h.location))
+        .map(|h| format!("{} {}", mode_name(&h.mode), at(&h.location)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -195,7 +195,7 @@ pub(super) fn text(r: &MigrationReport) -> String {
         let _ = writeln!(out, "Blocked by the migration's locks:");
         for l in blocked {
             let _ = writeln!(out, "  {} ({})", l.relation, l.relkind);
-            let reads = holders(l, super::locks::blocks_reads);
+            let reads = holders(l, super::locks::blocks_reads, str::to_string);
             if !reads.is_empty() {
                 let _ = writeln!(out, "    reads and writes: {} — {reads}", ms(l.reads_and_writes_blocked_millis));
             }
@@ -203,7 +203,7 @@ pub(super) fn text(r: &MigrationReport) -> String {
                 out,
                 "    writes:           {} — {}",
                 ms(l.writes_blocked_millis),
-                holders(l, super::locks::blocks_writes)
+                holders(l, super::locks::blocks_writes, str::to_string)
             );
         }
     }
@@ -225,6 +225,14 @@ pub(super) fn text(r: &MigrationReport) -> String {
         }
     }
     out
+}
+
+/// A location relative to the working directory when it is under it (Markdown goes to a pull
+/// request, where the runner's absolute paths mean nothing).
+fn relative(location: &str) -> String {
+    let Ok(cwd) = std::env::current_dir() else { return location.to_string() };
+    let prefix = format!("{}/", cwd.display());
+    location.strip_prefix(&prefix).map_or_else(|| location.to_string(), str::to_string)
 }
 
 fn md_cell(s: &str) -> String {
@@ -250,7 +258,7 @@ pub(super) fn markdown(r: &MigrationReport) -> String {
         let _ = writeln!(
             out,
             "| {status} | {} | {} | {} | {notes} |",
-            md_code(&s.location),
+            md_code(&relative(&s.location)),
             md_code(&s.text),
             ms(s.millis)
         );
@@ -267,7 +275,7 @@ pub(super) fn markdown(r: &MigrationReport) -> String {
                 l.relkind,
                 ms(l.reads_and_writes_blocked_millis),
                 ms(l.writes_blocked_millis),
-                md_cell(&holders(l, super::locks::blocks_writes))
+                md_cell(&holders(l, super::locks::blocks_writes, relative))
             );
         }
     }
@@ -277,7 +285,7 @@ pub(super) fn markdown(r: &MigrationReport) -> String {
             let _ = writeln!(out, "> {}", md_cell(&line));
         }
         if !r.files_not_run.is_empty() {
-            let files: Vec<String> = r.files_not_run.iter().map(|f| md_code(f)).collect();
+            let files: Vec<String> = r.files_not_run.iter().map(|f| md_code(&relative(f))).collect();
             let _ = writeln!(out, ">\n> Never ran: {}", files.join(", "));
         }
         if let Some(line) = applied_line(r) {
@@ -453,6 +461,16 @@ Blocked by the migration's locks:
         assert_eq!(mode_name("AccessExclusiveLock"), "ACCESS EXCLUSIVE");
         assert_eq!(mode_name("ShareRowExclusiveLock"), "SHARE ROW EXCLUSIVE");
         assert_eq!(mode_name("ShareLock"), "SHARE");
+    }
+
+    #[test]
+    fn markdown_locations_are_relative_to_the_working_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(relative(&format!("{}/m/0001.sql:3", cwd.display())), "m/0001.sql:3");
+        assert_eq!(relative("/elsewhere/m.sql:1"), "/elsewhere/m.sql:1");
+        let mut r = sample();
+        r.statements[0].location = format!("{}/m/0001.sql:2", cwd.display());
+        assert!(markdown(&r).contains("| ok | `m/0001.sql:2` |"), "{}", markdown(&r));
     }
 
     #[test]
