@@ -58,6 +58,10 @@ impl Class {
 struct Accept {
     class: Option<Class>,
     pattern: String,
+    /// As given, for the warning when it matched nothing.
+    given: String,
+    /// It accepted at least one change.
+    used: std::cell::Cell<bool>,
 }
 
 /// What a change is about, for matching `--accept` patterns.
@@ -90,6 +94,8 @@ pub struct Verdict {
     pub reasons: Vec<String>,
     /// Entries accepted.
     pub accepted: usize,
+    /// `--accept` patterns that matched no change (a typo accepts nothing).
+    pub unused_accepts: Vec<String>,
 }
 
 impl Verdict {
@@ -117,6 +123,9 @@ impl Verdict {
         if self.accepted > 0 {
             let _ = write!(s, "; {} accepted", self.accepted);
         }
+        for a in &self.unused_accepts {
+            let _ = write!(s, "; warning: --accept {a} matched nothing");
+        }
         s
     }
 }
@@ -140,7 +149,7 @@ impl Gate {
                 Some((c, p)) => (Some(Class::parse(c, "--accept")?), p.to_string()),
                 None => (None, a.to_string()),
             };
-            accepts.push(Accept { class, pattern });
+            accepts.push(Accept { class, pattern, given: a.to_string(), used: std::cell::Cell::new(false) });
         }
         Ok(Gate { classes, accepts, tables: vec![], reasons: vec![], accepted: 0 })
     }
@@ -155,15 +164,21 @@ impl Gate {
     /// (`deleted-rows:app.sessions` accepts the emptied table under
     /// `--fail-on data-loss` too: it is the same loss).
     fn accepts(&self, classes: &[Class], object: &Object) -> bool {
-        self.accepts.iter().filter(|a| a.class.is_none_or(|c| classes.contains(&c) || c == Class::Any)).any(|a| {
+        let mut any = false;
+        for a in self.accepts.iter().filter(|a| a.class.is_none_or(|c| classes.contains(&c) || c == Class::Any)) {
             let p = &a.pattern;
-            match (&object.table, &object.column) {
+            let hit = match (&object.table, &object.column) {
                 (Some(t), Some(c)) => column_matches(p, &object.schema, t, c) || table_matches(p, &object.schema, t),
                 (Some(t), None) => table_matches(p, &object.schema, t),
                 // A schema, or an object outside tables (sequence, function, enum…) by its full name.
                 _ => *p == object.schema || glob_match(p, &object.name) || table_matches(p, &object.schema, "*"),
+            };
+            if hit {
+                a.used.set(true);
+                any = true;
             }
-        })
+        }
+        any
     }
 
     /// Takes one event; marks accepted data-loss entries in it.
@@ -253,6 +268,7 @@ impl Gate {
             passed: reasons.is_empty(),
             reasons,
             accepted: self.accepted,
+            unused_accepts: self.accepts.iter().filter(|a| !a.used.get()).map(|a| a.given.clone()).collect(),
         }
     }
 }
