@@ -346,12 +346,18 @@ fn preamble(
     let verdict = failed_verdict(report, gate);
     // `quote` marks names: plain quotes in text, code spans in Markdown (no escaping needed there).
     let branch_line = |quote: Quote| match made {
-        Some(b) => format!("{}, made in {} ({})", quote(&b.name), seconds(b.millis), b.strategy.name()),
+        Some(b) => format!(
+            "{}, made in {} ({}{})",
+            quote(&b.name),
+            seconds(b.millis),
+            b.strategy.name(),
+            if b.strategy.checkpoints() { ", which forced a checkpoint" } else { "" }
+        ),
         None => format!("{} (given with --branch, left in place)", quote(&child.endpoint())),
     };
     let branch_json = match made {
         Some(b) => {
-            json!({ "database": b.name, "endpoint": child.endpoint(), "created": true, "millis": b.millis, "strategy": b.strategy.name() })
+            json!({ "database": b.name, "endpoint": child.endpoint(), "created": true, "millis": b.millis, "strategy": b.strategy.name(), "checkpoint": b.strategy.checkpoints() })
         }
         None => json!({ "database": child.dbname(), "endpoint": child.endpoint(), "created": false }),
     };

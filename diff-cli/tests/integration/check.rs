@@ -761,6 +761,9 @@ fn run_gives_a_url_every_common_tool_accepts() {
         let run = check(&args, tmp.path());
         assert_eq!(run.code, 0, "{source:?}: {}", run.stderr);
         assert_eq!(counts(&run.json(), "public.orders"), (0, 0, 4), "{source:?}");
+        // FILE_COPY on the throwaway cluster forces a checkpoint; the default on a server under 64 MB does not.
+        let b = &run.json()["check"]["branch"];
+        assert_eq!(b["checkpoint"], serde_json::json!(source[0] == "--snapshot"), "{b}");
     }
     assert_no_leftovers(tmp.path());
 }
