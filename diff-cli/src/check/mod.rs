@@ -193,7 +193,18 @@ async fn work(args: &CheckArgs, migration: &Migration, held: &mut Held) -> Resul
         statement_timeout: args.statement_timeout,
         max_duration: args.max_duration,
     };
+    // A command on a throwaway cluster: its failing statement can be read from the server's log.
+    let log =
+        held.cluster.as_ref().filter(|_| matches!(migration, Migration::Command(_))).map(|c| c.dir().join("log")).map(
+            |p| {
+                let from = std::fs::metadata(&p).map_or(0, |m| m.len());
+                (p, from)
+            },
+        );
     let mut report = migrate::apply(&child, migration, &opts).await?;
+    if let (Some((path, from)), Some(f)) = (log, report.failure.as_mut()) {
+        f.server_log = last_error(&path, from);
+    }
     // `--redact` promises every output: the failure's values too.
     report.redact(&crate::diff::redactor(&args.report)?);
     // A failed migration fails the check: the gate, made for a migration that applied, is not evaluated.
@@ -319,6 +330,28 @@ async fn make_branch(parent: &ConnConfig, held: &mut Held) -> Result<Branch> {
         held.server_branch = None;
     }
     made
+}
+
+/// The last `ERROR:` of a server log written after byte `from`, with the
+/// `DETAIL:`, `HINT:` and `STATEMENT:` lines (and their continuations) after it.
+fn last_error(path: &Path, from: u64) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(path) else { return Vec::new() };
+    let text = String::from_utf8_lossy(bytes.get(from as usize..).unwrap_or_default());
+    let lines: Vec<&str> = text.lines().collect();
+    let body = |l: &str| {
+        ["ERROR:", "DETAIL:", "HINT:", "STATEMENT:"].iter().find_map(|k| l.find(k).map(|i| l[i..].to_string()))
+    };
+    let Some(start) = lines.iter().rposition(|l| l.contains("ERROR:")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (i, l) in lines[start..].iter().enumerate() {
+        match body(l) {
+            Some(b) if i == 0 || !b.starts_with("ERROR:") => out.push(b),
+            None if l.starts_with('\t') && !out.is_empty() => out.push(l.trim().to_string()),
+            _ => break,
+        }
+    }
+    out.truncate(12);
+    out
 }
 
 /// The check's verdict when the migration did not apply: why it failed, and that the gate was not evaluated.

@@ -284,6 +284,7 @@ fn failure(kind: FailureKind, message: String, exit_code: Option<i32>) -> Failur
         hint: None,
         exit_code,
         stderr_tail: Vec::new(),
+        server_log: Vec::new(),
         explanation: None,
     }
 }

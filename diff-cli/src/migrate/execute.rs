@@ -108,6 +108,7 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
                 hint: Some("end the file with COMMIT".into()),
                 exit_code: None,
                 stderr_tail: Vec::new(),
+                server_log: Vec::new(),
                 explanation: None,
             });
         }
@@ -430,6 +431,7 @@ pub(super) fn failure_of(e: &tokio_postgres::error::DbError, location: &str, def
         hint: e.hint().map(str::to_string),
         exit_code: None,
         stderr_tail: Vec::new(),
+        server_log: Vec::new(),
         explanation: None,
     }
 }
@@ -446,6 +448,7 @@ fn budget_failure(e: Option<&tokio_postgres::error::DbError>, location: &str, bu
         hint: None,
         exit_code: None,
         stderr_tail: Vec::new(),
+        server_log: Vec::new(),
         explanation: None,
     }
 }

@@ -157,6 +157,10 @@ fn failure_lines(f: &Failure) -> Vec<String> {
         out.push("The command's last lines on stderr:".into());
         out.extend(f.stderr_tail.iter().map(|l| format!("  {}", diff_core::render::escape(l))));
     }
+    if !f.server_log.is_empty() {
+        out.push("The server's log:".into());
+        out.extend(f.server_log.iter().map(|l| format!("  {}", diff_core::render::escape(l))));
+    }
     out
 }
 
@@ -385,6 +389,7 @@ mod tests {
                 hint: None,
                 exit_code: None,
                 stderr_tail: Vec::new(),
+                server_log: Vec::new(),
                 explanation: Some(Explanation {
                     summary: "1 value of (email) occurs more than once in public.users, in 2 rows:".into(),
                     table: Some("public.users".into()),

@@ -163,6 +163,10 @@ pub struct Failure {
     /// A failed command's last lines on stderr (they also went to stderr as it ran).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stderr_tail: Vec<String>,
+    /// A failed command on a throwaway cluster: the server log's last error
+    /// (`ERROR:`, `DETAIL:`, `HINT:`, `STATEMENT:` lines) during the command.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_log: Vec<String>,
     /// The rows that made it fail, queried read-only on the branch afterwards.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
@@ -261,6 +265,11 @@ impl MigrationReport {
         }
         if any && f.sqlstate.as_deref().is_some_and(|c| c.starts_with("22")) {
             f.message = scrub_quoted(&f.message);
+        }
+        // The server's own lines can quote any value: only the error's first line stays, without quotes.
+        f.server_log.retain(|l| l.starts_with("ERROR:"));
+        for l in &mut f.server_log {
+            *l = scrub_quoted(l);
         }
     }
 

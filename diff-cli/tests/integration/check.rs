@@ -800,3 +800,43 @@ fn redaction_covers_the_failure_in_every_format() {
         }
     }
 }
+
+/// A failed `--run` on a throwaway cluster: the command's stderr tail and the failing statement with
+/// its error from the server's log, in every format; the gate is not shown as passed.
+#[test]
+fn a_failed_command_shows_its_stderr_and_the_servers_error() {
+    let work = workdir();
+    let snap = write(work.path(), "snap.sql", SETUP);
+    let psql = [harness::bindir().join("psql"), PathBuf::from("psql")]
+        .into_iter()
+        .find(|p| p.components().count() == 1 || p.exists())
+        .unwrap();
+    let cmd = format!("{} -X -q -v ON_ERROR_STOP=1 -c 'ALTER TABLE orders ADD COLUMN x nosuchtype'", psql.display());
+    for format in ["text", "markdown", "json"] {
+        let tmp = workdir();
+        let args = ["--snapshot", snap.to_str().unwrap(), "--run", &cmd, "--fail-on", "data-loss", "--format", format];
+        let run = check(&args, tmp.path());
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(!run.stdout.contains("gate passed"), "{}", run.stdout);
+        if format == "json" {
+            let f = &run.json()["check"]["migration"]["failure"];
+            let log: Vec<&str> = f["server_log"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+            // "ALTER TABLE orders ADD COLUMN x " is 32 characters: the type starts at character 33.
+            assert_eq!(
+                log,
+                [
+                    "ERROR:  type \"nosuchtype\" does not exist at character 33",
+                    "STATEMENT:  ALTER TABLE orders ADD COLUMN x nosuchtype"
+                ],
+                "{f:#}"
+            );
+            let tail = f["stderr_tail"].as_array().unwrap();
+            assert!(tail.iter().any(|l| l.as_str().unwrap().contains("type \"nosuchtype\" does not exist")), "{f:#}");
+        } else {
+            assert!(run.stdout.contains("The server's log:"), "{}", run.stdout);
+            assert!(run.stdout.contains("STATEMENT:  ALTER TABLE orders ADD COLUMN x nosuchtype"), "{}", run.stdout);
+            assert!(run.stdout.contains("The command's last lines on stderr:"), "{}", run.stdout);
+        }
+        assert_no_leftovers(tmp.path());
+    }
+}
