@@ -179,6 +179,9 @@ pub async fn run_with(
     }
     progress.finish();
     let verdict = gate.as_ref().map(|g| g.verdict());
+    for a in verdict.iter().flat_map(|v| &v.unused_accepts) {
+        eprintln!("pgbranchdiff: warning: --accept {a} matched nothing");
+    }
     let end = render::End { millis: started.elapsed().as_millis() as u64, verdict: verdict.clone() };
     match sink.finish(&end) {
         Ok(()) => output.commit()?,

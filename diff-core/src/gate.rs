@@ -61,6 +61,10 @@ struct Accept {
     class: Option<Class>,
     kind: Option<LossKind>,
     pattern: String,
+    /// As given, for the warning when it matched nothing.
+    given: String,
+    /// It accepted at least one change.
+    used: std::cell::Cell<bool>,
 }
 
 /// The error for `--accept CLASS:PATTERN` with an unknown class: both kinds of prefix are named.
@@ -104,6 +108,8 @@ pub struct Verdict {
     pub reasons: Vec<String>,
     /// Entries accepted.
     pub accepted: usize,
+    /// `--accept` patterns that matched no change (a typo accepts nothing).
+    pub unused_accepts: Vec<String>,
 }
 
 impl Verdict {
@@ -130,6 +136,9 @@ impl Verdict {
         }
         if self.accepted > 0 {
             let _ = write!(s, "; {} accepted", self.accepted);
+        }
+        for a in &self.unused_accepts {
+            let _ = write!(s, "; warning: --accept {a} matched nothing");
         }
         s
     }
@@ -159,7 +168,7 @@ impl Gate {
                 },
                 None => (None, None, a.to_string()),
             };
-            accepts.push(Accept { class, kind, pattern });
+            accepts.push(Accept { class, kind, pattern, given: a.to_string(), used: std::cell::Cell::new(false) });
         }
         Ok(Gate { classes, accepts, tables: vec![], reasons: vec![], accepted: 0 })
     }
@@ -177,15 +186,21 @@ impl Gate {
         let applies = |a: &&Accept| {
             a.class.is_none_or(|c| classes.contains(&c) || c == Class::Any) && a.kind.is_none_or(|k| Some(k) == kind)
         };
-        self.accepts.iter().filter(applies).any(|a| {
+        let mut any = false;
+        for a in self.accepts.iter().filter(applies) {
             let p = &a.pattern;
-            match (&object.table, &object.column) {
+            let hit = match (&object.table, &object.column) {
                 (Some(t), Some(c)) => column_matches(p, &object.schema, t, c) || table_matches(p, &object.schema, t),
                 (Some(t), None) => table_matches(p, &object.schema, t),
                 // A schema, or an object outside tables (sequence, function, enum…) by its full name.
                 _ => *p == object.schema || glob_match(p, &object.name) || table_matches(p, &object.schema, "*"),
+            };
+            if hit {
+                a.used.set(true);
+                any = true;
             }
-        })
+        }
+        any
     }
 
     /// Takes one event; marks accepted data-loss entries in it.
@@ -306,6 +321,7 @@ impl Gate {
             passed: reasons.is_empty(),
             reasons,
             accepted: self.accepted,
+            unused_accepts: self.accepts.iter().filter(|a| !a.used.get()).map(|a| a.given.clone()).collect(),
         }
     }
 }

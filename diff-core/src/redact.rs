@@ -73,6 +73,11 @@ impl Redactor {
         Ok(Redactor { patterns: patterns.to_vec(), masked, key, columns: vec![], tables: vec![] })
     }
 
+    /// The patterns given (`column`, `table.column`, `schema.table.column`, globs).
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
     /// Whether any column could be redacted (patterns given or masking rules honoured).
     pub fn is_active(&self) -> bool {
         !self.patterns.is_empty() || self.masked

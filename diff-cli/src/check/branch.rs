@@ -42,6 +42,11 @@ impl Strategy {
             Strategy::Clone => "STRATEGY FILE_COPY, file_copy_method = clone",
         }
     }
+
+    /// Whether making the copy forced a checkpoint on the server (FILE_COPY does).
+    pub fn checkpoints(self) -> bool {
+        matches!(self, Strategy::FileCopy | Strategy::Clone)
+    }
 }
 
 /// A branch made by `check`.

@@ -193,9 +193,28 @@ async fn work(args: &CheckArgs, migration: &Migration, held: &mut Held) -> Resul
         statement_timeout: args.statement_timeout,
         max_duration: args.max_duration,
     };
-    let report = migrate::apply(&child, migration, &opts).await?;
-    let preamble = preamble(&source, &child, made.as_ref(), &report);
-    let outcome = crate::diff::run_with(&parent, &child, &args.report, Some(&preamble)).await?;
+    // A command on a throwaway cluster: its failing statement can be read from the server's log.
+    let log =
+        held.cluster.as_ref().filter(|_| matches!(migration, Migration::Command(_))).map(|c| c.dir().join("log")).map(
+            |p| {
+                let from = std::fs::metadata(&p).map_or(0, |m| m.len());
+                (p, from)
+            },
+        );
+    let mut report = migrate::apply(&child, migration, &opts).await?;
+    if let (Some((path, from)), Some(f)) = (log, report.failure.as_mut()) {
+        f.server_log = last_error(&path, from);
+    }
+    // `--redact` promises every output: the failure's values too.
+    report.redact(&crate::diff::redactor(&args.report)?);
+    // A failed migration fails the check: the gate, made for a migration that applied, is not evaluated.
+    let mut report_args = args.report.clone();
+    let gate = report_args.fail_on.clone();
+    if !report.succeeded() {
+        report_args.fail_on = None;
+    }
+    let preamble = preamble(&source, &child, made.as_ref(), &report, gate.as_deref());
+    let outcome = crate::diff::run_with(&parent, &child, &report_args, Some(&preamble)).await?;
     let gate_failed = outcome.verdict.as_ref().is_some_and(|v| !v.passed);
     Ok(!report.succeeded() || report.over_budget() || gate_failed)
 }
@@ -313,34 +332,90 @@ async fn make_branch(parent: &ConnConfig, held: &mut Held) -> Result<Branch> {
     made
 }
 
-fn preamble(source: &Source, child: &ConnConfig, made: Option<&Branch>, report: &MigrationReport) -> Preamble {
+/// The last `ERROR:` of a server log written after byte `from`, with the
+/// `DETAIL:`, `HINT:` and `STATEMENT:` lines (and their continuations) after it.
+fn last_error(path: &Path, from: u64) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(path) else { return Vec::new() };
+    let text = String::from_utf8_lossy(bytes.get(from as usize..).unwrap_or_default());
+    let lines: Vec<&str> = text.lines().collect();
+    let body = |l: &str| {
+        ["ERROR:", "DETAIL:", "HINT:", "STATEMENT:"].iter().find_map(|k| l.find(k).map(|i| l[i..].to_string()))
+    };
+    let Some(start) = lines.iter().rposition(|l| l.contains("ERROR:")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (i, l) in lines[start..].iter().enumerate() {
+        match body(l) {
+            Some(b) if i == 0 || !b.starts_with("ERROR:") => out.push(b),
+            None if l.starts_with('\t') && !out.is_empty() => out.push(l.trim().to_string()),
+            _ => break,
+        }
+    }
+    out.truncate(12);
+    out
+}
+
+/// The check's verdict when the migration did not apply: why it failed, and that the gate was not evaluated.
+fn failed_verdict(report: &MigrationReport, gate: Option<&str>) -> Option<String> {
+    let f = report.failure.as_ref();
+    if report.succeeded() {
+        return None;
+    }
+    let at = f.and_then(|f| f.location.as_deref()).map(|l| format!(" at {l}")).unwrap_or_default();
+    let why = match f {
+        Some(f) => format!("the migration failed{at}: {}", f.message),
+        None => "the migration exceeded its budget".to_string(),
+    };
+    let gate = gate.map(|g| format!(" The gate (--fail-on {g}) was not evaluated.")).unwrap_or_default();
+    Some(format!("Check FAILED: {why}.{gate}"))
+}
+
+fn preamble(
+    source: &Source,
+    child: &ConnConfig,
+    made: Option<&Branch>,
+    report: &MigrationReport,
+    gate: Option<&str>,
+) -> Preamble {
+    let verdict = failed_verdict(report, gate);
     // `quote` marks names: plain quotes in text, code spans in Markdown (no escaping needed there).
     let branch_line = |quote: Quote| match made {
-        Some(b) => format!("{}, made in {} ({})", quote(&b.name), seconds(b.millis), b.strategy.name()),
+        Some(b) => format!(
+            "{}, made in {} ({}{})",
+            quote(&b.name),
+            seconds(b.millis),
+            b.strategy.name(),
+            if b.strategy.checkpoints() { ", which forced a checkpoint" } else { "" }
+        ),
         None => format!("{} (given with --branch, left in place)", quote(&child.endpoint())),
     };
     let branch_json = match made {
         Some(b) => {
-            json!({ "database": b.name, "endpoint": child.endpoint(), "created": true, "millis": b.millis, "strategy": b.strategy.name() })
+            json!({ "database": b.name, "endpoint": child.endpoint(), "created": true, "millis": b.millis, "strategy": b.strategy.name(), "checkpoint": b.strategy.checkpoints() })
         }
         None => json!({ "database": child.dbname(), "endpoint": child.endpoint(), "created": false }),
     };
     let text_quote = |s: &str| format!("\"{s}\"");
     let md_quote = |s: &str| format!("`{}`", s.replace('`', "'"));
+    let text_verdict = verdict.as_ref().map(|v| format!("{v}\n\n")).unwrap_or_default();
+    let md_verdict = verdict.as_ref().map(|v| format!("**❌ {v}**\n\n")).unwrap_or_default();
+    let mut json = json!({ "source": source.json, "branch": branch_json, "migration": report.json() });
+    if let Some(v) = &verdict {
+        json["verdict"] = json!({ "passed": false, "reason": v, "gate_evaluated": false });
+    }
     Preamble {
         text: format!(
-            "Check: {}\n       branch {}\n\n{}\n\n",
+            "{text_verdict}Check: {}\n       branch {}\n\n{}\n\n",
             (source.describe)(&|s: &str| s.to_string()),
             branch_line(&text_quote),
             report.text().trim_end()
         ),
         markdown: format!(
-            "### pgbranchdiff check\n\n- Source: {}\n- Branch: {}\n\n{}\n\n",
+            "### pgbranchdiff check\n\n{md_verdict}- Source: {}\n- Branch: {}\n\n{}\n\n",
             (source.describe)(&md_quote),
             branch_line(&md_quote),
             report.markdown().trim_end()
         ),
-        json: json!({ "source": source.json, "branch": branch_json, "migration": report.json() }),
+        json,
     }
 }
 

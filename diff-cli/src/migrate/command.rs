@@ -6,6 +6,7 @@
 //! branch while it runs.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -45,6 +46,11 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
+/// A path for a URL's query: `/` kept, anything outside the unreserved set encoded.
+fn encode_path(s: &str) -> String {
+    s.split('/').map(encode).collect::<Vec<_>>().join("/")
+}
+
 /// libpq variables that would send a migration tool somewhere other than the branch.
 const REDIRECTING: &[&str] = &[
     "PGHOSTADDR",
@@ -69,16 +75,26 @@ pub(super) fn environment(branch: &ConnConfig, opts: &MigrateOptions) -> Vec<(St
         Some(p) => format!("{}:{}", encode(&user), encode(p)),
         None => encode(&user),
     };
+    // A socket directory goes in libpq's `?host=` form, kept readable (`/` unencoded): a
+    // percent-encoded host (`%2Ftmp%2F…`) breaks tools that pass the URL through configparser
+    // interpolation (alembic's standard env.py), while libpq, SQLAlchemy, Django
+    // (dj-database-url) and node-postgres (pg-connection-string) all read `?host=`.
+    let mut query = Vec::new();
     let url_host = if host.starts_with('/') {
-        encode(&host)
+        query.push(format!("host={}", encode_path(&host)));
+        query.push(format!("port={port}"));
+        String::new()
     } else if host.contains(':') {
-        format!("[{host}]")
+        format!("[{host}]:{port}")
     } else {
-        host.clone()
+        format!("{host}:{port}")
     };
-    let mut url = format!("postgresql://{auth}@{url_host}:{port}/{}", encode(&db));
     if let Some(mode) = branch.param("sslmode") {
-        url += &format!("?sslmode={}", encode(mode));
+        query.push(format!("sslmode={}", encode(mode)));
+    }
+    let mut url = format!("postgresql://{auth}@{url_host}/{}", encode(&db));
+    if !query.is_empty() {
+        url += &format!("?{}", query.join("&"));
     }
     let mut env = vec![
         ("DATABASE_URL".to_string(), url),
@@ -118,6 +134,7 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
         .map(|r| r.get(0))
         .collect();
     let before = rewrites::snapshot(&client).await?;
+    let existing = super::execute::existing_relations(&client).await?;
     let started = Instant::now();
     let sampler = Sampler::start(branch, Watch::Database { exclude }, started).await?;
     sampler.set_statement(0);
@@ -132,12 +149,14 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
         .envs(environment(branch, opts))
         .stdin(Stdio::null())
         .stdout(std::io::stderr())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0)
         .spawn()
         .context("cannot start sh to run the migration command")?;
     let mut group = Group(child.id().map(|p| p as i32));
+    let tail = Arc::new(Mutex::new(Tail::default()));
+    let copier = child.stderr.take().map(|e| tokio::spawn(copy_stderr(e, tail.clone())));
     let waited = match opts.max_duration {
         Some(budget) => tokio::time::timeout(budget, child.wait()).await.ok(),
         None => Some(child.wait().await),
@@ -153,6 +172,11 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
     };
     let total = started.elapsed();
     group.0 = None;
+    if let Some(c) = copier {
+        // What is left in the pipe; a background process still holding it open is not waited for.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), c).await;
+    }
+    let tail = tail.lock().unwrap_or_else(|e| e.into_inner()).lines();
     let samples = sampler.finish().await;
     let after = rewrites::snapshot(&client).await?;
     let mut statements = vec![StatementReport {
@@ -160,11 +184,12 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
         text: command.to_string(),
         millis: total.as_millis() as u64,
         ok: status.is_some_and(|s| s.success()),
+        applied: status.is_some_and(|s| s.success()),
         locks: Vec::new(),
         waits: Vec::new(),
         rewrites: rewrites::compare(&before, &after),
     }];
-    fill_locks(&mut statements, &samples);
+    fill_locks(&mut statements, &samples, &[None], &existing, false);
     let failure = match status {
         None => Some(failure(
             FailureKind::Budget,
@@ -182,10 +207,12 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
             None => failure(FailureKind::CommandFailed, format!("the command was killed ({s})"), None),
         }),
     };
+    let failure = failure.map(|f| Failure { stderr_tail: tail, ..f });
     Ok(MigrationReport {
         kind: "command",
         command: Some(command.to_string()),
-        locks: samples.summary(&["command".to_string()]),
+        files_not_run: Vec::new(),
+        locks: samples.sampled_summary("command", &existing),
         statements,
         over_budget: opts.max_duration.is_some_and(|b| total > b),
         failure,
@@ -193,6 +220,58 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
         budget_millis: opts.max_duration.map(|d| d.as_millis() as u64),
         sample_interval_millis: INTERVAL.as_millis() as u64,
     })
+}
+
+/// Lines of a failed command's stderr shown in the report.
+const TAIL_LINES: usize = 20;
+
+/// The last [`TAIL_LINES`] lines seen.
+#[derive(Default)]
+struct Tail {
+    lines: std::collections::VecDeque<String>,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b == b'\n' {
+                let line = String::from_utf8_lossy(&self.partial).trim_end_matches('\r').to_string();
+                self.partial.clear();
+                self.lines.push_back(line);
+                if self.lines.len() > TAIL_LINES {
+                    self.lines.pop_front();
+                }
+            } else if self.partial.len() < 4096 {
+                self.partial.push(b);
+            }
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.lines.iter().cloned().collect();
+        if !self.partial.is_empty() {
+            out.push(String::from_utf8_lossy(&self.partial).to_string());
+        }
+        let skip = out.len().saturating_sub(TAIL_LINES);
+        out.split_off(skip)
+    }
+}
+
+/// Copies the command's stderr to ours as it comes, keeping its tail.
+async fn copy_stderr(mut from: tokio::process::ChildStderr, tail: Arc<Mutex<Tail>>) {
+    use std::io::Write;
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let _ = std::io::stderr().write_all(&buf[..n]);
+                tail.lock().unwrap_or_else(|e| e.into_inner()).push(&buf[..n]);
+            }
+        }
+    }
 }
 
 fn failure(kind: FailureKind, message: String, exit_code: Option<i32>) -> Failure {
@@ -204,6 +283,8 @@ fn failure(kind: FailureKind, message: String, exit_code: Option<i32>) -> Failur
         detail: None,
         hint: None,
         exit_code,
+        stderr_tail: Vec::new(),
+        server_log: Vec::new(),
         explanation: None,
     }
 }
@@ -214,12 +295,33 @@ mod tests {
     use diff_core::SideName;
 
     #[test]
+    fn the_tail_keeps_the_last_lines() {
+        let mut t = Tail::default();
+        for i in 0..30 {
+            t.push(format!("line {i}\n").as_bytes());
+        }
+        t.push(b"last, no newline");
+        let lines = t.lines();
+        assert_eq!(lines.len(), TAIL_LINES);
+        assert_eq!(lines.first().map(String::as_str), Some("line 11"));
+        assert_eq!(lines.last().map(String::as_str), Some("last, no newline"));
+    }
+
+    #[test]
     fn socket_hosts_and_passwords_are_percent_encoded() {
         let c = ConnConfig::parse(SideName::Child, "host='/tmp/pg dir' port=5433 user=app password=p@ss/w dbname=b_1")
             .unwrap();
         let env: std::collections::HashMap<_, _> = environment(&c, &MigrateOptions::default()).into_iter().collect();
-        assert_eq!(env["DATABASE_URL"], "postgresql://app:p%40ss%2Fw@%2Ftmp%2Fpg%20dir:5433/b_1");
+        assert_eq!(env["DATABASE_URL"], "postgresql://app:p%40ss%2Fw@/b_1?host=/tmp/pg%20dir&port=5433");
         assert_eq!(env["PGHOST"], "/tmp/pg dir");
         assert_eq!(env["PGPASSWORD"], "p@ss/w");
+        let c = ConnConfig::parse(SideName::Child, "host=/tmp/pgbd.x1 port=5432 user=postgres dbname=db").unwrap();
+        let env: std::collections::HashMap<_, _> = environment(&c, &MigrateOptions::default()).into_iter().collect();
+        // Nothing for configparser to interpolate.
+        assert_eq!(env["DATABASE_URL"], "postgresql://postgres@/db?host=/tmp/pgbd.x1&port=5432");
+        let c =
+            ConnConfig::parse(SideName::Child, "host=db.example port=6432 user=u dbname=d sslmode=require").unwrap();
+        let env: std::collections::HashMap<_, _> = environment(&c, &MigrateOptions::default()).into_iter().collect();
+        assert_eq!(env["DATABASE_URL"], "postgresql://u@db.example:6432/d?sslmode=require");
     }
 }

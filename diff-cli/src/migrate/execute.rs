@@ -3,6 +3,7 @@
 //! error stops the migration. Each statement is timed, watched by the lock
 //! sampler and followed by a check of table files (rewrites).
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
@@ -10,7 +11,7 @@ use diff_core::ConnConfig;
 use futures_util::SinkExt;
 use tokio_postgres::Client;
 
-use super::locks::{Sampler, Samples, Watch, BETWEEN, INTERVAL};
+use super::locks::{marker, Sampler, Samples, Watch, BETWEEN, INTERVAL};
 use super::report::{Failure, FailureKind, LockHeld, LockWait, MigrationReport, StatementReport};
 use super::rewrites;
 use super::source::{Step, StepKind};
@@ -45,6 +46,7 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
     let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
     configure(&client, opts).await.with_context(|| format!("cannot configure the session on {}", branch.endpoint()))?;
     let files = rewrites::snapshot(&client).await?;
+    let existing = existing_relations(&client).await?;
     let started = Instant::now();
     let sampler = Sampler::start(branch, Watch::Backend(pid), started).await?;
     let mut run = Run {
@@ -61,7 +63,8 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
     let mut statements = Vec::new();
     let mut failure = None;
     let mut failed_sql = None;
-    for step in &steps {
+    let mut stopped_at = None;
+    for (k, step) in steps.iter().enumerate() {
         let sql = match &step.kind {
             StepKind::Echo(text) => {
                 eprintln!("{text}");
@@ -76,10 +79,12 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
             Outcome::Failed(e) => {
                 failure = Some(failure_of(&e, &step.location, FailureKind::Error));
                 failed_sql = Some((sql.clone(), e));
+                stopped_at = Some(k);
                 break;
             }
             Outcome::Budget(e) => {
                 failure = Some(budget_failure(e.as_ref(), &step.location, opts.max_duration.unwrap_or_default()));
+                stopped_at = Some(k);
                 break;
             }
         }
@@ -102,23 +107,24 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
                 detail: None,
                 hint: Some("end the file with COMMIT".into()),
                 exit_code: None,
+                stderr_tail: Vec::new(),
+                server_log: Vec::new(),
                 explanation: None,
             });
         }
     }
     let samples = sampler.finish().await;
     drop(client);
-    fill_locks(&mut statements, &samples);
+    fill_locks(&mut statements, &samples, &blocks, &existing, true);
+    mark_applied(&mut statements, &blocks, in_block);
     if let (Some(f), Some((sql, e))) = (failure.as_mut(), failed_sql) {
         f.explanation = explain::explain(branch, &sql, &e, statements.last()).await;
     }
-    let mut locks = samples.summary(&statements.iter().map(|s| s.location.clone()).collect::<Vec<_>>());
-    for l in &mut locks {
-        l.access_exclusive_millis = access_exclusive_millis(&statements, &blocks, &l.relation);
-    }
+    let locks = super::locks::summary(&statements, &blocks);
     Ok(MigrationReport {
         kind: "files",
         command: None,
+        files_not_run: stopped_at.map(|k| files_after(&steps, k)).unwrap_or_default(),
         locks,
         statements,
         over_budget: failure.as_ref().is_some_and(|f| f.kind == FailureKind::Budget)
@@ -128,6 +134,42 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
         budget_millis: opts.max_duration.map(millis),
         sample_interval_millis: millis(INTERVAL),
     })
+}
+
+/// Sets `applied`: a statement that succeeded outside a transaction block was
+/// committed; inside one, only if its block ended with a statement that
+/// succeeded and was not ROLLBACK (a failure, or the end of the files, inside
+/// the block rolls it back). `open_at_end`: the files ended inside a block.
+fn mark_applied(statements: &mut [StatementReport], blocks: &[Option<usize>], open_at_end: bool) {
+    let n = statements.len();
+    let committed = |b: usize| {
+        let Some(last) = (0..n).rev().find(|&j| blocks.get(j).copied().flatten() == Some(b)) else { return false };
+        let first = statements[last].text.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        statements[last].ok && !(open_at_end && last == n - 1) && !matches!(first.as_str(), "rollback" | "abort")
+    };
+    let applied: Vec<bool> =
+        (0..n).map(|i| statements[i].ok && blocks.get(i).copied().flatten().is_none_or(committed)).collect();
+    for (s, a) in statements.iter_mut().zip(applied) {
+        s.applied = a;
+    }
+}
+
+/// The files of the steps after step `k` that never ran (not `k`'s own file).
+fn files_after(steps: &[Step], k: usize) -> Vec<String> {
+    let file = |s: &Step| s.location.rsplit_once(':').map_or(s.location.clone(), |(f, _)| f.to_string());
+    let stopped = steps.get(k).map(file);
+    let mut out: Vec<String> = Vec::new();
+    for f in steps.iter().skip(k + 1).map(file) {
+        if Some(&f) != stopped.as_ref() && !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// The relations there are before the migration: a lock on any other blocks nobody.
+pub(super) async fn existing_relations(client: &Client) -> Result<BTreeSet<u32>> {
+    Ok(client.query("SELECT oid FROM pg_class", &[]).await?.iter().map(|r| r.get(0)).collect())
 }
 
 async fn configure(client: &Client, opts: &MigrateOptions) -> Result<()> {
@@ -173,13 +215,13 @@ impl Run<'_> {
         self.sampler.set_statement(i);
         let t0 = Instant::now();
         let deadline = self.budget.map(|b| tokio::time::Instant::now() + b.saturating_sub(self.spent));
-        let mut outcome = run_step(self.client, step, deadline, self.sampler).await?;
+        let mut outcome = run_step(self.client, step, i, deadline, self.sampler).await?;
         let mut took = t0.elapsed();
         if wrap && matches!(&outcome, Outcome::Failed(e) if e.code().code() == "25001") {
             self.client.batch_execute("ROLLBACK").await.context("ROLLBACK")?;
             wrap = false;
             let t0 = Instant::now();
-            outcome = run_step(self.client, step, deadline, self.sampler).await?;
+            outcome = run_step(self.client, step, i, deadline, self.sampler).await?;
             took = t0.elapsed();
         }
         let mut report = StatementReport {
@@ -187,6 +229,7 @@ impl Run<'_> {
             text: shorten(sql, 120),
             millis: 0,
             ok: false,
+            applied: false,
             locks: Vec::new(),
             waits: Vec::new(),
             rewrites: Vec::new(),
@@ -224,31 +267,6 @@ impl Run<'_> {
         self.blocks.push((before || self.in_block).then_some(self.block_seq));
         Ok((report, outcome))
     }
-}
-
-/// How long ACCESS EXCLUSIVE on `relation` was held, from the statements'
-/// times: a statement seen holding it held it while it ran (less what it spent
-/// waiting for it); inside a transaction block the lock stays until the block
-/// ends, so every later statement of the block, COMMIT included, counts too.
-fn access_exclusive_millis(statements: &[StatementReport], blocks: &[Option<usize>], relation: &str) -> u64 {
-    let mut total = 0;
-    let mut held_in: Option<usize> = None;
-    for (i, s) in statements.iter().enumerate() {
-        let block = blocks.get(i).copied().flatten();
-        if held_in.is_some() && held_in != block {
-            held_in = None;
-        }
-        let seen = s.locks.iter().any(|l| l.relation == relation && l.mode == "AccessExclusiveLock");
-        if held_in.is_some() {
-            total += s.millis;
-        } else if seen {
-            let waited: u64 =
-                s.waits.iter().filter(|w| w.relation.as_deref() == Some(relation)).map(|w| w.millis).sum();
-            total += s.millis.saturating_sub(waited);
-            held_in = block;
-        }
-    }
-    total
 }
 
 /// Row writes: they take no locks beyond ROW EXCLUSIVE and rewrite nothing,
@@ -353,10 +371,12 @@ fn checks_after(sql: &str) -> bool {
 async fn run_step(
     client: &Client,
     step: &Step,
+    i: usize,
     deadline: Option<tokio::time::Instant>,
     sampler: &Sampler,
 ) -> Result<Outcome> {
-    let work = send(client, &step.kind);
+    let mark = marker(i);
+    let work = send(client, &step.kind, &mark);
     tokio::pin!(work);
     let result = match deadline {
         None => work.await,
@@ -380,11 +400,12 @@ async fn run_step(
     }
 }
 
-async fn send(client: &Client, kind: &StepKind) -> Result<(), tokio_postgres::Error> {
+/// Sends a statement with its `mark` in front (it names the statement in `pg_stat_activity`).
+async fn send(client: &Client, kind: &StepKind, mark: &str) -> Result<(), tokio_postgres::Error> {
     match kind {
-        StepKind::Sql(sql) => client.batch_execute(sql).await,
+        StepKind::Sql(sql) => client.batch_execute(&format!("{mark}{sql}")).await,
         StepKind::Copy { sql, data } => {
-            let sink = client.copy_in::<_, std::io::Cursor<Vec<u8>>>(sql.as_str()).await?;
+            let sink = client.copy_in::<_, std::io::Cursor<Vec<u8>>>(format!("{mark}{sql}").as_str()).await?;
             futures_util::pin_mut!(sink);
             sink.send(std::io::Cursor::new(data.clone().into_bytes())).await?;
             sink.finish().await.map(drop)
@@ -409,6 +430,8 @@ pub(super) fn failure_of(e: &tokio_postgres::error::DbError, location: &str, def
         detail: e.detail().map(str::to_string),
         hint: e.hint().map(str::to_string),
         exit_code: None,
+        stderr_tail: Vec::new(),
+        server_log: Vec::new(),
         explanation: None,
     }
 }
@@ -424,16 +447,50 @@ fn budget_failure(e: Option<&tokio_postgres::error::DbError>, location: &str, bu
         detail: None,
         hint: None,
         exit_code: None,
+        stderr_tail: Vec::new(),
+        server_log: Vec::new(),
         explanation: None,
     }
 }
 
-/// Puts what the sampler saw on each statement.
-pub(super) fn fill_locks(statements: &mut [StatementReport], samples: &Samples) {
+/// Puts what the sampler saw on each statement. Inside a transaction block,
+/// a lock an earlier statement of the block took is still held: it is that
+/// statement's, not a later one's. With `exact`, a lock is held for the
+/// statement's time less its wait on the relation (locks are taken as a
+/// statement starts and kept to its end); otherwise (a command) for the time
+/// it was seen. `existing`: relation oids from before the migration.
+pub(super) fn fill_locks(
+    statements: &mut [StatementReport],
+    samples: &Samples,
+    blocks: &[Option<usize>],
+    existing: &BTreeSet<u32>,
+    exact: bool,
+) {
+    let mut inherited: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut previous = None;
     for (i, s) in statements.iter_mut().enumerate() {
-        // A hold counts one sampling interval past its last sighting: never longer than the statement.
-        s.locks = samples.held(i).into_iter().map(|l| LockHeld { millis: l.millis.min(s.millis), ..l }).collect();
+        let block = blocks.get(i).copied().flatten();
+        if block.is_none() || block != previous {
+            inherited.clear();
+        }
+        previous = block;
         s.waits = samples.waits(i).into_iter().map(|w| LockWait { millis: w.millis.min(s.millis), ..w }).collect();
+        let mut locks = Vec::new();
+        for h in samples.held(i) {
+            let key = (h.lock.relation.clone(), h.lock.mode.clone());
+            if inherited.contains(&key) {
+                continue;
+            }
+            if block.is_some() {
+                inherited.insert(key);
+            }
+            let waited: u64 =
+                s.waits.iter().filter(|w| w.relation.as_deref() == Some(&h.lock.relation)).map(|w| w.millis).sum();
+            let millis = if exact { s.millis.saturating_sub(waited) } else { h.lock.millis.min(s.millis) };
+            let created = !h.oid.is_some_and(|o| existing.contains(&o));
+            locks.push(LockHeld { millis, created, ..h.lock });
+        }
+        s.locks = locks;
     }
 }
 
@@ -447,22 +504,24 @@ mod tests {
         assert_eq!(shorten("SELECT 123456789", 10), "SELECT 12…");
     }
 
-    fn stmt(millis: u64, ael: bool) -> StatementReport {
-        let locks = if ael {
-            vec![LockHeld {
-                relation: "public.t".into(),
-                relkind: "table".into(),
-                mode: "AccessExclusiveLock".into(),
-                millis,
-            }]
-        } else {
-            Vec::new()
-        };
+    fn stmt(location: &str, millis: u64, mode: Option<&str>) -> StatementReport {
+        let locks = mode
+            .map(|m| {
+                vec![LockHeld {
+                    relation: "public.t".into(),
+                    relkind: "table".into(),
+                    mode: m.into(),
+                    millis,
+                    created: false,
+                }]
+            })
+            .unwrap_or_default();
         StatementReport {
-            location: String::new(),
+            location: location.into(),
             text: String::new(),
             millis,
             ok: true,
+            applied: true,
             locks,
             waits: Vec::new(),
             rewrites: Vec::new(),
@@ -470,15 +529,29 @@ mod tests {
     }
 
     #[test]
-    fn access_exclusive_lasts_to_the_end_of_its_block() {
-        // BEGIN (1) · ALTER (10, takes it) · UPDATE (100, not seen) · COMMIT (5) · SELECT (1000, autocommit).
-        let statements = [stmt(1, false), stmt(10, true), stmt(100, false), stmt(5, false), stmt(1000, false)];
+    fn a_lock_lasts_to_the_end_of_its_block() {
+        let ael = Some("AccessExclusiveLock");
+        // BEGIN (1) · ALTER (10, takes it) · UPDATE (100) · COMMIT (5) · SELECT (1000, autocommit).
+        let statements =
+            [stmt("b", 1, None), stmt("a", 10, ael), stmt("u", 100, None), stmt("c", 5, None), stmt("s", 1000, None)];
         let blocks = [Some(1), Some(1), Some(1), Some(1), None];
-        assert_eq!(access_exclusive_millis(&statements, &blocks, "public.t"), 115);
-        assert_eq!(access_exclusive_millis(&statements, &blocks, "public.other"), 0);
-        // Autocommit: only while the statements that took it ran.
-        let statements = [stmt(10, true), stmt(100, false), stmt(7, true)];
-        assert_eq!(access_exclusive_millis(&statements, &[None, None, None], "public.t"), 17);
+        let s = super::super::locks::summary(&statements, &blocks);
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].reads_and_writes_blocked_millis, s[0].writes_blocked_millis), (115, 115));
+        assert_eq!(s[0].held_by.iter().map(|h| h.location.as_str()).collect::<Vec<_>>(), ["a"]);
+        // Autocommit: only while the statements that took it ran; SHARE blocks writes only,
+        // SHARE UPDATE EXCLUSIVE neither; a 0 ms hold is still named.
+        let statements = [
+            stmt("a", 10, ael),
+            stmt("i", 100, Some("ShareLock")),
+            stmt("v", 50, Some("ShareUpdateExclusiveLock")),
+            stmt("z", 0, ael),
+        ];
+        let s = super::super::locks::summary(&statements, &[None, None, None, None]);
+        assert_eq!((s[0].reads_and_writes_blocked_millis, s[0].writes_blocked_millis), (10, 110));
+        let held: Vec<_> = s[0].held_by.iter().map(|h| (h.location.as_str(), h.mode.as_str())).collect();
+        assert_eq!(held, [("a", "AccessExclusiveLock"), ("z", "AccessExclusiveLock"), ("i", "ShareLock")]);
+        assert_eq!(s[0].statements, ["a", "i", "v", "z"]);
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The lock sampler: a second connection polls `pg_locks` (joined to
-//! `pg_class`) for the migration's backends every few milliseconds, records
-//! the locks they hold and wait for (with the sessions blocking them), and
-//! attributes each observation to the statement running at the time. Locks
-//! held for less than one interval can go unseen; a statement inside an
-//! explicit transaction is also checked right after it ends (its locks are
-//! still held then), which makes those observations certain.
+//! `pg_class` and `pg_stat_activity`) for the migration's backends every few
+//! milliseconds, records the table locks (`locktype = 'relation'`) they hold
+//! and every lock they wait for (with the sessions blocking them, never the
+//! sampler itself), and attributes each observation to the statement the
+//! backend was running *in that same row*: each statement is sent with a
+//! leading comment carrying its number (see [`marker`]), so a sample taken
+//! while statement 7 is active is statement 7's, whatever the executor has
+//! moved on to meanwhile. Locks held for less than one interval can go unseen;
+//! a statement is also checked right after it ends, inside its transaction
+//! (its locks are still held then), which makes those observations certain.
 //!
 //! If the migration is abandoned (its future dropped), the sampler cancels
 //! the watched backends' running statements before it exits.
@@ -19,7 +23,7 @@ use diff_core::ConnConfig;
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
-use super::report::{Blocker, LockHeld, LockSummary, LockWait};
+use super::report::{Blocker, LockHeld, LockHolder, LockSummary, LockWait, StatementReport};
 
 /// How often `pg_locks` is read.
 pub(super) const INTERVAL: Duration = Duration::from_millis(15);
@@ -36,12 +40,21 @@ pub(super) enum Watch {
     Database { exclude: Vec<i32> },
 }
 
+/// The comment a statement is sent with: `pg_stat_activity.query` then says
+/// which statement the backend is running (it is kept to the first 1 kB, which
+/// always holds this prefix).
+pub(super) fn marker(i: usize) -> String {
+    format!("/* pgbranchdiff statement {i} */ ")
+}
+
 /// One lock seen at one time.
 #[derive(Debug, Clone)]
 pub(super) struct Obs {
     pub at: Duration,
     pub stmt: usize,
     pub locktype: String,
+    /// `pg_locks.relation`.
+    pub oid: Option<u32>,
     pub relation: Option<String>,
     pub relkind: String,
     pub mode: String,
@@ -68,20 +81,30 @@ pub(super) struct Sampler {
     started: Instant,
 }
 
+/// Columns: lock type, mode, granted, relation name, relkind, blockers (the
+/// sampler left out), whether the sampler was the only blocker, relation oid,
+/// and the statement number of the backend's active query.
 const LOCKS: &str = "
 SELECT l.locktype, l.mode, l.granted,
        CASE WHEN c.oid IS NOT NULL THEN quote_ident(n.nspname) || '.' || quote_ident(c.relname) END,
        coalesce(c.relkind::text, ''),
-       CASE WHEN l.granted THEN '{}'::int[] ELSE pg_blocking_pids(l.pid) END
+       array_remove(bp.pids, pg_backend_pid()),
+       bp.pids = ARRAY[pg_backend_pid()],
+       l.relation,
+       CASE WHEN a.state = 'active'
+            THEN (regexp_match(a.query, '^/\\* pgbranchdiff statement ([0-9]+) \\*/'))[1]::int END
 FROM pg_locks l
+CROSS JOIN LATERAL (SELECT CASE WHEN l.granted THEN '{}'::int[] ELSE pg_blocking_pids(l.pid) END AS pids) bp
+LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 LEFT JOIN pg_class c ON c.oid = l.relation
      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE ";
 
-const USER_RELATIONS: &str =
-    " AND (NOT l.granted OR (c.oid IS NOT NULL AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-       AND n.nspname NOT LIKE 'pg\\_toast%'))";
+/// Held locks: table locks on user relations only (an `extend` lock in
+/// ExclusiveLock mode is relation extension, not a table lock). Waits: all.
+const USER_RELATIONS: &str = " AND (NOT l.granted OR (l.locktype = 'relation' AND c.oid IS NOT NULL
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'))";
 
 fn sample_query(watch: &Watch) -> String {
     let who = match watch {
@@ -111,11 +134,27 @@ fn cancel_query(watch: &Watch) -> &'static str {
     }
 }
 
-fn observe(rows: &[tokio_postgres::Row], at: Duration, stmt: usize) -> Vec<Obs> {
+/// Who a sample's rows are charged to.
+#[derive(Clone, Copy)]
+enum Attribute {
+    /// This statement (known for certain).
+    To(usize),
+    /// The statement named by the backend's active query; locks seen while
+    /// it runs none of ours (between statements, idle in a block) go to nobody.
+    Marked,
+}
+
+fn observe(rows: &[tokio_postgres::Row], at: Duration, who: Attribute) -> Vec<Obs> {
     rows.iter()
+        // A wait on nothing but the sampler's own query is the sampler's doing, not the migration's.
+        .filter(|r| !r.get::<_, Option<bool>>(6).unwrap_or(false))
         .map(|r| Obs {
             at,
-            stmt,
+            stmt: match who {
+                Attribute::To(i) => i,
+                Attribute::Marked => r.get::<_, Option<i32>>(8).map_or(BETWEEN, |i| i as usize),
+            },
+            oid: r.get(7),
             locktype: r.get(0),
             mode: r.get(1),
             granted: r.get(2),
@@ -168,7 +207,7 @@ impl Sampler {
     pub async fn record_held(&self, client: &Client, pid: i32, i: usize) -> Result<()> {
         let q = format!("{LOCKS}l.pid = ANY($1::int[]) AND l.granted{USER_RELATIONS}");
         let rows = client.query(&q, &[&vec![pid]]).await?;
-        let obs = observe(&rows, self.started.elapsed(), i);
+        let obs = observe(&rows, self.started.elapsed(), Attribute::To(i));
         self.shared.lock().unwrap_or_else(|e| e.into_inner()).obs.extend(obs);
         Ok(())
     }
@@ -192,6 +231,7 @@ async fn poll(
 ) {
     let Ok(stmt) = client.prepare(&sample_query(&watch)).await else { return };
     let param = watch_param(&watch);
+    let marked = matches!(watch, Watch::Backend(_));
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -208,7 +248,8 @@ async fn poll(
             _ = tick.tick() => {
                 let i = current.load(Ordering::SeqCst);
                 let Ok(rows) = client.query(&stmt, &[&param]).await else { continue };
-                let obs = observe(&rows, started.elapsed(), i);
+                let who = if marked { Attribute::Marked } else { Attribute::To(i) };
+                let obs = observe(&rows, started.elapsed(), who);
                 let wanted: BTreeSet<i32> = obs.iter().flat_map(|o| o.blockers.iter().copied()).collect();
                 let unknown: Vec<i32> = {
                     let s = shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -281,25 +322,45 @@ fn held_millis(times: &mut [Duration]) -> u64 {
     total.as_millis() as u64
 }
 
+/// Whether a mode blocks writes to the relation (SHARE and stronger, except
+/// SHARE UPDATE EXCLUSIVE, which blocks neither reads nor writes).
+pub(super) fn blocks_writes(mode: &str) -> bool {
+    matches!(mode, "ShareLock" | "ShareRowExclusiveLock" | "ExclusiveLock" | "AccessExclusiveLock")
+}
+
+/// Whether a mode blocks reads too.
+pub(super) fn blocks_reads(mode: &str) -> bool {
+    mode == "AccessExclusiveLock"
+}
+
+/// A relation lock a statement held, with the relation's oid.
+pub(super) struct Held {
+    pub oid: Option<u32>,
+    pub lock: LockHeld,
+}
+
 impl Samples {
-    /// Locks held by statement `i`, strongest first, then by relation.
-    pub fn held(&self, i: usize) -> Vec<LockHeld> {
-        let mut by: BTreeMap<(String, String), (String, Vec<Duration>)> = BTreeMap::new();
-        for o in self.obs.iter().filter(|o| o.stmt == i && o.granted) {
+    /// Table locks held by statement `i`, strongest first, then by relation;
+    /// `millis` is the time they were seen (sampling resolution).
+    pub fn held(&self, i: usize) -> Vec<Held> {
+        // (relation, mode) → (oid, relkind, times seen)
+        type Seen = (Option<u32>, String, Vec<Duration>);
+        let mut by: BTreeMap<(String, String), Seen> = BTreeMap::new();
+        for o in self.obs.iter().filter(|o| o.stmt == i && o.granted && o.locktype == "relation") {
             let Some(rel) = &o.relation else { continue };
-            let e = by.entry((rel.clone(), o.mode.clone())).or_insert_with(|| (o.relkind.clone(), Vec::new()));
-            e.1.push(o.at);
+            let e = by.entry((rel.clone(), o.mode.clone())).or_insert_with(|| (o.oid, o.relkind.clone(), Vec::new()));
+            e.2.push(o.at);
         }
-        let mut out: Vec<LockHeld> = by
+        let mut out: Vec<Held> = by
             .into_iter()
-            .map(|((relation, mode), (relkind, mut t))| LockHeld {
-                relation,
-                relkind,
-                mode,
-                millis: held_millis(&mut t),
+            .map(|((relation, mode), (oid, relkind, mut t))| Held {
+                oid,
+                lock: LockHeld { relation, relkind, mode, millis: held_millis(&mut t), created: false },
             })
             .collect();
-        out.sort_by(|a, b| strength(&b.mode).cmp(&strength(&a.mode)).then(a.relation.cmp(&b.relation)));
+        out.sort_by(|a, b| {
+            strength(&b.lock.mode).cmp(&strength(&a.lock.mode)).then(a.lock.relation.cmp(&b.lock.relation))
+        });
         out
     }
 
@@ -333,40 +394,135 @@ impl Samples {
             .collect()
     }
 
-    /// Per relation over the whole migration; `locations` names statements by index.
-    pub fn summary(&self, locations: &[String]) -> Vec<LockSummary> {
+    /// Per existing relation, from the samples alone (a command: one
+    /// statement, `location`, whose locks are only known by sampling).
+    pub fn sampled_summary(&self, location: &str, existing: &BTreeSet<u32>) -> Vec<LockSummary> {
         #[derive(Default)]
         struct Acc {
             relkind: String,
             modes: BTreeSet<(usize, String)>,
-            ael: Vec<Duration>,
-            stmts: BTreeSet<usize>,
+            reads: Vec<Duration>,
+            writes: Vec<Duration>,
         }
         let mut by: BTreeMap<String, Acc> = BTreeMap::new();
-        for o in &self.obs {
-            let Some(rel) = &o.relation else { continue };
+        for o in self.obs.iter().filter(|o| o.granted && o.locktype == "relation") {
+            let (Some(rel), Some(oid)) = (&o.relation, o.oid) else { continue };
+            if !existing.contains(&oid) {
+                continue;
+            }
             let a = by.entry(rel.clone()).or_default();
             a.relkind = o.relkind.clone();
-            if o.stmt != BETWEEN {
-                a.stmts.insert(o.stmt);
+            a.modes.insert((strength(&o.mode), o.mode.clone()));
+            if blocks_reads(&o.mode) {
+                a.reads.push(o.at);
             }
-            if o.granted {
-                a.modes.insert((strength(&o.mode), o.mode.clone()));
-                if o.mode == "AccessExclusiveLock" {
-                    a.ael.push(o.at);
-                }
+            if blocks_writes(&o.mode) {
+                a.writes.push(o.at);
             }
         }
         by.into_iter()
             .map(|(relation, mut a)| LockSummary {
                 relation,
                 relkind: a.relkind,
+                reads_and_writes_blocked_millis: held_millis(&mut a.reads),
+                writes_blocked_millis: held_millis(&mut a.writes),
+                held_by: a
+                    .modes
+                    .iter()
+                    .filter(|(_, m)| blocks_writes(m))
+                    .rev()
+                    .map(|(_, m)| LockHolder { location: location.to_string(), mode: m.clone() })
+                    .collect(),
                 modes: a.modes.into_iter().map(|(_, m)| m).collect(),
-                access_exclusive_millis: if a.ael.is_empty() { 0 } else { held_millis(&mut a.ael) },
-                statements: a.stmts.into_iter().filter_map(|i| locations.get(i).cloned()).collect(),
+                statements: vec![location.to_string()],
             })
             .collect()
     }
+}
+
+/// Per existing relation over a run of statements, from the locks each
+/// statement took (`StatementReport::locks`, relations the migration created
+/// marked and left out): a lock is held from the start of the statement that
+/// took it (less that statement's wait on the relation) to its end, and inside
+/// a transaction block to the end of the block, so every later statement of
+/// the block counts whole. `blocks[i]` numbers statement `i`'s block.
+pub(super) fn summary(statements: &[StatementReport], blocks: &[Option<usize>]) -> Vec<LockSummary> {
+    #[derive(Default)]
+    struct Acc {
+        relkind: String,
+        modes: BTreeSet<(usize, String)>,
+        reads: u64,
+        writes: u64,
+        held_by: Vec<(usize, LockHolder)>,
+        statements: BTreeSet<usize>,
+        /// Strongest mode held since an earlier statement of the open block.
+        carried: Option<(usize, usize)>,
+    }
+    let mut by: BTreeMap<String, Acc> = BTreeMap::new();
+    for s in statements {
+        for l in s.locks.iter().filter(|l| !l.created) {
+            let a = by.entry(l.relation.clone()).or_default();
+            a.relkind = l.relkind.clone();
+        }
+    }
+    for (i, s) in statements.iter().enumerate() {
+        let block = blocks.get(i).copied().flatten();
+        for (rel, a) in by.iter_mut() {
+            let carried = match a.carried {
+                Some((b, m)) if Some(b) == block => Some(m),
+                _ => None,
+            };
+            let taken: Vec<&LockHeld> = s.locks.iter().filter(|l| &l.relation == rel && !l.created).collect();
+            let waited: u64 = s.waits.iter().filter(|w| w.relation.as_deref() == Some(rel)).map(|w| w.millis).sum();
+            let own = s.millis.saturating_sub(waited);
+            let strongest_taken = taken.iter().map(|l| strength(&l.mode)).max();
+            let mode_at = |k: usize| MODES.get(k).copied().unwrap_or("");
+            let time = |pred: fn(&str) -> bool| {
+                if carried.is_some_and(|m| pred(mode_at(m))) {
+                    s.millis
+                } else if strongest_taken.is_some_and(|m| pred(mode_at(m))) {
+                    own
+                } else {
+                    0
+                }
+            };
+            a.reads += time(blocks_reads);
+            a.writes += time(blocks_writes);
+            for l in &taken {
+                a.modes.insert((strength(&l.mode), l.mode.clone()));
+                if blocks_writes(&l.mode) {
+                    a.held_by
+                        .push((strength(&l.mode), LockHolder { location: s.location.clone(), mode: l.mode.clone() }));
+                }
+            }
+            if !taken.is_empty() || s.waits.iter().any(|w| w.relation.as_deref() == Some(rel)) {
+                a.statements.insert(i);
+            }
+            a.carried = match (block, carried.max(strongest_taken)) {
+                (Some(b), Some(m)) => Some((b, m)),
+                _ => None,
+            };
+        }
+    }
+    by.into_iter()
+        .map(|(relation, mut a)| {
+            // Strongest first, then in statement order.
+            a.held_by.sort_by_key(|h| std::cmp::Reverse(h.0));
+            LockSummary {
+                relation,
+                relkind: a.relkind,
+                modes: a.modes.into_iter().map(|(_, m)| m).collect(),
+                reads_and_writes_blocked_millis: a.reads,
+                writes_blocked_millis: a.writes,
+                held_by: a.held_by.into_iter().map(|(_, h)| h).collect(),
+                statements: a
+                    .statements
+                    .into_iter()
+                    .filter_map(|i| statements.get(i).map(|s| s.location.clone()))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

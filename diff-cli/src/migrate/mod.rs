@@ -23,7 +23,7 @@ use std::time::Duration;
 
 pub use duration::parse_duration;
 pub use report::{
-    Blocker, Explanation, Failure, FailureKind, LockHeld, LockSummary, LockWait, MigrationReport, Rewrite,
+    Blocker, Explanation, Failure, FailureKind, LockHeld, LockHolder, LockSummary, LockWait, MigrationReport, Rewrite,
     StatementReport,
 };
 

@@ -1,12 +1,13 @@
 //! The migration report as text for a terminal and as Markdown for a pull
 //! request. Both show every statement with its time; per statement only locks
-//! that block writers (SHARE UPDATE EXCLUSIVE and stronger) are listed, the
-//! JSON has them all.
+//! SHARE UPDATE EXCLUSIVE and stronger on relations that existed before the
+//! migration are listed (the JSON has them all), and per relation how long
+//! reads and writes, and writes, were blocked, and by which statements.
 
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::report::{Explanation, Failure, FailureKind, LockHeld, MigrationReport, StatementReport};
+use super::report::{Explanation, Failure, FailureKind, LockHeld, LockSummary, MigrationReport, StatementReport};
 
 /// `850 ms`, `1.23 s`, `2 min 5 s`.
 pub(super) fn duration(d: Duration) -> String {
@@ -23,12 +24,46 @@ fn ms(m: u64) -> String {
     }
 }
 
-/// Locks worth a line per statement: those that block writes.
+/// Locks worth a line per statement: SHARE UPDATE EXCLUSIVE (it blocks
+/// schema changes and VACUUM) and stronger, on relations that existed before.
 fn notable(l: &LockHeld) -> bool {
-    matches!(
-        l.mode.as_str(),
-        "ShareUpdateExclusiveLock" | "ShareLock" | "ShareRowExclusiveLock" | "ExclusiveLock" | "AccessExclusiveLock"
-    )
+    !l.created
+        && matches!(
+            l.mode.as_str(),
+            "ShareUpdateExclusiveLock"
+                | "ShareLock"
+                | "ShareRowExclusiveLock"
+                | "ExclusiveLock"
+                | "AccessExclusiveLock"
+        )
+}
+
+/// `AccessExclusiveLock` → `ACCESS EXCLUSIVE`, as PostgreSQL's documentation names modes.
+fn mode_name(mode: &str) -> String {
+    let base = mode.strip_suffix("Lock").unwrap_or(mode);
+    let mut out = String::new();
+    for (i, c) in base.char_indices() {
+        if i > 0 && c.is_ascii_uppercase() {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// Relations whose writes were blocked at all (a hold too short to time still counts).
+fn blocking(r: &MigrationReport) -> Vec<&LockSummary> {
+    r.locks.iter().filter(|l| !l.held_by.is_empty() || l.writes_blocked_millis > 0).collect()
+}
+
+/// `ACCESS EXCLUSIVE m.sql:3, SHARE m.sql:1` for the holders of modes that pass `pred`.
+fn holders(l: &LockSummary, pred: fn(&str) -> bool, at: fn(&str) -> String) -> String {
+    l.held_by
+        .iter()
+        .filter(|h| pred(&h.mode))
+        .map(|h| format!("{} {}", mode_name(&h.mode), at(&h.location)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn headline(r: &MigrationReport) -> String {
@@ -61,10 +96,14 @@ fn statement_notes(s: &StatementReport) -> Vec<String> {
         notes.push(format!("rewrote {} (relfilenode {} → {})", w.table, w.relfilenode_before, w.relfilenode_after));
     }
     for l in s.locks.iter().filter(|l| notable(l)) {
-        notes.push(format!("{} on {} ({}), seen for {}", l.mode, l.relation, l.relkind, ms(l.millis)));
+        notes.push(format!("{} on {} ({}), held {}", mode_name(&l.mode), l.relation, l.relkind, ms(l.millis)));
     }
     for w in &s.waits {
-        let on = w.relation.clone().unwrap_or_else(|| w.locktype.clone());
+        let on = match (&w.relation, w.locktype.as_str()) {
+            (Some(rel), "relation") => rel.clone(),
+            (Some(rel), other) => format!("the {other} lock of {rel}"),
+            (None, other) => format!("a {other} lock"),
+        };
         let behind: Vec<String> = w
             .blocked_by
             .iter()
@@ -74,9 +113,31 @@ fn statement_notes(s: &StatementReport) -> Vec<String> {
             })
             .collect();
         let behind = if behind.is_empty() { String::new() } else { format!(" behind {}", behind.join(", ")) };
-        notes.push(format!("waited {} for {} on {on}{behind}", ms(w.millis), w.mode));
+        notes.push(format!("waited {} for {} on {on}{behind}", ms(w.millis), mode_name(&w.mode)));
     }
     notes
+}
+
+/// After a failure of SQL files: what stayed on the branch.
+fn applied_line(r: &MigrationReport) -> Option<String> {
+    if r.kind != "files" || r.failure.is_none() {
+        return None;
+    }
+    let applied: Vec<&str> = r.statements.iter().filter(|s| s.applied).map(|s| s.location.as_str()).collect();
+    Some(if applied.is_empty() {
+        "Nothing was applied: the branch is as it was, so the diff below shows no change made by the migration."
+            .to_string()
+    } else {
+        const SHOWN: usize = 10;
+        let more = applied.len().saturating_sub(SHOWN);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        format!(
+            "Stayed applied (committed before the failure), {} of {} statements: {}{more}",
+            applied.len(),
+            r.statements.len(),
+            applied[..applied.len().min(SHOWN)].join(", ")
+        )
+    })
 }
 
 fn failure_lines(f: &Failure) -> Vec<String> {
@@ -91,6 +152,14 @@ fn failure_lines(f: &Failure) -> Vec<String> {
     }
     if let Some(h) = &f.hint {
         out.push(format!("HINT: {h}"));
+    }
+    if !f.stderr_tail.is_empty() {
+        out.push("The command's last lines on stderr:".into());
+        out.extend(f.stderr_tail.iter().map(|l| format!("  {}", diff_core::render::escape(l))));
+    }
+    if !f.server_log.is_empty() {
+        out.push("The server's log:".into());
+        out.extend(f.server_log.iter().map(|l| format!("  {}", diff_core::render::escape(l))));
     }
     out
 }
@@ -125,22 +194,31 @@ pub(super) fn text(r: &MigrationReport) -> String {
             let _ = writeln!(out, "{:20}{note}", "");
         }
     }
-    let strong: Vec<_> = r.locks.iter().filter(|l| l.access_exclusive_millis > 0).collect();
-    if !strong.is_empty() {
-        let _ = writeln!(out, "ACCESS EXCLUSIVE held (writes and reads blocked):");
-        for l in strong {
+    let blocked = blocking(r);
+    if !blocked.is_empty() {
+        let _ = writeln!(out, "Blocked by the migration's locks:");
+        for l in blocked {
+            let _ = writeln!(out, "  {} ({})", l.relation, l.relkind);
+            let reads = holders(l, super::locks::blocks_reads, str::to_string);
+            if !reads.is_empty() {
+                let _ = writeln!(out, "    reads and writes: {} — {reads}", ms(l.reads_and_writes_blocked_millis));
+            }
             let _ = writeln!(
                 out,
-                "  {} ({}): {} — {}",
-                l.relation,
-                l.relkind,
-                ms(l.access_exclusive_millis),
-                l.statements.join(", ")
+                "    writes:           {} — {}",
+                ms(l.writes_blocked_millis),
+                holders(l, super::locks::blocks_writes, str::to_string)
             );
         }
     }
     if let Some(f) = &r.failure {
         for line in failure_lines(f) {
+            let _ = writeln!(out, "  {line}");
+        }
+        if !r.files_not_run.is_empty() {
+            let _ = writeln!(out, "  Never ran: {}", r.files_not_run.join(", "));
+        }
+        if let Some(line) = applied_line(r) {
             let _ = writeln!(out, "  {line}");
         }
         if let Some(e) = &f.explanation {
@@ -151,6 +229,14 @@ pub(super) fn text(r: &MigrationReport) -> String {
         }
     }
     out
+}
+
+/// A location relative to the working directory when it is under it (Markdown goes to a pull
+/// request, where the runner's absolute paths mean nothing).
+fn relative(location: &str) -> String {
+    let Ok(cwd) = std::env::current_dir() else { return location.to_string() };
+    let prefix = format!("{}/", cwd.display());
+    location.strip_prefix(&prefix).map_or_else(|| location.to_string(), str::to_string)
 }
 
 fn md_cell(s: &str) -> String {
@@ -176,22 +262,38 @@ pub(super) fn markdown(r: &MigrationReport) -> String {
         let _ = writeln!(
             out,
             "| {status} | {} | {} | {} | {notes} |",
-            md_code(&s.location),
+            md_code(&relative(&s.location)),
             md_code(&s.text),
             ms(s.millis)
         );
     }
-    let strong: Vec<_> = r.locks.iter().filter(|l| l.access_exclusive_millis > 0).collect();
-    if !strong.is_empty() {
-        let _ = writeln!(out, "\n**ACCESS EXCLUSIVE held** (reads and writes blocked):\n");
-        for l in strong {
-            let _ = writeln!(out, "- {} ({}): {}", md_code(&l.relation), l.relkind, ms(l.access_exclusive_millis));
+    let blocked = blocking(r);
+    if !blocked.is_empty() {
+        let _ = writeln!(out, "\n**Blocked by the migration's locks**\n");
+        let _ = writeln!(out, "| relation | reads and writes blocked | writes blocked | held by |\n|---|--:|--:|---|");
+        for l in blocked {
+            let _ = writeln!(
+                out,
+                "| {} ({}) | {} | {} | {} |",
+                md_code(&l.relation),
+                l.relkind,
+                ms(l.reads_and_writes_blocked_millis),
+                ms(l.writes_blocked_millis),
+                md_cell(&holders(l, super::locks::blocks_writes, relative))
+            );
         }
     }
     if let Some(f) = &r.failure {
         out.push('\n');
         for line in failure_lines(f) {
             let _ = writeln!(out, "> {}", md_cell(&line));
+        }
+        if !r.files_not_run.is_empty() {
+            let files: Vec<String> = r.files_not_run.iter().map(|f| md_code(&relative(f))).collect();
+            let _ = writeln!(out, ">\n> Never ran: {}", files.join(", "));
+        }
+        if let Some(line) = applied_line(r) {
+            let _ = writeln!(out, ">\n> {}", md_cell(&line));
         }
         if let Some(e) = &f.explanation {
             let _ = writeln!(out, "\n{}\n", md_cell(&e.summary));
@@ -210,7 +312,7 @@ pub(super) fn markdown(r: &MigrationReport) -> String {
 mod tests {
     use super::*;
 
-    use crate::migrate::report::{Blocker, LockSummary, LockWait, Rewrite};
+    use crate::migrate::report::{Blocker, LockHolder, LockSummary, LockWait, Rewrite};
 
     fn sample() -> MigrationReport {
         let ael = |millis| LockHeld {
@@ -218,22 +320,26 @@ mod tests {
             relkind: "table".into(),
             mode: "AccessExclusiveLock".into(),
             millis,
+            created: false,
         };
         let weak = LockHeld {
             relation: "public.users".into(),
             relkind: "table".into(),
             mode: "AccessShareLock".into(),
             millis: 3,
+            created: false,
         };
         MigrationReport {
             kind: "files",
             command: None,
+            files_not_run: Vec::new(),
             statements: vec![
                 StatementReport {
                     location: "m/0001.sql:2".into(),
                     text: "ALTER TABLE users ALTER id TYPE bigint".into(),
                     millis: 1250,
                     ok: true,
+                    applied: true,
                     locks: vec![ael(1250), weak],
                     waits: vec![LockWait {
                         locktype: "relation".into(),
@@ -259,6 +365,7 @@ mod tests {
                     text: "CREATE UNIQUE INDEX ON users (email)".into(),
                     millis: 8,
                     ok: false,
+                    applied: false,
                     locks: vec![],
                     waits: vec![],
                     rewrites: vec![],
@@ -268,7 +375,9 @@ mod tests {
                 relation: "public.users".into(),
                 relkind: "table".into(),
                 modes: vec!["AccessShareLock".into(), "AccessExclusiveLock".into()],
-                access_exclusive_millis: 950,
+                reads_and_writes_blocked_millis: 950,
+                writes_blocked_millis: 950,
+                held_by: vec![LockHolder { location: "m/0001.sql:2".into(), mode: "AccessExclusiveLock".into() }],
                 statements: vec!["m/0001.sql:2".into()],
             }],
             failure: Some(Failure {
@@ -279,6 +388,8 @@ mod tests {
                 detail: Some("Key (email)=(a|b) is duplicated.".into()),
                 hint: None,
                 exit_code: None,
+                stderr_tail: Vec::new(),
+                server_log: Vec::new(),
                 explanation: Some(Explanation {
                     summary: "1 value of (email) occurs more than once in public.users, in 2 rows:".into(),
                     table: Some("public.users".into()),
@@ -300,13 +411,16 @@ mod tests {
 Migration failed at m/0002.sql:1, after 1.26 s (budget 1 min 0 s).
   ok        1.25 s  m/0001.sql:2  ALTER TABLE users ALTER id TYPE bigint
                     rewrote public.users (relfilenode 1 → 2)
-                    AccessExclusiveLock on public.users (table), seen for 1.25 s
-                    waited 300 ms for AccessExclusiveLock on public.users behind pid 42 (psql, idle in transaction: SELECT 1)
+                    ACCESS EXCLUSIVE on public.users (table), held 1.25 s
+                    waited 300 ms for ACCESS EXCLUSIVE on public.users behind pid 42 (psql, idle in transaction: SELECT 1)
   FAILED      8 ms  m/0002.sql:1  CREATE UNIQUE INDEX ON users (email)
-ACCESS EXCLUSIVE held (writes and reads blocked):
-  public.users (table): 950 ms — m/0001.sql:2
+Blocked by the migration's locks:
+  public.users (table)
+    reads and writes: 950 ms — ACCESS EXCLUSIVE m/0001.sql:2
+    writes:           950 ms — ACCESS EXCLUSIVE m/0001.sql:2
   could not create unique index \"users_email_idx\" (SQLSTATE 23505)
   DETAIL: Key (email)=(a|b) is duplicated.
+  Stayed applied (committed before the failure), 1 of 2 statements: m/0001.sql:2
   1 value of (email) occurs more than once in public.users, in 2 rows:
     email | rows
     ------+-----
@@ -324,15 +438,19 @@ ACCESS EXCLUSIVE held (writes and reads blocked):
 
 | | location | statement | time | locks and rewrites |
 |---|---|---|--:|---|
-| ok | `m/0001.sql:2` | `ALTER TABLE users ALTER id TYPE bigint` | 1.25 s | rewrote public.users (relfilenode 1 → 2)<br>AccessExclusiveLock on public.users (table), seen for 1.25 s<br>waited 300 ms for AccessExclusiveLock on public.users behind pid 42 (psql, idle in transaction: SELECT 1) |
+| ok | `m/0001.sql:2` | `ALTER TABLE users ALTER id TYPE bigint` | 1.25 s | rewrote public.users (relfilenode 1 → 2)<br>ACCESS EXCLUSIVE on public.users (table), held 1.25 s<br>waited 300 ms for ACCESS EXCLUSIVE on public.users behind pid 42 (psql, idle in transaction: SELECT 1) |
 | **failed** | `m/0002.sql:1` | `CREATE UNIQUE INDEX ON users (email)` | 8 ms |  |
 
-**ACCESS EXCLUSIVE held** (reads and writes blocked):
+**Blocked by the migration's locks**
 
-- `public.users` (table): 950 ms
+| relation | reads and writes blocked | writes blocked | held by |
+|---|--:|--:|---|
+| `public.users` (table) | 950 ms | 950 ms | ACCESS EXCLUSIVE m/0001.sql:2 |
 
 > could not create unique index \"users_email_idx\" (SQLSTATE 23505)
 > DETAIL: Key (email)=(a\\|b) is duplicated.
+>
+> Stayed applied (committed before the failure), 1 of 2 statements: m/0001.sql:2
 
 1 value of (email) occurs more than once in public.users, in 2 rows:
 
@@ -341,6 +459,23 @@ ACCESS EXCLUSIVE held (writes and reads blocked):
 | a\\|b | 2 |
 ";
         assert_eq!(markdown(&sample()), want);
+    }
+
+    #[test]
+    fn mode_names_as_documented() {
+        assert_eq!(mode_name("AccessExclusiveLock"), "ACCESS EXCLUSIVE");
+        assert_eq!(mode_name("ShareRowExclusiveLock"), "SHARE ROW EXCLUSIVE");
+        assert_eq!(mode_name("ShareLock"), "SHARE");
+    }
+
+    #[test]
+    fn markdown_locations_are_relative_to_the_working_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(relative(&format!("{}/m/0001.sql:3", cwd.display())), "m/0001.sql:3");
+        assert_eq!(relative("/elsewhere/m.sql:1"), "/elsewhere/m.sql:1");
+        let mut r = sample();
+        r.statements[0].location = format!("{}/m/0001.sql:2", cwd.display());
+        assert!(markdown(&r).contains("| ok | `m/0001.sql:2` |"), "{}", markdown(&r));
     }
 
     #[test]

@@ -14,12 +14,15 @@ pub struct MigrationReport {
     /// Statements in the order they ran (the command as one entry). Only
     /// statements that ran are listed: the failed one is the last.
     pub statements: Vec<StatementReport>,
-    /// Per relation, over the whole migration: the lock modes seen and how
-    /// long ACCESS EXCLUSIVE was held.
+    /// Per relation that existed before, over the whole migration: the lock
+    /// modes taken, how long reads and writes were blocked, and by which statements.
     pub locks: Vec<LockSummary>,
     /// Set when the migration did not apply completely.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// Files after the one that failed: none of their statements ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files_not_run: Vec<String>,
     /// Wall time of the statements (their sum) or of the command; the
     /// tracing between statements is not counted. The budget is spent by this.
     pub total_millis: u64,
@@ -42,6 +45,10 @@ pub struct StatementReport {
     pub millis: u64,
     /// Whether it completed without error.
     pub ok: bool,
+    /// Whether its effect is on the branch after the run: it succeeded and was
+    /// committed (outside a transaction block, or in a block that was
+    /// committed). For a command: whether it succeeded.
+    pub applied: bool,
     /// Locks on relations seen while it ran or held right after it.
     pub locks: Vec<LockHeld>,
     /// Locks it waited for.
@@ -59,8 +66,14 @@ pub struct LockHeld {
     pub relkind: String,
     /// PostgreSQL's mode name, e.g. `AccessExclusiveLock`.
     pub mode: String,
-    /// How long it was seen held during the statement (sampling resolution).
+    /// How long it was held during the statement: the statement's time less
+    /// its wait on the relation (for a command: the time it was seen, at
+    /// sampling resolution).
     pub millis: u64,
+    /// The relation did not exist before the migration (it created it): a
+    /// lock on it blocks nobody.
+    #[serde(rename = "created_by_migration")]
+    pub created: bool,
 }
 
 /// A lock a statement waited for.
@@ -99,19 +112,34 @@ pub struct Rewrite {
     pub relfilenode_after: u32,
 }
 
-/// Locks on one relation over the whole migration.
+/// Locks on one relation that existed before the migration, over the whole
+/// migration (relations it created block nobody and are not listed).
 #[derive(Debug, Clone, Serialize)]
 pub struct LockSummary {
     pub relation: String,
     pub relkind: String,
-    /// Modes seen, weakest first.
+    /// Table-lock modes taken on it, weakest first.
     pub modes: Vec<String>,
-    /// How long ACCESS EXCLUSIVE was held, in total (0: never seen): the time
-    /// of the statements that held it (less their wait for it) to the end of
-    /// their transaction block; for a command, the time it was seen held.
-    pub access_exclusive_millis: u64,
+    /// How long reads and writes were both blocked (ACCESS EXCLUSIVE held):
+    /// the time of the statements that held it (less their wait for it) to
+    /// the end of their transaction block; for a command, the time it was seen held.
+    pub reads_and_writes_blocked_millis: u64,
+    /// How long writes were blocked (SHARE, SHARE ROW EXCLUSIVE, EXCLUSIVE or
+    /// ACCESS EXCLUSIVE held), counted the same way; it includes the time
+    /// reads were blocked too.
+    pub writes_blocked_millis: u64,
+    /// The statements that took a mode blocking writes, with that mode, strongest first.
+    pub held_by: Vec<LockHolder>,
     /// Locations of the statements that took or waited for locks on it.
     pub statements: Vec<String>,
+}
+
+/// A statement that took a lock blocking writes.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LockHolder {
+    pub location: String,
+    /// PostgreSQL's mode name.
+    pub mode: String,
 }
 
 /// Why the migration did not apply completely.
@@ -132,6 +160,13 @@ pub struct Failure {
     /// The command's exit status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// A failed command's last lines on stderr (they also went to stderr as it ran).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stderr_tail: Vec<String>,
+    /// A failed command on a throwaway cluster: the server log's last error
+    /// (`ERROR:`, `DETAIL:`, `HINT:`, `STATEMENT:` lines) during the command.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_log: Vec<String>,
     /// The rows that made it fail, queried read-only on the branch afterwards.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
@@ -173,6 +208,71 @@ pub struct Explanation {
 }
 
 impl MigrationReport {
+    /// Applies `--redact` to what the failure shows: the values of redacted
+    /// columns in the explanation's rows (keyed hashes), PostgreSQL's DETAIL
+    /// (`Key (…)=(…)`, `Failing row contains (…)`) and an error quoting an
+    /// input value. The table is the explanation's; when none is known, a
+    /// pattern's column part alone decides (more is hidden, never less).
+    pub fn redact(&mut self, r: &diff_core::redact::Redactor) {
+        if r.patterns().is_empty() {
+            return;
+        }
+        let Some(f) = self.failure.as_mut() else { return };
+        let table = f.explanation.as_ref().and_then(|e| e.table.clone());
+        let selected = |column: &str| {
+            let column = column.trim_matches('"');
+            r.patterns().iter().any(|p| match table.as_deref().and_then(|t| t.split_once('.')) {
+                Some((schema, name)) => diff_core::filter::column_matches(p, schema, name, column),
+                None => diff_core::filter::column_matches(p.rsplit('.').next().unwrap_or(p), "", "", column),
+            })
+        };
+        let token = |v: &str| r.hash(&diff_core::Value::Text(v.to_string())).to_text().unwrap_or_default();
+        let mut any = false;
+        if let Some(e) = f.explanation.as_mut() {
+            let hidden: Vec<bool> =
+                e.columns.iter().map(|c| selected(c.trim_end_matches(" after").trim_end_matches(" before"))).collect();
+            any = hidden.iter().any(|h| *h);
+            for row in &mut e.rows {
+                for (v, h) in row.iter_mut().zip(&hidden) {
+                    if let (Some(text), true) = (v.as_mut(), *h) {
+                        *text = token(text);
+                    }
+                }
+                // A conversion's error quotes the value it could not convert.
+                if let (true, Some(i)) = (any, e.columns.iter().position(|c| c == "error")) {
+                    if let Some(Some(msg)) = row.get_mut(i) {
+                        *msg = scrub_quoted(msg);
+                    }
+                }
+            }
+            if any {
+                e.summary = scrub_quoted(&e.summary);
+            }
+        }
+        if let Some(d) = f.detail.as_mut() {
+            if let Some(rest) = d.strip_prefix("Failing row contains ") {
+                // The whole row: hidden when its table has any redacted column.
+                if any || !rest.is_empty() && table.is_none() {
+                    *d = "Failing row contains (redacted).".into();
+                }
+            } else if let Some((cols, _)) = d.strip_prefix("Key (").and_then(|k| k.split_once(")=(")) {
+                if super::split::words(cols).iter().any(|c| selected(c)) || cols.split(',').any(|c| selected(c.trim()))
+                {
+                    let tail = d.rsplit_once(") ").map(|(_, t)| t.to_string()).unwrap_or_default();
+                    *d = format!("Key ({cols})=(redacted) {tail}").trim_end().to_string();
+                }
+            }
+        }
+        if any && f.sqlstate.as_deref().is_some_and(|c| c.starts_with("22")) {
+            f.message = scrub_quoted(&f.message);
+        }
+        // The server's own lines can quote any value: only the error's first line stays, without quotes.
+        f.server_log.retain(|l| l.starts_with("ERROR:"));
+        for l in &mut f.server_log {
+            *l = scrub_quoted(l);
+        }
+    }
+
     /// The migration applied completely, without error and within its budget.
     pub fn succeeded(&self) -> bool {
         self.failure.is_none() && !self.over_budget
@@ -196,5 +296,13 @@ impl MigrationReport {
     /// For a pull request comment.
     pub fn markdown(&self) -> String {
         super::render::markdown(self)
+    }
+}
+
+/// `invalid input syntax for type integer: "abc"` → `… integer: (redacted)`.
+fn scrub_quoted(s: &str) -> String {
+    match (s.find('"'), s.rfind('"')) {
+        (Some(a), Some(b)) if b > a => format!("{}(redacted){}", &s[..a], &s[b + 1..]),
+        _ => s.to_string(),
     }
 }

@@ -267,6 +267,22 @@ fn gate_and_failing_migration_exit_1_and_clean_up() {
 
     let failed = check(&["--database", &db, "--migration", fails.to_str().unwrap(), "--format", "json"], work.path());
     assert_eq!(failed.code, 1, "{}", failed.stderr);
+    // A gate that an empty diff would pass is not shown as passed beside a failed migration.
+    for format in ["text", "markdown", "json"] {
+        let args =
+            ["--database", &db, "--migration", fails.to_str().unwrap(), "--fail-on", "data-loss", "--format", format];
+        let run = check(&args, work.path());
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(!run.stdout.contains("gate passed"), "{format}: {}", run.stdout);
+        if format == "json" {
+            let v = &run.json()["check"]["verdict"];
+            assert_eq!((v["passed"].as_bool(), v["gate_evaluated"].as_bool()), (Some(false), Some(false)), "{v}");
+            assert!(run.json()["gate"].is_null(), "{}", run.stdout);
+        } else {
+            assert!(run.stdout.contains("Check FAILED: the migration failed at "), "{format}: {}", run.stdout);
+            assert!(run.stdout.contains("The gate (--fail-on data-loss) was not evaluated."), "{}", run.stdout);
+        }
+    }
     let doc = failed.json();
     let failure = &doc["check"]["migration"]["failure"];
     assert_eq!(failure["sqlstate"], "23505", "{failure:#}");
@@ -616,5 +632,211 @@ fn pg_dump_create(db: &str, out: &Path) -> bool {
             eprintln!("skipped the --create dump: {r:?}");
             false
         }
+    }
+}
+
+/// A Python with alembic (SQLAlchemy 2.1 uses psycopg 3 for `postgresql://`), psycopg2 and
+/// dj-database-url from PyPI: a venv made once (and reused)
+/// under the target directory.
+fn migration_tools_python() -> &'static Path {
+    static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("migration-tools-venv");
+        let py = venv.join("bin/python");
+        let ready = |py: &Path| {
+            Command::new(py)
+                .args(["-c", "import alembic, psycopg, psycopg2, dj_database_url"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if ready(&py) {
+            return py;
+        }
+        let run = |cmd: &mut Command, what: &str| {
+            let out = cmd.output().unwrap_or_else(|e| panic!("this test needs {what}: cannot run it: {e}"));
+            assert!(
+                out.status.success(),
+                "this test needs {what}, which failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "a Python virtual environment (python3 -m venv)");
+        run(
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "alembic",
+                "psycopg[binary]",
+                "psycopg2-binary",
+                "dj-database-url",
+            ]),
+            "alembic, psycopg, psycopg2-binary and dj-database-url from PyPI",
+        );
+        assert!(ready(&py), "the tools were installed into {} but cannot be imported", venv.display());
+        py
+    })
+}
+
+/// node's pg-connection-string from npm, installed once under the target directory.
+fn pg_connection_string() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pg-connection-string");
+        if !dir.join("node_modules/pg-connection-string").exists() {
+            let out = Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .arg("pg-connection-string")
+                .output()
+                .expect("this test needs npm");
+            assert!(out.status.success(), "npm install pg-connection-string: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        dir
+    })
+}
+
+/// `--run` with alembic's standard env.py pattern (configparser interpolation of the URL), Django's
+/// way of connecting from `dj-database-url`, and node's `pg-connection-string`, against a
+/// throwaway cluster (`--snapshot`, a socket directory) and a server (`--database`).
+#[test]
+fn run_gives_a_url_every_common_tool_accepts() {
+    let py = migration_tools_python();
+    let node_dir = pg_connection_string();
+    let pair = parent("chk_tools", SETUP);
+    let work = workdir();
+    let project = work.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    let bin_dir = py.parent().unwrap();
+    let out = Command::new(bin_dir.join("alembic")).args(["init", "alembic"]).current_dir(&project).output().unwrap();
+    assert!(out.status.success(), "alembic init: {}", String::from_utf8_lossy(&out.stderr));
+    let env_py = project.join("alembic/env.py");
+    let text = std::fs::read_to_string(&env_py).unwrap();
+    let text = text.replacen(
+        "config = context.config\n",
+        "config = context.config\nimport os\nconfig.set_main_option(\"sqlalchemy.url\", os.environ[\"DATABASE_URL\"])\n",
+        1,
+    );
+    assert!(text.contains("os.environ[\"DATABASE_URL\"]"));
+    std::fs::write(&env_py, text).unwrap();
+    write(
+        &project.join("alembic/versions"),
+        "0001_delete.py",
+        "revision = '0001'\ndown_revision = None\nbranch_labels = None\ndepends_on = None\n\nfrom alembic import op\n\n\
+         def upgrade():\n    op.execute('DELETE FROM orders WHERE id <= 4')\n\n\ndef downgrade():\n    pass\n",
+    );
+    // Django's postgresql backend: OPTIONS first, then HOST and PORT when set.
+    write(
+        &project,
+        "django_connect.py",
+        "import os, dj_database_url, psycopg2\n\
+         c = dj_database_url.parse(os.environ['DATABASE_URL'])\n\
+         p = dict(c.get('OPTIONS') or {})\n\
+         p.update(dbname=c['NAME'], user=c['USER'])\n\
+         if c.get('HOST'): p['host'] = c['HOST']\n\
+         if c.get('PORT'): p['port'] = c['PORT']\n\
+         psycopg2.connect(**p).cursor().execute('SELECT 1')\n",
+    );
+    write(
+        &project,
+        "pcs.js",
+        "const p = require('pg-connection-string').parse(process.env.DATABASE_URL);\n\
+         const e = process.env;\n\
+         if (p.host !== e.PGHOST || String(p.port) !== e.PGPORT || p.database !== e.PGDATABASE || p.user !== e.PGUSER) {\n\
+           console.error('pg-connection-string read', JSON.stringify(p)); process.exit(5);\n\
+         }\n",
+    );
+    let cmd = format!(
+        "cd {} && {} upgrade head && {} django_connect.py && NODE_PATH={} node pcs.js",
+        project.display(),
+        bin_dir.join("alembic").display(),
+        py.display(),
+        node_dir.join("node_modules").display()
+    );
+    let snap = write(work.path(), "snap.sql", SETUP);
+    let tmp = workdir();
+    for source in [["--snapshot", snap.to_str().unwrap()], ["--database", &conn(&pair.parent)]] {
+        let mut args = source.to_vec();
+        args.extend(["--run", &cmd, "--format", "json"]);
+        let run = check(&args, tmp.path());
+        assert_eq!(run.code, 0, "{source:?}: {}", run.stderr);
+        assert_eq!(counts(&run.json(), "public.orders"), (0, 0, 4), "{source:?}");
+        // FILE_COPY on the throwaway cluster forces a checkpoint; the default on a server under 64 MB does not.
+        let b = &run.json()["check"]["branch"];
+        assert_eq!(b["checkpoint"], serde_json::json!(source[0] == "--snapshot"), "{b}");
+    }
+    assert_no_leftovers(tmp.path());
+}
+
+/// `--redact` covers the failure too: PostgreSQL's DETAIL, the duplicate values, CHECK violators and
+/// a failing cast's input, in every format. Every email of SETUP is `u<n>@x`.
+#[test]
+fn redaction_covers_the_failure_in_every_format() {
+    let pair = parent("chk_redact", SETUP);
+    let work = workdir();
+    let db = conn(&pair.parent);
+    let migrations = [
+        write(work.path(), "dup.sql", "CREATE UNIQUE INDEX customers_email ON customers (email);"),
+        write(work.path(), "check.sql", "ALTER TABLE customers ADD CONSTRAINT at_z CHECK (email LIKE 'z%');"),
+        write(work.path(), "cast.sql", "ALTER TABLE customers ALTER COLUMN email TYPE int USING email::int;"),
+    ];
+    for m in &migrations {
+        // Without --redact the values are there: the test can see them.
+        let plain = check(&["--database", &db, "--migration", m.to_str().unwrap()], work.path());
+        assert_eq!(plain.code, 1, "{}", plain.stderr);
+        assert!(plain.stdout.contains("@x"), "{}", plain.stdout);
+        for format in ["text", "markdown", "json"] {
+            let args =
+                ["--database", &db, "--migration", m.to_str().unwrap(), "--redact", "*.email", "--format", format];
+            let run = check(&args, work.path());
+            assert_eq!(run.code, 1, "{}", run.stderr);
+            assert!(
+                !run.stdout.contains("@x") && !run.stderr.contains("@x"),
+                "{m:?} {format}:\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
+            assert!(run.stdout.contains("redacted"), "{m:?} {format}: {}", run.stdout);
+        }
+    }
+}
+
+/// A failed `--run` on a throwaway cluster: the command's stderr tail and the failing statement with
+/// its error from the server's log, in every format; the gate is not shown as passed.
+#[test]
+fn a_failed_command_shows_its_stderr_and_the_servers_error() {
+    let work = workdir();
+    let snap = write(work.path(), "snap.sql", SETUP);
+    let psql = [harness::bindir().join("psql"), PathBuf::from("psql")]
+        .into_iter()
+        .find(|p| p.components().count() == 1 || p.exists())
+        .unwrap();
+    let cmd = format!("{} -X -q -v ON_ERROR_STOP=1 -c 'ALTER TABLE orders ADD COLUMN x nosuchtype'", psql.display());
+    for format in ["text", "markdown", "json"] {
+        let tmp = workdir();
+        let args = ["--snapshot", snap.to_str().unwrap(), "--run", &cmd, "--fail-on", "data-loss", "--format", format];
+        let run = check(&args, tmp.path());
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(!run.stdout.contains("gate passed"), "{}", run.stdout);
+        if format == "json" {
+            let f = &run.json()["check"]["migration"]["failure"];
+            let log: Vec<&str> = f["server_log"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+            // "ALTER TABLE orders ADD COLUMN x " is 32 characters: the type starts at character 33.
+            assert_eq!(
+                log,
+                [
+                    "ERROR:  type \"nosuchtype\" does not exist at character 33",
+                    "STATEMENT:  ALTER TABLE orders ADD COLUMN x nosuchtype"
+                ],
+                "{f:#}"
+            );
+            let tail = f["stderr_tail"].as_array().unwrap();
+            assert!(tail.iter().any(|l| l.as_str().unwrap().contains("type \"nosuchtype\" does not exist")), "{f:#}");
+        } else {
+            assert!(run.stdout.contains("The server's log:"), "{}", run.stdout);
+            assert!(run.stdout.contains("STATEMENT:  ALTER TABLE orders ADD COLUMN x nosuchtype"), "{}", run.stdout);
+            assert!(run.stdout.contains("The command's last lines on stderr:"), "{}", run.stdout);
+        }
+        assert_no_leftovers(tmp.path());
     }
 }

@@ -153,6 +153,15 @@ fn the_gate_fails_on_the_classes_asked_for() {
         .map(|l| l["kind"].as_str().unwrap())
         .collect();
     assert_eq!(accepted, ["deleted_rows", "emptied_table"]);
+    assert!(doc["gate"].get("unused_accepts").is_none(), "{:#}", doc["gate"]);
+    // A pattern that matches nothing (a typo) is warned about on stderr and in the report.
+    let args = ["--format", "json", "--fail-on", "deleted-rows", "--accept", "public.sesions", p.as_str(), c.as_str()];
+    let run = cli(&args, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("warning: --accept public.sesions matched nothing"), "{}", run.stderr);
+    assert_eq!(run.json()["gate"]["unused_accepts"], serde_json::json!(["public.sesions"]));
+    let text = cli(&["--fail-on", "deleted-rows", "--accept", "public.sesions", p.as_str(), c.as_str()], &[]);
+    assert!(text.stdout.contains("warning: --accept public.sesions matched nothing"), "{}", text.stdout);
     // A class-qualified pattern accepts the loss under any gate class (the emptied table is also data loss).
     let (code, doc) = gate(&["--fail-on", "deleted-rows,data-loss", "--accept", "deleted-rows:public.sessions"]);
     assert_eq!(code, 1);

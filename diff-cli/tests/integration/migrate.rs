@@ -210,6 +210,24 @@ fn foreign_key_lists_orphans() {
     );
     assert_eq!(report.failure.as_ref().unwrap().sqlstate.as_deref(), Some("23503"));
     assert_eq!(rows(&report), want);
+
+    // A composite key sharing a column with the primary key: each column named once.
+    connect(&db)
+        .batch_execute(
+            "CREATE TABLE stores (store_id int, manager_staff_id int, PRIMARY KEY (store_id, manager_staff_id));
+             INSERT INTO stores VALUES (1, 1);
+             CREATE TABLE staff (store_id int, staff_id int, manager_staff_id int, PRIMARY KEY (store_id, staff_id));
+             INSERT INTO staff VALUES (1, 1, 1), (1, 2, 7), (2, 3, 1);",
+        )
+        .unwrap();
+    let report = migrate(
+        &db,
+        "ALTER TABLE staff ADD FOREIGN KEY (store_id, manager_staff_id) REFERENCES stores (store_id, manager_staff_id);",
+    );
+    let e = report.failure.as_ref().and_then(|f| f.explanation.as_ref()).unwrap_or_else(|| panic!("{report:#?}"));
+    assert_eq!(e.columns, ["store_id", "staff_id", "manager_staff_id"]);
+    // Staff (1, 2) points at store (1, 7) and staff (2, 3) at (2, 1): neither exists.
+    assert_eq!(rows(&report), [["1", "2", "7"], ["2", "3", "1"]]);
 }
 
 #[test]
@@ -365,8 +383,8 @@ fn a_rewriting_alter_holds_access_exclusive_and_changes_the_file() {
     let summary = report.locks.iter().find(|l| l.relation == "public.t").unwrap();
     assert!(summary.modes.contains(&"AccessExclusiveLock".to_string()));
     // Held through the 200 ms sleep until COMMIT, and never longer than the migration.
-    assert!(summary.access_exclusive_millis >= 200, "{summary:#?}");
-    assert!(summary.access_exclusive_millis <= report.total_millis, "{summary:#?}");
+    assert!(summary.reads_and_writes_blocked_millis >= 200, "{summary:#?}");
+    assert!(summary.reads_and_writes_blocked_millis <= report.total_millis, "{summary:#?}");
     assert!(report.text().contains("rewrote public.t"), "{}", report.text());
 
     // Without BEGIN the statement runs in a transaction of its own, and its locks are read before COMMIT:
@@ -374,7 +392,10 @@ fn a_rewriting_alter_holds_access_exclusive_and_changes_the_file() {
     let report = migrate(&db, "ALTER TABLE t ALTER COLUMN v TYPE int;");
     let alter = &report.statements[0];
     assert!(alter.locks.iter().any(|l| l.relation == "public.t" && l.mode == "AccessExclusiveLock"), "{alter:#?}");
-    assert!(report.locks.iter().any(|l| l.relation == "public.t" && l.access_exclusive_millis > 0), "{report:#?}");
+    assert!(
+        report.locks.iter().any(|l| l.relation == "public.t" && l.reads_and_writes_blocked_millis > 0),
+        "{report:#?}"
+    );
     let again = relfilenode(&db, "t");
     assert_eq!(
         alter.rewrites.iter().map(|r| (r.relfilenode_before, r.relfilenode_after)).collect::<Vec<_>>(),
@@ -441,7 +462,7 @@ fn a_lock_wait_ends_in_lock_timeout_naming_the_blocker() {
     let summary = report.locks.iter().find(|l| l.relation == "public.t").unwrap();
     assert!(summary.statements.iter().any(|l| l.ends_with("m.sql:1")), "{summary:#?}");
     // Waiting is not holding: the hold is what is left of the statement's time.
-    assert!(summary.access_exclusive_millis <= s.millis - w.millis + 20, "{summary:#?} {s:#?}");
+    assert!(summary.reads_and_writes_blocked_millis <= s.millis - w.millis + 20, "{summary:#?} {s:#?}");
 }
 
 #[test]
@@ -481,6 +502,17 @@ fn run_applies_sql_through_the_environment() {
         rt().block_on(apply(&cfg(&db), &Migration::Command("exit 3".into()), &MigrateOptions::default())).unwrap();
     let f = report.failure.as_ref().unwrap();
     assert_eq!((f.kind, f.exit_code), (FailureKind::CommandFailed, Some(3)));
+
+    // A failed command: the tail of its stderr (the last 20 lines), in every format.
+    let noisy = "echo 'on stdout'; for i in $(seq 1 30); do echo \"err $i\" >&2; done; printf 'no newline' >&2; exit 3";
+    let report =
+        rt().block_on(apply(&cfg(&db), &Migration::Command(noisy.into()), &MigrateOptions::default())).unwrap();
+    let f = report.failure.as_ref().unwrap();
+    let want: Vec<String> = (12..=30).map(|i| format!("err {i}")).chain(["no newline".to_string()]).collect();
+    assert_eq!(f.stderr_tail, want);
+    assert_eq!(report.json()["failure"]["stderr_tail"], serde_json::json!(want));
+    assert!(report.text().contains("  err 30\n") && !report.text().contains("err 11\n"), "{}", report.text());
+    assert!(report.markdown().contains("err 30"), "{}", report.markdown());
 
     let opts = MigrateOptions { max_duration: Some(Duration::from_millis(300)), ..Default::default() };
     let started = std::time::Instant::now();
@@ -620,4 +652,306 @@ fn dropping_a_running_command_kills_all_its_processes() {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("{marker} still runs after the migration was dropped");
+}
+
+/// The lock report against PostgreSQL's documented lock table ("Table-Level Locks"):
+/// CREATE INDEX takes SHARE, ALTER TABLE … ADD COLUMN and ADD CONSTRAINT … CHECK take
+/// ACCESS EXCLUSIVE, VALIDATE CONSTRAINT and CREATE INDEX CONCURRENTLY take SHARE UPDATE
+/// EXCLUSIVE, ADD FOREIGN KEY takes SHARE ROW EXCLUSIVE on both tables, LOCK … IN SHARE ROW
+/// EXCLUSIVE MODE takes that mode, UPDATE takes ROW EXCLUSIVE (its `extend` locks are not table
+/// locks). Instant statements sit between long ones; each is charged exactly its own locks, over
+/// 20 runs. Relations the migration creates block nobody; the sampler is never a blocker.
+#[test]
+fn the_lock_report_names_each_statement_with_its_own_modes() {
+    let db = fixture(
+        "mig_locks",
+        "CREATE TABLE u (id int PRIMARY KEY);
+         INSERT INTO u SELECT i FROM generate_series(1, 100) i;
+         CREATE TABLE v (id int);
+         CREATE TABLE t (id int PRIMARY KEY, a int, b int, uid int);
+         INSERT INTO t SELECT i, i % 1000, i % 777, 1 + i % 100 FROM generate_series(1, 200000) i;
+         ANALYZE t;",
+    );
+    let sql = "CREATE INDEX t_a ON t (a);
+ALTER TABLE u ADD COLUMN z int;
+ALTER TABLE t ADD CONSTRAINT t_a_nonneg CHECK (a >= 0) NOT VALID;
+ALTER TABLE t VALIDATE CONSTRAINT t_a_nonneg;
+BEGIN;
+LOCK TABLE v IN SHARE ROW EXCLUSIVE MODE;
+COMMIT;
+CREATE INDEX CONCURRENTLY t_b ON t (b);
+ALTER TABLE t ADD CONSTRAINT t_uid_fk FOREIGN KEY (uid) REFERENCES u NOT VALID;
+UPDATE t SET b = b + 1 WHERE id <= 50000;
+CREATE TABLE n (x int);
+CREATE INDEX n_x ON n (x);
+";
+    let (sue, share, sre, ael) =
+        ("ShareUpdateExclusiveLock", "ShareLock", "ShareRowExclusiveLock", "AccessExclusiveLock");
+    // Per statement: (relation, mode) of the locks SHARE UPDATE EXCLUSIVE and stronger on relations
+    // that existed before. CREATE INDEX CONCURRENTLY holds no lock after it ends: only sampled.
+    let expected: Vec<Vec<(&str, &str)>> = vec![
+        vec![("public.t", share)],
+        vec![("public.u", ael)],
+        vec![("public.t", ael)],
+        vec![("public.t", sue)],
+        vec![],
+        vec![("public.v", sre)],
+        vec![],
+        vec![("public.t", sue)],
+        vec![("public.t", sre), ("public.u", sre)],
+        vec![],
+        vec![],
+        vec![],
+    ];
+    let strong = ["ShareUpdateExclusiveLock", "ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", ael];
+    let mut cic_seen = 0;
+    for run in 0..20 {
+        let report = migrate(&db, sql);
+        assert!(report.succeeded(), "run {run}: {}", report.text());
+        assert_eq!(report.statements.len(), expected.len());
+        for (i, (s, want)) in report.statements.iter().zip(&expected).enumerate() {
+            let mut got: Vec<(&str, &str)> = s
+                .locks
+                .iter()
+                .filter(|l| !l.created && strong.contains(&l.mode.as_str()))
+                .map(|l| (l.relation.as_str(), l.mode.as_str()))
+                .collect();
+            got.sort();
+            if i == 7 {
+                assert!(got.is_empty() || got == *want, "run {run}, statement {i}: {got:?}\n{}", report.text());
+                cic_seen += usize::from(!got.is_empty());
+            } else {
+                assert_eq!(got, *want, "run {run}, statement {i}\n{}", report.text());
+            }
+            // Locks on what the migration created are marked, and extension locks are not table locks.
+            for l in &s.locks {
+                assert_eq!(
+                    l.created,
+                    ["public.t_a", "public.t_b", "public.n", "public.n_x"].contains(&l.relation.as_str())
+                );
+                assert_ne!(l.mode, "ExclusiveLock", "run {run}, statement {i}: {l:?}");
+            }
+            for w in &s.waits {
+                assert!(w.blocked_by.iter().all(|b| b.application != "pgbranchdiff lock sampler"), "run {run}: {w:?}");
+            }
+        }
+        let st = &report.statements;
+        let waited = |i: usize, rel: &str| -> u64 {
+            st[i].waits.iter().filter(|w| w.relation.as_deref() == Some(rel)).map(|w| w.millis).sum()
+        };
+        let own = |i: usize, rel: &str| st[i].millis - waited(i, rel);
+        // Relations with only weak locks (t_pkey under the UPDATE) block no writes.
+        let summary: BTreeMap<&str, _> =
+            report.locks.iter().filter(|l| !l.held_by.is_empty()).map(|l| (l.relation.as_str(), l)).collect();
+        assert_eq!(summary.keys().copied().collect::<Vec<_>>(), ["public.t", "public.u", "public.v"], "{report:#?}");
+        assert!(report.locks.iter().all(|l| !l.held_by.is_empty() || l.writes_blocked_millis == 0), "{report:#?}");
+        let held = |rel: &str| -> Vec<(String, String)> {
+            summary[rel].held_by.iter().map(|h| (h.location.clone(), h.mode.clone())).collect()
+        };
+        let loc = |i: usize| st[i].location.clone();
+        assert_eq!(held("public.t"), [(loc(2), ael.into()), (loc(8), sre.into()), (loc(0), share.into())]);
+        assert_eq!(held("public.u"), [(loc(1), ael.into()), (loc(8), sre.into())]);
+        assert_eq!(held("public.v"), [(loc(5), sre.into())]);
+        let t = summary["public.t"];
+        assert_eq!(t.reads_and_writes_blocked_millis, own(2, "public.t"));
+        assert_eq!(t.writes_blocked_millis, own(0, "public.t") + own(2, "public.t") + own(8, "public.t"));
+        let u = summary["public.u"];
+        assert_eq!(
+            (u.reads_and_writes_blocked_millis, u.writes_blocked_millis),
+            (own(1, "public.u"), own(1, "public.u") + own(8, "public.u"))
+        );
+        // LOCK inside BEGIN … COMMIT: held through the COMMIT.
+        let v = summary["public.v"];
+        assert_eq!(
+            (v.reads_and_writes_blocked_millis, v.writes_blocked_millis),
+            (0, own(5, "public.v") + st[6].millis)
+        );
+        // The text names only ACCESS EXCLUSIVE holders for reads, and the statements that blocked writes.
+        let text = report.text();
+        assert!(
+            text.contains(&format!(
+                "reads and writes: {} — ACCESS EXCLUSIVE {}\n",
+                ms_text(t.reads_and_writes_blocked_millis),
+                loc(2)
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "— ACCESS EXCLUSIVE {}, SHARE ROW EXCLUSIVE {}, SHARE {}\n",
+                loc(2),
+                loc(8),
+                loc(0)
+            )),
+            "{text}"
+        );
+        exec_cleanup(&db);
+    }
+    eprintln!("CREATE INDEX CONCURRENTLY seen in {cic_seen} of 20 runs");
+}
+
+fn ms_text(m: u64) -> String {
+    if m < 1000 {
+        format!("{m} ms")
+    } else {
+        format!("{:.2} s", m as f64 / 1000.0)
+    }
+}
+
+/// Undoes the lock test's migration (not traced).
+fn exec_cleanup(db: &str) {
+    crate::harness::exec(
+        db,
+        "DROP TABLE n; DROP INDEX t_a, t_b; ALTER TABLE t DROP CONSTRAINT t_a_nonneg, DROP CONSTRAINT t_uid_fk;
+         ALTER TABLE u DROP COLUMN z;",
+    );
+}
+
+/// The explanation's rows with their headers, for comparison with an independent query.
+fn explained(report: &MigrationReport) -> (String, Vec<String>, Vec<Vec<String>>, Option<u64>) {
+    let e = report.failure.as_ref().and_then(|f| f.explanation.as_ref()).unwrap_or_else(|| panic!("{report:#?}"));
+    (e.summary.clone(), e.columns.clone(), rows(report), e.total)
+}
+
+fn query_rows(db: &str, sql: &str) -> Vec<Vec<String>> {
+    connect(db)
+        .query(sql, &[])
+        .unwrap()
+        .iter()
+        .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i).unwrap_or_else(|| "NULL".into())).collect())
+        .collect()
+}
+
+/// A table partitioned by region into 8 partitions, 400 rows (id 1…400, region = id % 8).
+const PARTITIONED: &str = "
+CREATE TABLE m (id int, region int, v int, w int, code int, sku text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+DO $$ BEGIN FOR r IN 0..7 LOOP EXECUTE format('CREATE TABLE m_%s PARTITION OF m FOR VALUES IN (%s)', r, r); END LOOP; END $$;
+INSERT INTO m SELECT i, i % 8, i, CASE WHEN i % 50 = 0 THEN NULL ELSE i END,
+       CASE WHEN i <= 80 THEN 7 WHEN i <= 152 THEN 8 ELSE i END,
+       CASE WHEN i % 37 = 0 THEN 'n' || i ELSE i::text END
+FROM generate_series(1, 400) i;
+CREATE TABLE products (id int PRIMARY KEY, sku text UNIQUE);
+INSERT INTO products VALUES (1, 'ABCDEFGHIJKLMNOP-1'), (2, 'ABCDEFGHIJKLMNOP-2'), (3, 'ABCDEFGHIJKLMNOP-3'),
+                            (4, 'QRSTUVWXYZ012345-a'), (5, 'QRSTUVWXYZ012345-b'), (6, 'short');
+";
+
+#[test]
+fn failures_on_a_partitioned_table_are_explained_across_its_partitions() {
+    let db = fixture("mig_parts", PARTITIONED);
+
+    // CHECK: every violating row of every partition, each named with its partition.
+    let report = migrate(&db, "ALTER TABLE m ADD CONSTRAINT v_small CHECK (v < 377);");
+    let (summary, columns, got, total) = explained(&report);
+    let facts = query_rows(&db, "SELECT count(*)::text, count(DISTINCT tableoid)::text FROM m WHERE NOT (v < 377)");
+    assert_eq!(facts, [["24", "8"]]);
+    assert_eq!(total, Some(24));
+    assert!(summary.starts_with("24 rows of public.m (in 8 partitions) violate CHECK"), "{summary}");
+    assert_eq!(columns, ["partition", "id", "region", "v"]);
+    let want = query_rows(
+        &db,
+        "SELECT tableoid::regclass::text, id::text, region::text, v::text FROM m WHERE NOT (v < 377) ORDER BY m.id, m.region LIMIT 10",
+    );
+    assert_eq!(got, want);
+
+    // NOT NULL: the NULLs of all partitions.
+    let report = migrate(&db, "ALTER TABLE m ALTER COLUMN w SET NOT NULL;");
+    let (summary, columns, got, total) = explained(&report);
+    let facts = query_rows(&db, "SELECT count(*)::text, count(DISTINCT tableoid)::text FROM m WHERE w IS NULL");
+    assert_eq!(facts, [["8", "4"]]);
+    assert_eq!(total, Some(8));
+    assert!(summary.starts_with("8 rows of public.m (in 4 partitions) have NULL in w"), "{summary}");
+    assert_eq!(columns, ["partition", "id", "region"]);
+    let want = query_rows(
+        &db,
+        "SELECT tableoid::regclass::text, id::text, region::text FROM m WHERE w IS NULL ORDER BY m.id, m.region",
+    );
+    assert_eq!(got, want);
+
+    // Unique: duplicates of all partitions, most repeated first by count (10 before 9, not as text).
+    let report = migrate(&db, "CREATE UNIQUE INDEX m_code ON m (code, region);");
+    let (summary, _, got, total) = explained(&report);
+    let want = query_rows(
+        &db,
+        "SELECT code::text, region::text, count(*)::text FROM m GROUP BY code, region HAVING count(*) > 1
+         ORDER BY count(*) DESC, code::text, region::text LIMIT 10",
+    );
+    assert_eq!(want[0][2], "10");
+    assert_eq!(want[9][2], "9");
+    assert_eq!(got, want);
+    assert_eq!(total, Some(16), "{summary}");
+
+    // A type change: the values that do not convert, in every partition (a ctid repeats across them).
+    let report = migrate(&db, "ALTER TABLE m ALTER COLUMN sku TYPE int USING sku::int;");
+    let (summary, columns, mut got, total) = explained(&report);
+    assert!(!summary.contains("could not be listed"), "{summary}");
+    assert_eq!(columns, ["partition", "id", "region", "sku", "error"]);
+    let want = query_rows(
+        &db,
+        "SELECT tableoid::regclass::text, id::text, region::text, sku FROM m WHERE sku !~ '^[0-9]+$' ORDER BY 1, 2",
+    );
+    assert_eq!(want.len(), 10);
+    assert_eq!(total, Some(10));
+    got.sort();
+    let got_values: Vec<Vec<String>> = got.iter().map(|r| r[..4].to_vec()).collect();
+    assert_eq!(got_values, want);
+    assert!(got.iter().all(|r| r[4].contains("invalid input syntax for type integer")), "{got:?}");
+
+    // A type change whose new values collide: the conversion maps several old values to one.
+    let report = migrate(&db, "ALTER TABLE products ALTER COLUMN sku TYPE varchar(16) USING left(sku, 16);");
+    let (summary, columns, got, total) = explained(&report);
+    assert!(!summary.contains("own rows"), "{summary}");
+    assert_eq!(columns, ["sku after", "sku before", "rows"]);
+    let want = query_rows(
+        &db,
+        "SELECT left(sku, 16), sku, count(*)::text FROM products
+         WHERE left(sku, 16) IN (SELECT left(sku, 16) FROM products GROUP BY 1 HAVING count(*) > 1)
+         GROUP BY 1, 2 ORDER BY count(*) OVER (PARTITION BY left(sku, 16)) DESC, 1, 2",
+    );
+    assert_eq!(want.len(), 5);
+    assert_eq!(got, want);
+    assert_eq!(total, Some(2));
+}
+
+#[test]
+fn a_failed_file_names_the_files_that_never_ran() {
+    let db = fixture("mig_notrun", "CREATE TABLE t (id int PRIMARY KEY);");
+    let (report, dir) = migrate_files(
+        &db,
+        &[
+            ("0001_a.sql", "ALTER TABLE t ADD COLUMN a int;"),
+            ("0002_b.sql", "ALTER TABLE t ADD COLUMN b nosuchtype;\nALTER TABLE t ADD COLUMN c int;"),
+            ("0003_c.sql", "ALTER TABLE t ADD COLUMN d int;"),
+            ("0004_d.sql", "ALTER TABLE t ADD COLUMN e int;"),
+        ],
+        &MigrateOptions::default(),
+    );
+    assert!(!report.succeeded());
+    let names: Vec<String> =
+        report.files_not_run.iter().map(|f| PathBuf::from(f).file_name().unwrap().to_string_lossy().into()).collect();
+    assert_eq!(names, ["0003_c.sql", "0004_d.sql"]);
+    assert!(report.files_not_run.iter().all(|f| f.starts_with(&*dir.path().to_string_lossy())));
+    assert!(report.text().contains("Never ran: "), "{}", report.text());
+    assert!(report.markdown().contains("Never ran: "), "{}", report.markdown());
+    assert_eq!(report.statements.iter().map(|s| s.applied).collect::<Vec<_>>(), [true, false]);
+    assert!(
+        report.text().contains("Stayed applied (committed before the failure), 1 of 2 statements"),
+        "{}",
+        report.text()
+    );
+
+    // A failure inside a block rolls the block back; what was committed before it stays.
+    let report = migrate(
+        &db,
+        "ALTER TABLE t ADD COLUMN x int;\nBEGIN;\nALTER TABLE t ADD COLUMN y int;\nALTER TABLE t ADD COLUMN y int;\nCOMMIT;",
+    );
+    let has = |c: &str| {
+        query_i64(&db, &format!("SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = '{c}'"))
+    };
+    assert_eq!((has("x"), has("y")), (1, 0));
+    assert_eq!(report.statements.iter().map(|s| s.applied).collect::<Vec<_>>(), [true, false, false, false]);
+    // Everything in one block: nothing applied, and the report says why the diff is empty.
+    let report = migrate(&db, "BEGIN;\nALTER TABLE t ADD COLUMN z int;\nALTER TABLE t ADD COLUMN z int;\nCOMMIT;");
+    assert_eq!(has("z"), 0);
+    assert!(report.statements.iter().all(|s| !s.applied));
+    assert!(report.text().contains("Nothing was applied"), "{}", report.text());
 }

@@ -105,11 +105,19 @@ pub struct GateJson {
     pub passed: bool,
     /// Why it failed: one line per class and object.
     pub reasons: Vec<String>,
+    /// `--accept` patterns that matched no change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unused_accepts: Vec<String>,
 }
 
 impl From<&crate::gate::Verdict> for GateJson {
     fn from(v: &crate::gate::Verdict) -> GateJson {
-        GateJson { fail_on: v.fail_on.clone(), passed: v.passed, reasons: v.reasons.clone() }
+        GateJson {
+            fail_on: v.fail_on.clone(),
+            passed: v.passed,
+            reasons: v.reasons.clone(),
+            unused_accepts: v.unused_accepts.clone(),
+        }
     }
 }
 

@@ -3,10 +3,17 @@
 
 use super::statement::{detail_key, index_predicate, statement_check, statement_foreign_key, ForeignKey};
 use super::*;
+use super::{key_of, target, with_partition, Target};
 
 pub(super) async fn unique(client: &Client, sql: &str, err: &DbError) -> Result<Option<Explanation>> {
-    let Some((table, shown)) = table_of(err) else { return Ok(None) };
     let Some(key) = err.detail().and_then(detail_key) else { return Ok(None) };
+    // A type change whose new values collide: the old index is still valid, the conversion is to blame.
+    if let Some(e) = super::convert::collisions(client, sql, &key).await? {
+        return Ok(Some(e));
+    }
+    // A unique key of a partitioned table includes its partition key: duplicates are counted across all partitions.
+    let Some(t) = target(client, sql, err).await? else { return Ok(None) };
+    let (table, shown) = (t.table.clone(), t.shown.clone());
     // An index that exists and is valid was violated by the migration's own rows.
     let exists = match (err.schema(), err.constraint()) {
         (Some(s), Some(c)) => client
@@ -39,9 +46,12 @@ pub(super) async fn unique(client: &Client, sql: &str, err: &DbError) -> Result<
         filter.join(" AND ")
     );
     let names = names.join(", ");
-    let rows =
-        rows_text(client, &format!("SELECT {names}, n::text FROM ({dup}) d ORDER BY n DESC, {names} LIMIT {SAMPLE}"))
-            .await?;
+    // By count, most repeated first (d.n: the number, not the text the select list makes of it).
+    let rows = rows_text(
+        client,
+        &format!("SELECT {names}, d.n::text FROM ({dup}) d ORDER BY d.n DESC, {names} LIMIT {SAMPLE}"),
+    )
+    .await?;
     let totals = client
         .query_one(&format!("SELECT count(*), coalesce(sum(n), 0)::int8 FROM ({dup}) d"), &[])
         .await
@@ -68,9 +78,11 @@ pub(super) async fn unique(client: &Client, sql: &str, err: &DbError) -> Result<
     }))
 }
 
-pub(super) async fn not_null(client: &Client, err: &DbError) -> Result<Option<Explanation>> {
-    let (Some((table, shown)), Some(column)) = (table_of(err), err.column()) else { return Ok(None) };
-    let key = key_columns(client, &table).await?;
+pub(super) async fn not_null(client: &Client, sql: &str, err: &DbError) -> Result<Option<Explanation>> {
+    let Some(column) = err.column() else { return Ok(None) };
+    let Some(t) = target(client, sql, err).await? else { return Ok(None) };
+    let (table, shown) = (t.table.clone(), t.shown.clone());
+    let key = key_of(client, &t).await?;
     let exists = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::text::regclass AND attname = $2
@@ -85,18 +97,24 @@ pub(super) async fn not_null(client: &Client, err: &DbError) -> Result<Option<Ex
     } else {
         ("true".to_string(), format!("would have NULL in the new column {column} (it has no default)"))
     };
-    let n = count(client, &format!("SELECT count(*) FROM {table} WHERE {filter}")).await?;
+    let (n, parts) = count_in_partitions(client, &table, &filter).await?;
     if n == 0 {
         return Ok(Some(summary_only(
             &shown,
             format!("No committed row of {shown} {what}: the NULL comes from the migration's own statements."),
         )));
     }
-    let rows = rows_text(client, &sample_query(&table, &key, &key, &filter)).await?;
+    let (exprs, columns) = with_partition(&t, key.clone());
+    let rows = rows_text(client, &sample_query(&table, &exprs, &key, &filter)).await?;
     Ok(Some(Explanation {
-        summary: format!("{n} row{} of {shown} {what}; {}:", plural(n as i64), some(n, rows.len())),
+        summary: format!(
+            "{n} row{} of {shown}{} {what}; {}:",
+            plural(n as i64),
+            in_partitions(&t, parts),
+            some(n, rows.len())
+        ),
         table: Some(shown),
-        columns: key.iter().map(|k| header(k)).collect(),
+        columns,
         rows,
         total: Some(n),
     }))
@@ -143,7 +161,9 @@ pub(super) async fn foreign_key(client: &Client, sql: &str, err: &DbError) -> Re
     }
     let key = key_columns(client, &table).await?;
     let mut shown_cols: Vec<String> = key.clone();
-    shown_cols.extend(fk.columns.iter().filter(|c| !key.contains(c)).cloned());
+    // `store_id` and `"store_id"` are one column.
+    let names: Vec<String> = key.iter().map(|k| header(k)).collect();
+    shown_cols.extend(fk.columns.iter().filter(|c| !names.contains(&header(c))).cloned());
     let exprs: Vec<String> = shown_cols.iter().map(|c| format!("c.{c}")).collect();
     let order = key.iter().map(|k| format!("c.{k}")).collect::<Vec<_>>().join(", ");
     let rows =
@@ -180,13 +200,14 @@ async fn catalog_foreign_key(client: &Client, table: &str, name: &str) -> Result
 }
 
 pub(super) async fn check(client: &Client, sql: &str, err: &DbError) -> Result<Option<Explanation>> {
-    let Some((table, shown)) = table_of(err) else { return Ok(None) };
+    let Some((failed_on, _)) = table_of(err) else { return Ok(None) };
+    let Some(t) = target(client, sql, err).await? else { return Ok(None) };
     let constraint = err.constraint().unwrap_or("");
     let def: Option<String> = client
         .query_opt(
             "SELECT pg_get_constraintdef(oid) FROM pg_constraint
              WHERE conrelid = $1::text::regclass AND conname = $2 AND contype = 'c'",
-            &[&table, &constraint],
+            &[&failed_on, &constraint],
         )
         .await
         .map_err(db_err)?
@@ -198,23 +219,48 @@ pub(super) async fn check(client: &Client, sql: &str, err: &DbError) -> Result<O
             None => return Ok(None),
         },
     };
+    let (table, shown) = (&t.table, &t.shown);
     let filter = format!("NOT ({expr})");
-    let n = count(client, &format!("SELECT count(*) FROM {table} WHERE {filter}")).await?;
+    let (n, parts) = count_in_partitions(client, table, &filter).await?;
     if n == 0 {
         return Ok(Some(summary_only(
-            &shown,
+            shown,
             format!("No committed row of {shown} violates CHECK {expr}: the violating rows come from the migration's own statements."),
         )));
     }
-    let key = key_columns(client, &table).await?;
+    let key = key_of(client, &t).await?;
     let mut cols = key.clone();
-    cols.extend(columns_in(client, &table, &expr).await?.into_iter().filter(|c| !key.contains(c)));
-    let rows = rows_text(client, &sample_query(&table, &cols, &key, &filter)).await?;
+    cols.extend(columns_in(client, table, &expr).await?.into_iter().filter(|c| !key.contains(c)));
+    let (exprs, columns) = with_partition(&t, cols);
+    let rows = rows_text(client, &sample_query(table, &exprs, &key, &filter)).await?;
     Ok(Some(Explanation {
-        summary: format!("{n} row{} of {shown} violate CHECK {expr}; {}:", plural(n as i64), some(n, rows.len())),
-        table: Some(shown),
-        columns: cols.iter().map(|c| header(c)).collect(),
+        summary: format!(
+            "{n} row{} of {shown}{} violate CHECK {expr}; {}:",
+            plural(n as i64),
+            in_partitions(&t, parts),
+            some(n, rows.len())
+        ),
+        table: Some(shown.clone()),
+        columns,
         rows,
         total: Some(n),
     }))
+}
+
+/// How many rows match `filter`, and in how many partitions (tables).
+async fn count_in_partitions(client: &Client, table: &str, filter: &str) -> Result<(u64, u64)> {
+    let row = client
+        .query_one(&format!("SELECT count(*), count(DISTINCT tableoid) FROM {table} WHERE {filter}"), &[])
+        .await
+        .map_err(db_err)?;
+    Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
+}
+
+/// ` (in 7 partitions)` for a partitioned table.
+fn in_partitions(t: &Target, parts: u64) -> String {
+    if t.partitioned {
+        format!(" (in {parts} partition{})", plural(parts as i64))
+    } else {
+        String::new()
+    }
 }

@@ -50,7 +50,7 @@ pub(super) async fn explain(
     }
     let found = match code {
         "23505" => unique(&client, sql, err).await,
-        "23502" => not_null(&client, err).await,
+        "23502" => not_null(&client, sql, err).await,
         "23503" => foreign_key(&client, sql, err).await,
         "23514" => check(&client, sql, err).await,
         _ => conversion(&client, sql).await,
@@ -183,6 +183,65 @@ async fn resolve(client: &Client, written: &str) -> Result<(String, String)> {
         .map_err(db_err)?;
     let (schema, name): (String, String) = (row.get(0), row.get(1));
     Ok((format!("{}.{}", qi(&schema), qi(&name)), format!("{schema}.{name}")))
+}
+
+/// Where to look for the rows: the error's table, or the partitioned table the
+/// statement names when the error names one of its partitions (PostgreSQL
+/// reports the first partition that fails; the others may fail too).
+pub(super) struct Target {
+    /// Quoted, for SQL.
+    pub table: String,
+    /// For people.
+    pub shown: String,
+    /// Rows then name their partition (`tableoid`), and `ctid` alone is no identity.
+    pub partitioned: bool,
+}
+
+async fn target(client: &Client, sql: &str, err: &DbError) -> Result<Option<Target>> {
+    let Some((table, shown)) = table_of(err) else { return Ok(None) };
+    if let Some(written) = statement::statement_table(sql) {
+        if let Ok((root, root_shown)) = resolve(client, &written).await {
+            let row = client
+                .query_one(
+                    "SELECT c.relkind = 'p' AND c.oid IN (SELECT relid FROM pg_partition_ancestors($2::text::regclass))
+                     FROM pg_class c WHERE c.oid = $1::text::regclass",
+                    &[&root, &table],
+                )
+                .await
+                .map_err(db_err)?;
+            if row.get::<_, bool>(0) {
+                return Ok(Some(Target { table: root, shown: root_shown, partitioned: true }));
+            }
+        }
+    }
+    let partitioned = client
+        .query_one("SELECT relkind = 'p' FROM pg_class WHERE oid = $1::text::regclass", &[&table])
+        .await
+        .map_err(db_err)?
+        .get(0);
+    Ok(Some(Target { table, shown, partitioned }))
+}
+
+/// The row identity of a target: its key, else `tableoid` and `ctid` together
+/// (a `ctid` repeats across partitions).
+async fn key_of(client: &Client, t: &Target) -> Result<Vec<String>> {
+    let key = key_columns(client, &t.table).await?;
+    Ok(if t.partitioned && key == ["ctid"] { vec!["tableoid".into(), "ctid".into()] } else { key })
+}
+
+/// Columns and headers of a sample of rows: the partition first when the table is partitioned.
+fn with_partition(t: &Target, cols: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let mut exprs = Vec::new();
+    let mut headers = Vec::new();
+    if t.partitioned {
+        exprs.push("tableoid::regclass".to_string());
+        headers.push("partition".to_string());
+    }
+    for c in cols.into_iter().filter(|c| !(t.partitioned && c == "tableoid")) {
+        headers.push(header(&c));
+        exprs.push(c);
+    }
+    (exprs, headers)
 }
 
 /// A lock timeout: what the statement waited for and who held it.

@@ -171,6 +171,32 @@ pub(super) fn statement_check(sql: &str, constraint: &str) -> Option<String> {
     (!found.is_empty()).then(|| found.swap_remove(pick).1)
 }
 
+/// The table a statement works on: `ALTER TABLE [IF EXISTS] [ONLY] name …`
+/// or `CREATE [UNIQUE] INDEX [CONCURRENTLY] [[IF NOT EXISTS] name] ON [ONLY] name …`, as written.
+pub(super) fn statement_table(sql: &str) -> Option<String> {
+    let toks = tokens(sql);
+    let mut i = if toks.len() > 2 && is_word(&toks[0].0, "alter") && is_word(&toks[1].0, "table") {
+        2
+    } else if toks.first().is_some_and(|t| is_word(&t.0, "create")) {
+        let on = toks.iter().position(|t| is_word(&t.0, "on"))?;
+        if !toks[..on].iter().any(|t| is_word(&t.0, "index")) {
+            return None;
+        }
+        on + 1
+    } else {
+        return None;
+    };
+    while toks.get(i).is_some_and(|t| is_word(&t.0, "if") || is_word(&t.0, "exists") || is_word(&t.0, "only")) {
+        i += 1;
+    }
+    let start = i;
+    toks.get(start)?;
+    while toks.get(i + 1).is_some_and(|t| t.0 == Tok::Punct(b'.')) && toks.get(i + 2).is_some() {
+        i += 2;
+    }
+    Some(text_of(sql, &toks[start..=i]))
+}
+
 /// One `ALTER [COLUMN] col [SET DATA] TYPE type [COLLATE …] [USING expr]` clause.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct TypeChange {
@@ -290,6 +316,14 @@ mod tests {
             let _ = (statement_type_changes(&sql), statement_foreign_key(&sql, "x"), statement_check(&sql, "x"));
             let _ = (index_predicate(&sql), detail_key(&sql), char_length(&sql));
         }
+    }
+
+    #[test]
+    fn tables_of_statements() {
+        assert_eq!(statement_table("ALTER TABLE IF EXISTS ONLY s.\"T\" ADD CHECK (a > 0)").as_deref(), Some("s.\"T\""));
+        assert_eq!(statement_table("create unique index concurrently i on only t (a)").as_deref(), Some("t"));
+        assert_eq!(statement_table("CREATE TABLE t (a int)"), None);
+        assert_eq!(statement_table("ALTER TABLE"), None);
     }
 
     #[test]
