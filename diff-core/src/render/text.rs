@@ -263,6 +263,12 @@ fn schema_line(c: &SchemaChange, paint: &Paint, indent: &str) -> String {
     for (b, a) in long_changes(c) {
         diffs.push_str(&unified(b, a, indent, paint));
     }
+    if let Some(def) = whole_definition(c) {
+        let pad = " ".repeat(indent.chars().count() + 4);
+        for line in pretty(def).lines() {
+            let _ = writeln!(diffs, "{pad}{}", paint.dim(&escape(line)));
+        }
+    }
     let danger: Vec<&str> = c.danger.iter().map(|d| d.label()).collect();
     let mut line = format!("{indent}{op} {:<8} {}", c.kind, escape(&c.object));
     if !details.is_empty() {
@@ -296,6 +302,10 @@ pub(crate) fn details(c: &SchemaChange) -> Vec<String> {
             (Some(b), Some(a)) => details.push(format!("{k} {b} → {a}")),
             (Some(b), None) if !whole => details.push(format!("{k} {b} → (none)")),
             (None, Some(a)) if !whole => details.push(format!("{k} (none) → {a}")),
+            // A view's or function's definition reads as lines under the change, not escaped on one.
+            (Some(v), None) | (None, Some(v)) if v.contains('\n') => {
+                details.push(format!("{k} ({} lines)", v.trim().lines().count()))
+            }
             (Some(v), None) | (None, Some(v)) => details.push(format!("{k} {v}")),
             (None, None) => {}
         }
@@ -306,6 +316,16 @@ pub(crate) fn details(c: &SchemaChange) -> Vec<String> {
 /// Long or multi-line definitions read as a unified diff under the line.
 fn is_long(b: &str, a: &str) -> bool {
     b.contains('\n') || a.contains('\n') || b.len() + a.len() > 120
+}
+
+/// The multi-line definition of an added or dropped object, shown under its line.
+fn whole_definition(c: &SchemaChange) -> Option<&String> {
+    let side = match c.op {
+        ChangeOp::Added => &c.after,
+        ChangeOp::Dropped => &c.before,
+        _ => return None,
+    };
+    side.get("definition").filter(|d| d.contains('\n'))
 }
 
 /// The (before, after) of the attributes [`details`] only names.
@@ -601,6 +621,16 @@ fn tail_chars(s: &str, n: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dropped_views_definition_reads_as_lines() {
+        let mut c = SchemaChange::new("view", ChangeOp::Dropped, "public.v".into());
+        c.before.insert("definition".into(), " SELECT t.a\n   FROM t\n  WHERE t.a > 1;".into());
+        let line = schema_line(&c, &Paint(false), "  ");
+        assert!(line.contains("(definition (3 lines))"), "{line}");
+        assert!(!line.contains("\\n"), "no escaped newline: {line}");
+        assert!(line.lines().any(|l| l.trim() == "FROM t"), "{line}");
+    }
 
     #[test]
     fn one_byte_in_a_long_value() {
