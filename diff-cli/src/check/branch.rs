@@ -62,6 +62,9 @@ pub struct Branch {
     pub millis: u64,
     /// How it was copied.
     pub strategy: Strategy,
+    /// The copy forced a checkpoint: FILE_COPY does, and before PostgreSQL 15
+    /// every `CREATE DATABASE` copies files (there is no other strategy).
+    pub checkpoint: bool,
 }
 
 /// Creates the branch `name` of `source` (see [`unique_name`]).
@@ -91,6 +94,7 @@ pub async fn create(source: &ConnConfig, name: &str, strategy: Strategy) -> Resu
         Strategy::Auto => auto(&client, &src).await,
         s => s,
     };
+    let version: u32 = client.query_one("SHOW server_version_num", &[]).await?.get::<_, String>(0).parse()?;
     let started = Instant::now();
     let result = copy(&client, &src, &name, strategy).await;
     let result = match result {
@@ -115,7 +119,8 @@ pub async fn create(source: &ConnConfig, name: &str, strategy: Strategy) -> Resu
     }
     drop(client);
     let _ = conn.await;
-    Ok(Branch { config: source.with_dbname(SideName::Child, &name), name, source: src, millis, strategy })
+    let checkpoint = strategy.checkpoints() || version < 150000;
+    Ok(Branch { config: source.with_dbname(SideName::Child, &name), name, source: src, millis, strategy, checkpoint })
 }
 
 /// Drops the branch, disconnecting whoever is still connected to it.

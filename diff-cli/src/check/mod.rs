@@ -321,6 +321,7 @@ async fn make_branch(parent: &ConnConfig, held: &mut Held) -> Result<Branch> {
             source: parent.dbname().to_string(),
             millis: 0,
             strategy,
+            checkpoint: false,
         };
         held.server_branch = Some(planned);
     }
@@ -384,13 +385,13 @@ fn preamble(
             quote(&b.name),
             seconds(b.millis),
             b.strategy.name(),
-            if b.strategy.checkpoints() { ", which forced a checkpoint" } else { "" }
+            if b.checkpoint { ", which forced a checkpoint" } else { "" }
         ),
         None => format!("{} (given with --branch, left in place)", quote(&child.endpoint())),
     };
     let branch_json = match made {
         Some(b) => {
-            json!({ "database": b.name, "endpoint": child.endpoint(), "created": true, "millis": b.millis, "strategy": b.strategy.name(), "checkpoint": b.strategy.checkpoints() })
+            json!({ "database": b.name, "endpoint": child.endpoint(), "created": true, "millis": b.millis, "strategy": b.strategy.name(), "checkpoint": b.checkpoint })
         }
         None => json!({ "database": child.dbname(), "endpoint": child.endpoint(), "created": false }),
     };
