@@ -242,7 +242,7 @@ fn forward_and_reverse_round_trip() {
     let mut extra = KEY.to_vec();
     extra.extend(["--max-rows", "1"]);
     let forward = patch(&pair.parent, &pair.child, &extra, &dir.path().join("forward.sql"));
-    assert!(forward.contains("SET standard_conforming_strings = on;"), "{}", &forward[..2000.min(forward.len())]);
+    assert!(forward.contains("SET LOCAL standard_conforming_strings = on;"), "{}", &forward[..2000.min(forward.len())]);
     apply(&parent_copy, &dir.path().join("forward.sql")).unwrap();
     assert_same_rows(&parent_copy, &pair.child, &KEY);
 
@@ -263,7 +263,9 @@ fn forward_and_reverse_round_trip() {
     assert_eq!(statements(&reverse, "OVERRIDING SYSTEM VALUE"), 2, "{reverse}");
     // Keyless duplicates: one row of several is deleted, by its ctid.
     assert!(
-        forward.contains("DELETE FROM ONLY \"public\".\"keyless\" WHERE ctid = (SELECT ctid FROM ONLY"),
+        forward.contains(
+            "DELETE FROM ONLY \"public\".\"keyless\" WHERE ctid OPERATOR(pg_catalog.=) (SELECT ctid FROM ONLY"
+        ),
         "{forward}"
     );
     assert_eq!(statements(&forward, "\"public\".\"keyless\" WHERE ctid"), 3);
@@ -360,4 +362,209 @@ fn reverse_needs_the_sql_format() {
     assert_eq!(run.code, 2);
     assert_eq!(run.stderr.trim(), "pgbranchdiff: error: --reverse: only with --format sql");
     assert!(run.stdout.is_empty());
+}
+
+/// Values that the target's settings or collations could confuse, and a
+/// hostile `=` for every user type (and text) in `public`, each recording in
+/// `spy` that it ran. `{ICU}` is replaced by the tables needing an ICU
+/// collation, or by nothing where the server has none.
+const EXACT_SETUP: &str = r#"
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
+CREATE TYPE pair AS (a integer, b text);
+CREATE TABLE spy (what text);
+-- Keyless; 0.1 + 0.2 and 0.3 print alike at extra_float_digits = 0, as do -0 and 0 below 1.
+CREATE TABLE floats (f double precision, r real, n numeric);
+INSERT INTO floats VALUES (0.1::float8 + 0.2::float8, 0.1::real + 0.2::real, 1.0), (0.3, 0.3, 1.00), (0.3, 0.3, 1.00),
+  ('-0', '-0', 0), (0, 0, 0.0), (1e-300, 1e-30, 2);
+CREATE TABLE fkeyed (f double precision, v text);
+INSERT INTO fkeyed VALUES (0.1::float8 + 0.2::float8, 'sum'), (0.3, 'three'), ('-0', 'negative zero'), (0, 'zero'), (1e-300, 'tiny');
+-- Keyless: a NULL composite beside ROW(NULL, NULL)::pair, NULL elements beside the string "NULL", XML content.
+CREATE TABLE misc (p pair, a text[], x xml, iv interval, ts timestamptz, d date, b bytea, m mood, dom posint, t text);
+INSERT INTO misc VALUES
+  (NULL, '{a,NULL}', 'a<b/>c', '-1 day +02:03:04', '2024-01-01 12:00+00', '2024-02-03', '\x5c00', 'sad', 1, 'back\slash'),
+  (ROW(NULL, NULL)::pair, '{a,"NULL"}', 'a<b/>c', '1 mon -1 day', '2024-01-01 12:00+00', '2024-03-02', '\x00', 'ok', 2, 'x'),
+  (ROW(NULL, NULL)::pair, '{a,NULL}', 'text only', '-1 day +02:03:04', '2024-06-01 23:30+05:30', '2024-02-03', '\x', 'happy', 3, ''),
+  (ROW(1, '')::pair, '{NULL}', '<r/>', '1 year', '-infinity', 'infinity', NULL, NULL, NULL, NULL);
+CREATE TABLE moods (id integer PRIMARY KEY, m mood, d posint, p pair, t text);
+INSERT INTO moods SELECT i, (array['sad', 'ok', 'happy'])[1 + i % 3]::mood, i, ROW(i, 'p' || i)::pair, 't' || i FROM generate_series(1, 6) i;
+CREATE TABLE mood_pk (m mood PRIMARY KEY, v integer);
+INSERT INTO mood_pk VALUES ('sad', 1), ('ok', 2);
+CREATE TABLE dom_key (d posint, p pair, v text);
+INSERT INTO dom_key VALUES (1, ROW(1, 'a')::pair, 'one'), (2, NULL, 'two'), (3, ROW(NULL, NULL)::pair, 'three');
+{ICU}
+CREATE FUNCTION public.spy_mood(mood, mood) RETURNS boolean LANGUAGE sql AS $$INSERT INTO public.spy VALUES ('mood') RETURNING true$$;
+CREATE OPERATOR public.= (leftarg = mood, rightarg = mood, function = public.spy_mood);
+CREATE FUNCTION public.spy_posint(posint, posint) RETURNS boolean LANGUAGE sql AS $$INSERT INTO public.spy VALUES ('posint') RETURNING true$$;
+CREATE OPERATOR public.= (leftarg = posint, rightarg = posint, function = public.spy_posint);
+CREATE FUNCTION public.spy_pair(pair, pair) RETURNS boolean LANGUAGE sql AS $$INSERT INTO public.spy VALUES ('pair') RETURNING true$$;
+CREATE OPERATOR public.= (leftarg = pair, rightarg = pair, function = public.spy_pair);
+CREATE FUNCTION public.spy_text(text, text) RETURNS boolean LANGUAGE sql AS $$INSERT INTO public.spy VALUES ('text') RETURNING true$$;
+CREATE OPERATOR public.= (leftarg = text, rightarg = text, function = public.spy_text);
+CREATE FUNCTION public.spy_tid(tid, tid) RETURNS boolean LANGUAGE sql AS $$INSERT INTO public.spy VALUES ('tid') RETURNING true$$;
+CREATE OPERATOR public.= (leftarg = tid, rightarg = tid, function = public.spy_tid);
+"#;
+
+const EXACT_ICU: &str = r#"
+CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE ci_rows (w text COLLATE ci, v integer);
+INSERT INTO ci_rows VALUES ('abc', 1), ('ABC', 1), ('abc', 1), ('Straße', 2), ('STRASSE', 2);
+CREATE TABLE ci_keyed (w text COLLATE ci, v integer);
+INSERT INTO ci_keyed VALUES ('abc', 1), ('ABC', 2);
+CREATE TABLE ci_pk (w text COLLATE ci PRIMARY KEY, v integer);
+INSERT INTO ci_pk VALUES ('Apple', 1), ('banana', 2), ('Case', 3);
+"#;
+
+/// No `=` on mood, posint or pair here: the hostile operators would run.
+const EXACT_CHANGE: &str = r#"
+DELETE FROM floats WHERE ctid = (SELECT ctid FROM floats WHERE f = 0.1::float8 + 0.2::float8 LIMIT 1);
+DELETE FROM floats WHERE ctid = (SELECT ctid FROM floats WHERE f = 0.3 LIMIT 1);
+DELETE FROM floats WHERE f::text = '-0';
+INSERT INTO floats VALUES (0.3, 0.3, 1.0), (0.3, 0.3, 1.0), (1e-300, 1e-30, 2.0);
+UPDATE fkeyed SET v = 'sum, changed' WHERE f = 0.1::float8 + 0.2::float8;
+DELETE FROM fkeyed WHERE f::text = '0';
+UPDATE fkeyed SET v = 'negative zero, changed' WHERE f::text = '-0';
+INSERT INTO fkeyed VALUES (0.30000000000000004e-10, 'new');
+DELETE FROM misc WHERE p IS NOT DISTINCT FROM NULL;
+DELETE FROM misc WHERE ctid = (SELECT ctid FROM misc WHERE a::text = '{a,"NULL"}');
+INSERT INTO misc VALUES (NULL, '{NULL,b}', 'content <i>x</i> tail', '-2 days', '2024-01-01 00:00+14', '2024-01-01', '\x27', 'sad', 5, E'tab\there'),
+  (ROW(NULL, NULL)::pair, '{"NULL",NULL}', 'a<b/>c', '-1 day +02:03:04', '2024-01-01 12:00+00', '2024-02-03', '\x5c00', 'sad', 1, 'back\slash');
+UPDATE moods SET m = 'happy', t = 'it''s \ x' WHERE id = 1;
+UPDATE moods SET d = 60, p = ROW(NULL, NULL)::pair WHERE id = 2;
+UPDATE moods SET p = NULL WHERE id = 3;
+DELETE FROM moods WHERE id = 4;
+INSERT INTO moods VALUES (7, 'ok', 7, ROW(7, NULL)::pair, NULL);
+UPDATE mood_pk SET v = 10 WHERE m::text = 'sad';
+DELETE FROM mood_pk WHERE m::text = 'ok';
+INSERT INTO mood_pk VALUES ('happy', 3);
+UPDATE dom_key SET v = 'two, changed' WHERE p IS NOT DISTINCT FROM NULL;
+UPDATE dom_key SET v = 'three, changed' WHERE d::integer = 3;
+DELETE FROM dom_key WHERE d::integer = 1;
+"#;
+
+const EXACT_ICU_CHANGE: &str = r#"
+DELETE FROM ci_rows WHERE ctid = (SELECT ctid FROM ci_rows WHERE w COLLATE "C" = 'ABC');
+DELETE FROM ci_rows WHERE w COLLATE "C" = 'STRASSE';
+INSERT INTO ci_rows VALUES ('Abc', 1);
+UPDATE ci_keyed SET v = 20 WHERE w COLLATE "C" = 'ABC';
+INSERT INTO ci_keyed VALUES ('aBc', 3);
+UPDATE ci_pk SET v = 10 WHERE w = 'APPLE';
+DELETE FROM ci_pk WHERE w = 'BANANA';
+INSERT INTO ci_pk VALUES ('Cherry', 4);
+"#;
+
+const EXACT_KEYS: [&str; 6] = ["--key", "public.fkeyed=f", "--key", "public.dom_key=d,p", "--key", "public.ci_keyed=w"];
+
+/// A small deterministic generator (splitmix64): the test needs no crate for it.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+/// Target defaults that change what SQL text means, one list per setting.
+const HOSTILE_SETTINGS: &[(&str, &[&str])] = &[
+    ("extra_float_digits", &["-15", "0", "1", "3"]),
+    ("array_nulls", &["on", "off"]),
+    ("xmloption", &["content", "document"]),
+    ("DateStyle", &["'ISO, MDY'", "'SQL, DMY'", "'German'", "'Postgres, MDY'", "'ISO, DMY'"]),
+    ("IntervalStyle", &["postgres", "postgres_verbose", "sql_standard", "iso_8601"]),
+    ("TimeZone", &["'UTC'", "'Asia/Kolkata'", "'America/St_Johns'", "'Pacific/Chatham'"]),
+    ("search_path", &["\"$user\", public", "public, pg_catalog", "public", "''"]),
+    ("standard_conforming_strings", &["on", "off"]),
+    ("bytea_output", &["hex", "escape"]),
+];
+
+/// The round trip, forward and `--reverse`, on copies whose session defaults
+/// are drawn at random from [`HOSTILE_SETTINGS`] (seed printed; set
+/// `PGBRANCHDIFF_SQL_SEED` to replay one): every copy ends with the other
+/// side's rows, and no operator of `public` ever ran (`spy` stays empty).
+#[test]
+fn exact_on_any_target_settings() {
+    let icu = connect("postgres")
+        .query_one("SELECT count(*) > 0 FROM pg_collation WHERE collprovider = 'i'", &[])
+        .unwrap()
+        .get::<_, bool>(0);
+    if !icu {
+        eprintln!("no ICU collations on this server: the nondeterministic collation tables are left out");
+    }
+    let setup = EXACT_SETUP.replace("{ICU}", if icu { EXACT_ICU } else { "" });
+    let change = format!("{EXACT_CHANGE}{}", if icu { EXACT_ICU_CHANGE } else { "" });
+    let pair = branch("sqlexact", &setup, &change);
+
+    // The fixture's collisions are real: at extra_float_digits = 0 the two floats print alike,
+    // and the collation finds 'abc' equal to 'ABC' (an independent query, not the patch).
+    let mut c = connect(&pair.parent);
+    c.batch_execute("SET extra_float_digits = 0").unwrap();
+    let collide: i64 =
+        c.query_one("SELECT count(DISTINCT f::text) FROM floats WHERE f::text = '0.3'", &[]).unwrap().get(0);
+    assert_eq!(collide, 1, "0.1 + 0.2 and 0.3 print alike at extra_float_digits = 0");
+    let rows: i64 = c.query_one("SELECT count(*) FROM floats WHERE f::text = '0.3'", &[]).unwrap().get(0);
+    assert_eq!(rows, 3);
+    if icu {
+        let n: i64 = c.query_one("SELECT count(*) FROM ci_rows WHERE w = 'abc'", &[]).unwrap().get(0);
+        assert_eq!(n, 3);
+    }
+    drop(c);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (fwd, rev) = (dir.path().join("forward.sql"), dir.path().join("reverse.sql"));
+    let forward = patch(&pair.parent, &pair.child, &EXACT_KEYS, &fwd);
+    let mut extra = EXACT_KEYS.to_vec();
+    extra.push("--reverse");
+    patch(&pair.parent, &pair.child, &extra, &rev);
+    // Nothing in the patch can resolve to a user's operator: every `=` is pg_catalog's.
+    for line in forward.lines().filter(|l| !l.starts_with("--") && !l.starts_with("INSERT")) {
+        let bare = line.replace("OPERATOR(pg_catalog.=)", "").replace("\" = ", "");
+        assert!(!bare.contains(" = ") || line.starts_with("SET"), "a bare = in {line}");
+    }
+
+    let seed: u64 = std::env::var("PGBRANCHDIFF_SQL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261203);
+    eprintln!("exact_on_any_target_settings: seed {seed} (PGBRANCHDIFF_SQL_SEED replays it)");
+    let mut rng = Rng(seed);
+    const ROUNDS: usize = 24;
+    for round in 0..ROUNDS {
+        let reverse = round % 2 == 1;
+        let (source, other, script) =
+            if reverse { (&pair.child, &pair.parent, &rev) } else { (&pair.parent, &pair.child, &fwd) };
+        let copy = format!("{source}_x{round}");
+        exec("postgres", &format!("CREATE DATABASE {copy} TEMPLATE {source}"));
+        let settings: Vec<String> =
+            HOSTILE_SETTINGS.iter().map(|(name, values)| format!("{name} = {}", rng.pick(values))).collect();
+        for s in &settings {
+            exec("postgres", &format!("ALTER DATABASE {copy} SET {s}"));
+        }
+        let what = format!(
+            "round {round} ({}), seed {seed}: {}",
+            if reverse { "reverse" } else { "forward" },
+            settings.join(", ")
+        );
+        eprintln!("{what}");
+        apply(&copy, script).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let ran: Vec<String> =
+            connect(&copy).query("SELECT what FROM public.spy", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+        assert!(ran.is_empty(), "{what}: user operators ran: {ran:?}");
+        // The first two rounds under every read strategy, the others under the default.
+        let mut args = EXACT_KEYS.to_vec();
+        if round >= 2 {
+            args.extend(["--strategy", "auto"]);
+        }
+        let (a, b) = if reverse { (other.as_str(), copy.as_str()) } else { (copy.as_str(), other.as_str()) };
+        let checked = std::panic::catch_unwind(|| assert_same_rows(a, b, &args));
+        if let Err(e) = checked {
+            eprintln!("{what}: rows differ after the patch");
+            std::panic::resume_unwind(e);
+        }
+        exec("postgres", &format!("DROP DATABASE {copy}"));
+    }
 }

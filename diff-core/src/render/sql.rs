@@ -21,6 +21,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use super::sink::{End, Sink};
 use super::sql_order::{self, RowLinks, SelfKey};
 use crate::plan::{quote_ident, KeySource};
+use crate::reading::Reading;
 use crate::report::{Endpoint, Event, Op, RowChange, TableInfo};
 use crate::schema::SchemaChange;
 use crate::value::Value;
@@ -31,6 +32,44 @@ const SPILL_AT: usize = 16 << 10;
 
 /// Longest attribute value quoted in a schema-change comment.
 const COMMENT_VALUE_MAX: usize = 120;
+
+/// Settings the patch pins for its transaction (`SET LOCAL`), whatever the
+/// target's defaults: how its literals are read (`standard_conforming_strings`,
+/// the date, interval and money styles, `TimeZone`, `array_nulls`, `xmloption`,
+/// `search_path` for every name and operator), and how its exact row predicates
+/// print values (`extra_float_digits`, `bytea_output`): the same as the diff's own
+/// sessions, so a printed-form match is the diff's own equality. `search_path` is
+/// `pg_catalog` with `pg_temp` last, so neither a user's nor a temporary object
+/// can stand in for a name the patch writes (CVE-2018-1058). `row_security = off`
+/// makes a row-level security policy that would hide rows from the applying
+/// role fail the patch instead of leaving rows silently unchanged.
+const PINNED: &[(&str, &str)] = &[
+    ("client_encoding", "'UTF8'"),
+    ("standard_conforming_strings", "on"),
+    ("search_path", "pg_catalog, pg_temp"),
+    ("DateStyle", "'ISO, YMD'"),
+    ("IntervalStyle", "'postgres'"),
+    ("TimeZone", "'UTC'"),
+    ("extra_float_digits", "3"),
+    ("bytea_output", "'hex'"),
+    ("lc_monetary", "'C'"),
+    ("array_nulls", "on"),
+    ("xmloption", "content"),
+    ("row_security", "off"),
+];
+
+/// Equality written in full: pg_catalog's operator for the operand types (or
+/// its polymorphic one, for enums, arrays, ranges, composites), never a user's.
+const EQ: &str = "OPERATOR(pg_catalog.=)";
+
+/// Built-in types (by OID, domains resolved) whose `=` holds exactly when the
+/// diff finds two values equal: bool, bytea, "char", int8, int2, int4, oid,
+/// date, time, timestamp, timestamptz, uuid.
+const IDENTITY_EQ: &[u32] = &[16, 17, 18, 20, 21, 23, 26, 1082, 1083, 1114, 1184, 2950];
+
+/// Character types (name, text, char(n), varchar): `=` under the "C" collation
+/// compares bytes (char(n) without its padding, as the diff does).
+const CHARACTER: &[u32] = &[19, 25, 1042, 1043];
 
 /// The SQL patch as a [`Sink`].
 ///
@@ -204,17 +243,16 @@ fn header(
     let statements: u64 = buffers.iter().map(|b| b.count()).sum();
     writeln!(out, "-- pgbranchdiff SQL patch{}", if reverse { " (--reverse)" } else { "" })?;
     writeln!(out, "-- Makes the rows of {} equal those of {}.", comment(target), comment(source))?;
-    writeln!(out, "-- Apply with: psql -v ON_ERROR_STOP=1 -f THIS_FILE TARGET. One transaction: all or nothing.")?;
+    writeln!(out, "-- Apply with: psql -X -v ON_ERROR_STOP=1 -f THIS_FILE TARGET. One transaction: all or nothing.")?;
     writeln!(out, "-- Assumes the target already has {shape}: schema changes are listed, not replayed.")?;
     writeln!(out, "-- Generated columns are not written; columns left out of the diff keep their values on UPDATE")?;
     writeln!(out, "-- and take their defaults on INSERT. Triggers fire; sequences are not advanced.")?;
     writeln!(out, "-- {statements} row{} to write.", if statements == 1 { "" } else { "s" })?;
     schema_comments(out, schema)?;
-    out.write_all(b"\nSET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\nBEGIN;\n")?;
-    // Values are written as the diff read them: under these styles they read back the same.
-    out.write_all(
-        b"SET LOCAL DateStyle = 'ISO';\nSET LOCAL IntervalStyle = 'postgres';\nSET LOCAL lc_monetary = 'C';\n",
-    )?;
+    out.write_all(b"\nBEGIN;\n")?;
+    for (name, value) in PINNED {
+        writeln!(out, "SET LOCAL {name} = {value};")?;
+    }
     out.write_all(b"SET CONSTRAINTS ALL DEFERRED;\n")?;
     if !plan.cycle.is_empty() {
         writeln!(
@@ -339,6 +377,41 @@ fn typed_literal(v: &Value, type_name: &str, real: bool) -> String {
     }
 }
 
+/// How a key value is matched (see [`Target::key_predicate`]).
+#[derive(Clone, Copy)]
+enum Match {
+    /// `col = lit`, with pg_catalog's operator.
+    Equal,
+    /// `col COLLATE "C" = lit`: the same bytes.
+    Bytes,
+    /// `format('%s', col) COLLATE "C" = format('%s', lit)`: the same printed form.
+    Printed,
+}
+
+/// Whether pg_catalog has the `=` of a type that reads this way (enums,
+/// arrays, ranges and composites through its polymorphic operators), so that
+/// `OPERATOR(pg_catalog.=)` finds it. A `reg*` type or a table's row type is
+/// not assumed to; an extension's base type has its own.
+fn catalog_equality(reading: &Reading) -> bool {
+    match reading {
+        Reading::Builtin(_) | Reading::Enum(_) => true,
+        Reading::Domain { base, .. } => catalog_equality(base),
+        Reading::Array(e) | Reading::Range(e) | Reading::Multirange(e) => catalog_equality(e),
+        Reading::Composite(fields) => fields.iter().all(|(_, _, r)| catalog_equality(r)),
+        Reading::Unstable(_) | Reading::Base { .. } => false,
+    }
+}
+
+/// Whether a value may be a composite, for which `IS NULL` is also true of
+/// `ROW(NULL, NULL)` (a table's row type reads as [`Reading::Unstable`]).
+fn may_be_row(reading: &Reading) -> bool {
+    match reading {
+        Reading::Domain { base, .. } => may_be_row(base),
+        Reading::Composite(_) | Reading::Unstable(_) => true,
+        _ => false,
+    }
+}
+
 /// The statements of one phase of one table.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -455,20 +528,60 @@ impl Target<'_> {
         Ok(typed_literal(v, type_name, real))
     }
 
-    /// Matches the row by its key. A primary key or unique index is matched with
-    /// `=` (its index serves the lookup); a `--key` or whole-row key by printed
-    /// text, which is the diff's own equality (`1.0` ≠ `1.00`, `-0` ≠ `0`) and
-    /// works for types without `=` (json, point); NULL with `IS NULL`.
+    /// Whether the target's type of column `i` is the one `base_type_oid` and
+    /// `reading` describe (the branch's; with `--reverse`, the parent's only if unchanged).
+    fn known_type(&self, i: usize) -> bool {
+        let c = &self.info.column_info[i];
+        !self.reverse || c.parent_type == c.type_name
+    }
+
+    /// How a non-NULL value of key column `i` is matched.
+    fn matching(&self, i: usize) -> Match {
+        let c = &self.info.column_info[i];
+        let by_index = matches!(self.info.key_source, KeySource::PrimaryKey | KeySource::UniqueIndex(_));
+        if !self.known_type(i) {
+            Match::Printed
+        } else if by_index && catalog_equality(&c.reading) {
+            Match::Equal
+        } else if IDENTITY_EQ.contains(&c.base_type_oid) {
+            Match::Equal
+        } else if CHARACTER.contains(&c.base_type_oid) {
+            Match::Bytes
+        } else {
+            Match::Printed
+        }
+    }
+
+    /// Matches the row by its key, with pg_catalog's operators only.
+    ///
+    /// A primary key or unique index is matched with its type's `=` (the index
+    /// serves the lookup, and the key is unique under that equality, so the one
+    /// row it finds is the row the diff saw), unless that `=` is not
+    /// pg_catalog's (an extension's type). A `--key` or whole-row key can match
+    /// several rows, so each value is matched exactly by the diff's own rule:
+    /// `=` where that is identity (integers, bool, uuid, bytea, dates and
+    /// times), bytes for character types (`COLLATE "C"`, whatever the column's
+    /// collation), and otherwise the printed form under the pinned settings
+    /// (`format('%s', col) = format('%s', lit)`: `1.0` ≠ `1.00`, `-0` ≠ `0`,
+    /// every float by its shortest exact text; also for types without `=`,
+    /// such as json or point). NULL is `IS NULL`, except for a composite
+    /// (`num_nulls(col) = 1`), where `IS NULL` also holds for `ROW(NULL, NULL)`.
     fn key_predicate(&self, key: &[Value]) -> io::Result<String> {
-        let exact = matches!(self.info.key_source, KeySource::Override | KeySource::WholeRow);
         let mut parts = vec![];
         for (i, v) in key.iter().enumerate() {
             let col = self.column(i);
             let lit = self.literal(i, v)?;
-            parts.push(match v {
-                Value::Null => format!("{col} IS NULL"),
-                _ if exact => format!("{col}::text = ({lit})::text"),
-                _ => format!("{col} = {lit}"),
+            let row_typed = !self.known_type(i) || may_be_row(&self.info.column_info[i].reading);
+            parts.push(match (v, self.matching(i)) {
+                (Value::Null, _) if row_typed => format!("pg_catalog.num_nulls({col}) {EQ} 1"),
+                (Value::Null, _) => format!("{col} IS NULL"),
+                (_, Match::Equal) => format!("{col} {EQ} {lit}"),
+                (_, Match::Bytes) => format!("{col} COLLATE pg_catalog.\"C\" {EQ} {lit}"),
+                (_, Match::Printed) => {
+                    format!(
+                        "pg_catalog.format('%s', {col}) COLLATE pg_catalog.\"C\" {EQ} pg_catalog.format('%s', {lit})"
+                    )
+                }
             });
         }
         Ok(if parts.is_empty() { "true".into() } else { parts.join(" AND ") })
@@ -492,10 +605,12 @@ impl Target<'_> {
         let (table, only, pred) = (self.table(), self.only(), self.key_predicate(key)?);
         Ok(match (&self.info.key_source, self.side().partitioned) {
             (KeySource::WholeRow, false) => {
-                format!("DELETE FROM ONLY {table} WHERE ctid = (SELECT ctid FROM ONLY {table} WHERE {pred} LIMIT 1);\n")
+                format!(
+                    "DELETE FROM ONLY {table} WHERE ctid {EQ} (SELECT ctid FROM ONLY {table} WHERE {pred} LIMIT 1);\n"
+                )
             }
             (KeySource::WholeRow, true) => format!(
-                "DELETE FROM {table} WHERE (tableoid, ctid) = \
+                "DELETE FROM {table} WHERE (tableoid, ctid) {EQ} \
                  (SELECT tableoid, ctid FROM {table} WHERE {pred} LIMIT 1);\n"
             ),
             _ => format!("DELETE FROM {only}{table} WHERE {pred};\n"),

@@ -146,7 +146,7 @@ fn a_whole_forward_patch() {
     let script = render(false, &orders_events()).unwrap();
     let want = r#"-- pgbranchdiff SQL patch
 -- Makes the rows of app@db:5432/shop equal those of app@db:5432/shop_branch.
--- Apply with: psql -v ON_ERROR_STOP=1 -f THIS_FILE TARGET. One transaction: all or nothing.
+-- Apply with: psql -X -v ON_ERROR_STOP=1 -f THIS_FILE TARGET. One transaction: all or nothing.
 -- Assumes the target already has the branch's schema: schema changes are listed, not replayed.
 -- Generated columns are not written; columns left out of the diff keep their values on UPDATE
 -- and take their defaults on INSERT. Triggers fire; sequences are not advanced.
@@ -155,22 +155,29 @@ fn a_whole_forward_patch() {
 -- Schema changes from parent to branch (1), not replayed:
 --   altered column app.orders.note: type character varying(10) → text [type_change]
 
-SET client_encoding = 'UTF8';
-SET standard_conforming_strings = on;
 BEGIN;
-SET LOCAL DateStyle = 'ISO';
+SET LOCAL client_encoding = 'UTF8';
+SET LOCAL standard_conforming_strings = on;
+SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL DateStyle = 'ISO, YMD';
 SET LOCAL IntervalStyle = 'postgres';
+SET LOCAL TimeZone = 'UTC';
+SET LOCAL extra_float_digits = 3;
+SET LOCAL bytea_output = 'hex';
 SET LOCAL lc_monetary = 'C';
+SET LOCAL array_nulls = on;
+SET LOCAL xmloption = content;
+SET LOCAL row_security = off;
 SET CONSTRAINTS ALL DEFERRED;
 
 -- DELETE app.orders: 1 row
-DELETE FROM ONLY "app"."orders" WHERE "id" = '2'::integer;
+DELETE FROM ONLY "app"."orders" WHERE "id" OPERATOR(pg_catalog.=) '2'::integer;
 
 -- INSERT app.orders: 1 row
 INSERT INTO "app"."orders" ("id", "note", "amount") OVERRIDING SYSTEM VALUE VALUES ('3'::integer, 'C:\path'::text, '4.00'::numeric(12,2));
 
 -- UPDATE app.orders: 1 row
-UPDATE ONLY "app"."orders" SET "note" = E'it''s\nnew'::text, "amount" = '2.50'::numeric(12,2) WHERE "id" = '1'::integer;
+UPDATE ONLY "app"."orders" SET "note" = E'it''s\nnew'::text, "amount" = '2.50'::numeric(12,2) WHERE "id" OPERATOR(pg_catalog.=) '1'::integer;
 
 COMMIT;
 "#;
@@ -192,19 +199,28 @@ fn reverse_swaps_sides_and_uses_parent_names_and_types() {
     assert!(script.contains("Makes the rows of app@db:5432/shop_branch equal those of app@db:5432/shop."));
     assert!(script.contains("has the parent's schema (--reverse)"));
     let want = r#"BEGIN;
-SET LOCAL DateStyle = 'ISO';
+SET LOCAL client_encoding = 'UTF8';
+SET LOCAL standard_conforming_strings = on;
+SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL DateStyle = 'ISO, YMD';
 SET LOCAL IntervalStyle = 'postgres';
+SET LOCAL TimeZone = 'UTC';
+SET LOCAL extra_float_digits = 3;
+SET LOCAL bytea_output = 'hex';
 SET LOCAL lc_monetary = 'C';
+SET LOCAL array_nulls = on;
+SET LOCAL xmloption = content;
+SET LOCAL row_security = off;
 SET CONSTRAINTS ALL DEFERRED;
 
 -- DELETE app.old orders: 1 row
-DELETE FROM ONLY "app"."old orders" WHERE "id" = '3'::integer;
+DELETE FROM ONLY "app"."old orders" WHERE "id" OPERATOR(pg_catalog.=) '3'::integer;
 
 -- INSERT app.old orders: 1 row
 INSERT INTO "app"."old orders" ("id", "remark", "amount", "total") VALUES ('2'::integer, 'gone'::character varying(10), '3.00'::numeric(12,2), '3.00'::numeric(12,2));
 
 -- UPDATE app.old orders: 1 row
-UPDATE ONLY "app"."old orders" SET "remark" = 'old'::character varying(10), "amount" = '1.00'::numeric(12,2), "total" = '1.00'::numeric(12,2) WHERE "id" = '1'::integer;
+UPDATE ONLY "app"."old orders" SET "remark" = 'old'::character varying(10), "amount" = '1.00'::numeric(12,2), "total" = '1.00'::numeric(12,2) WHERE "id" OPERATOR(pg_catalog.=) '1'::integer;
 
 COMMIT;
 "#;
@@ -217,14 +233,15 @@ fn keyless_rows_are_matched_exactly_one_at_a_time() {
     let mut log = table(0, "log", KeySource::WholeRow, columns, 3);
     let r = || Some(vec![Value::Int(1), Value::Float(-0.0), Value::Null]);
     let script = render(false, &[started(vec![log.clone()]), row(0, Op::Delete, 3, r(), None)]).unwrap();
-    let want = "DELETE FROM ONLY \"app\".\"log\" WHERE ctid = (SELECT ctid FROM ONLY \"app\".\"log\" WHERE \
-                \"a\"::text = ('1'::integer)::text AND \"f\"::text = ('-0.0'::double precision)::text AND \"b\" IS NULL LIMIT 1);\n";
+    let want = "DELETE FROM ONLY \"app\".\"log\" WHERE ctid OPERATOR(pg_catalog.=) (SELECT ctid FROM ONLY \"app\".\"log\" WHERE \
+                \"a\" OPERATOR(pg_catalog.=) '1'::integer AND pg_catalog.format('%s', \"f\") COLLATE pg_catalog.\"C\" \
+                OPERATOR(pg_catalog.=) pg_catalog.format('%s', '-0.0'::double precision) AND \"b\" IS NULL LIMIT 1);\n";
     assert!(script.contains(want), "{script}");
     // Partitioned: ctid alone names no row; tableoid tells the partitions apart.
     log.child_side.partitioned = true;
     let script = render(false, &[started(vec![log]), row(0, Op::Delete, 3, r(), None)]).unwrap();
     assert!(script.contains(
-        "DELETE FROM \"app\".\"log\" WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM \"app\".\"log\" WHERE"
+        "DELETE FROM \"app\".\"log\" WHERE (tableoid, ctid) OPERATOR(pg_catalog.=) (SELECT tableoid, ctid FROM \"app\".\"log\" WHERE"
     ));
 }
 
@@ -235,7 +252,7 @@ fn an_identity_always_column_that_changed_is_written_by_delete_and_insert() {
     let info = table(0, "tickets", KeySource::PrimaryKey, vec![column("code", "text", 25), seq], 1);
     let (b, a) = (vec![text("x"), Value::Int(1)], vec![text("x"), Value::Int(3)]);
     let script = render(false, &[started(vec![info]), row(0, Op::Update, 1, Some(b), Some(a))]).unwrap();
-    let want = "-- UPDATE app.tickets: 1 row\nDELETE FROM ONLY \"app\".\"tickets\" WHERE \"code\" = 'x'::text;\n\
+    let want = "-- UPDATE app.tickets: 1 row\nDELETE FROM ONLY \"app\".\"tickets\" WHERE \"code\" OPERATOR(pg_catalog.=) 'x'::text;\n\
                 INSERT INTO \"app\".\"tickets\" (\"code\", \"seq\") OVERRIDING SYSTEM VALUE VALUES ('x'::text, '3'::integer);\n";
     assert!(script.contains(want), "{script}");
 }
@@ -262,7 +279,7 @@ fn a_redacted_column_refuses_the_patch() {
     assert!(err.to_string().contains("column app.orders.note is redacted"), "{err}");
     // A delete by key does not need the redacted value.
     let script = render(false, &[started(vec![info]), row(0, Op::Delete, 1, redacted, None)]).unwrap();
-    assert!(script.contains("DELETE FROM ONLY \"app\".\"orders\" WHERE \"id\" = '3'::integer;"));
+    assert!(script.contains("DELETE FROM ONLY \"app\".\"orders\" WHERE \"id\" OPERATOR(pg_catalog.=) '3'::integer;"));
 }
 
 /// Parents before children for INSERTs, children first for DELETEs (those of
@@ -291,7 +308,7 @@ fn foreign_keys_order_tables_and_rows() {
     let ids: Vec<&str> = script
         .lines()
         .filter(|l| l.starts_with("INSERT") || l.starts_with("DELETE"))
-        .map(|l| l.split("VALUES ('").nth(1).or_else(|| l.split("\"id\" = '").nth(1)).unwrap())
+        .map(|l| l.split("VALUES ('").nth(1).or_else(|| l.split("\"id\" OPERATOR(pg_catalog.=) '").nth(1)).unwrap())
         .map(|l| &l[..l.find('\'').unwrap()])
         .collect();
     // a_item is referenced by nothing: its DELETE comes first.
@@ -313,4 +330,79 @@ fn a_cycle_of_non_deferrable_keys_switches_checks_off() {
     a.child_side.foreign_keys[0].deferrable = true;
     let script = render(false, &[started(vec![a, b]), insert]).unwrap();
     assert!(!script.contains("session_replication_role"), "{script}");
+}
+
+/// Each key value matched by pg_catalog's operators only, exactly by the diff's
+/// rule where the key need not be unique; written out by hand from that rule.
+#[test]
+fn key_predicates_by_type_and_key_kind() {
+    use crate::reading::Reading;
+    let mut pair = column("p", "public.pair", 16_400);
+    pair.reading = Reading::Composite(vec![(1, -1, Reading::Builtin(23)), (2, -1, Reading::Builtin(25))]);
+    let mut ext = column("e", "public.citext", 16_500);
+    ext.reading = Reading::Base { oid: 16_500, output: 16_501, send: 16_502 };
+    let columns = vec![
+        column("w", "text", 25),
+        column("n", "numeric", 1700),
+        pair.clone(),
+        column("u", "uuid", 2950),
+        column("j", "json", 114),
+        ext.clone(),
+    ];
+    let delete = |source: KeySource, columns: Vec<ColumnInfo>, key: Vec<Value>| {
+        let n = key.len();
+        let info = table(0, "t", source, columns, n);
+        let script = render(false, &[started(vec![info]), row(0, Op::Delete, n, Some(key), None)]).unwrap();
+        script.lines().find(|l| l.starts_with("DELETE")).unwrap().to_string()
+    };
+    let printed = |col: &str, lit: &str| {
+        format!("pg_catalog.format('%s', \"{col}\") COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) pg_catalog.format('%s', {lit})")
+    };
+    let key = vec![
+        text("ABC"),
+        Value::Numeric("1.0".into()),
+        Value::Null,
+        Value::Literal("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()),
+        Value::Json("{}".into()),
+        text("x"),
+    ];
+    let want = [
+        "\"w\" COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) 'ABC'::text".to_string(),
+        printed("n", "'1.0'::numeric"),
+        // IS NULL would also hold for ROW(NULL, NULL).
+        "pg_catalog.num_nulls(\"p\") OPERATOR(pg_catalog.=) 1".into(),
+        "\"u\" OPERATOR(pg_catalog.=) 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid".into(),
+        printed("j", "'{}'::json"),
+        printed("e", "'x'::public.citext"),
+    ]
+    .join(" AND ");
+    let line = delete(KeySource::Override, columns, key);
+    assert_eq!(line, format!("DELETE FROM ONLY \"app\".\"t\" WHERE {want};"));
+    // A primary key is unique under its own `=`, which its index serves; an
+    // extension's type has no `=` in pg_catalog and is matched by print.
+    let line = delete(
+        KeySource::PrimaryKey,
+        vec![column("n", "numeric", 1700), ext],
+        vec![Value::Numeric("1.0".into()), text("x")],
+    );
+    let want = format!("\"n\" OPERATOR(pg_catalog.=) '1.0'::numeric AND {}", printed("e", "'x'::public.citext"));
+    assert_eq!(line, format!("DELETE FROM ONLY \"app\".\"t\" WHERE {want};"));
+    // A composite value, not NULL, under a primary key: record equality of pg_catalog.
+    let line = delete(KeySource::PrimaryKey, vec![pair], vec![Value::Literal("(,)".into())]);
+    assert_eq!(line, "DELETE FROM ONLY \"app\".\"t\" WHERE \"p\" OPERATOR(pg_catalog.=) '(,)'::public.pair;");
+}
+
+#[test]
+fn a_reverse_patch_matches_a_changed_type_by_print() {
+    let mut n = column("n", "integer", 23);
+    n.parent_type = "numeric(6,2)".into();
+    let info = table(0, "t", KeySource::WholeRow, vec![n], 1);
+    let script = render(true, &[started(vec![info]), row(0, Op::Insert, 1, None, Some(vec![Value::Int(3)]))]).unwrap();
+    assert!(
+        script.contains(
+            "WHERE pg_catalog.format('%s', \"n\") COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) \
+             pg_catalog.format('%s', '3'::numeric(6,2)) LIMIT 1);"
+        ),
+        "{script}"
+    );
 }
