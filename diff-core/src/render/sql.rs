@@ -541,9 +541,8 @@ impl Target<'_> {
         let by_index = matches!(self.info.key_source, KeySource::PrimaryKey | KeySource::UniqueIndex(_));
         if !self.known_type(i) {
             Match::Printed
-        } else if by_index && catalog_equality(&c.reading) {
-            Match::Equal
-        } else if IDENTITY_EQ.contains(&c.base_type_oid) {
+        } else if (by_index && catalog_equality(&c.reading)) || IDENTITY_EQ.contains(&c.base_type_oid) {
+            // A unique index's own equality finds the row the diff saw; identity types have no other.
             Match::Equal
         } else if CHARACTER.contains(&c.base_type_oid) {
             Match::Bytes
