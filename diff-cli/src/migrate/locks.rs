@@ -1,14 +1,14 @@
 //! The lock sampler: a second connection polls `pg_locks` (joined to
-//! `pg_class` and `pg_stat_activity`) for the migration's backends every few
-//! milliseconds, records the table locks (`locktype = 'relation'`) they hold
-//! and every lock they wait for (with the sessions blocking them, never the
-//! sampler itself), and attributes each observation to the statement the
-//! backend was running *in that same row*: each statement is sent with a
-//! leading comment carrying its number (see [`marker`]), so a sample taken
-//! while statement 7 is active is statement 7's, whatever the executor has
-//! moved on to meanwhile. Locks held for less than one interval can go unseen;
-//! a statement is also checked right after it ends, inside its transaction
-//! (its locks are still held then), which makes those observations certain.
+//! `pg_class`) for the migration's backends every few milliseconds, records
+//! the table locks (`locktype = 'relation'`) they hold and every lock they
+//! wait for (with the sessions blocking them, never the sampler itself), and
+//! attributes each observation to the statement the backend was running all
+//! through the read: each statement is sent with a leading comment carrying
+//! its number (see [`marker`]), and `pg_stat_activity` is read just before and
+//! just after `pg_locks` (see [`bracketed`]). Locks held for less than one
+//! interval can go unseen; a statement is also checked right after it ends,
+//! inside its transaction (its locks are still held then), which makes those
+//! observations certain.
 //!
 //! If the migration is abandoned (its future dropped), the sampler cancels
 //! the watched backends' running statements before it exits.
@@ -82,20 +82,16 @@ pub(super) struct Sampler {
 }
 
 /// Columns: lock type, mode, granted, relation name, relkind, blockers (the
-/// sampler left out), whether the sampler was the only blocker, relation oid,
-/// and the statement number of the backend's active query.
+/// sampler left out), whether the sampler was the only blocker, relation oid.
 const LOCKS: &str = "
 SELECT l.locktype, l.mode, l.granted,
        CASE WHEN c.oid IS NOT NULL THEN quote_ident(n.nspname) || '.' || quote_ident(c.relname) END,
        coalesce(c.relkind::text, ''),
        array_remove(bp.pids, pg_backend_pid()),
        bp.pids = ARRAY[pg_backend_pid()],
-       l.relation,
-       CASE WHEN a.state = 'active'
-            THEN (regexp_match(a.query, '^/\\* pgbranchdiff statement ([0-9]+) \\*/'))[1]::int END
+       l.relation
 FROM pg_locks l
 CROSS JOIN LATERAL (SELECT CASE WHEN l.granted THEN '{}'::int[] ELSE pg_blocking_pids(l.pid) END AS pids) bp
-LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 LEFT JOIN pg_class c ON c.oid = l.relation
      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -134,26 +130,14 @@ fn cancel_query(watch: &Watch) -> &'static str {
     }
 }
 
-/// Who a sample's rows are charged to.
-#[derive(Clone, Copy)]
-enum Attribute {
-    /// This statement (known for certain).
-    To(usize),
-    /// The statement named by the backend's active query; locks seen while
-    /// it runs none of ours (between statements, idle in a block) go to nobody.
-    Marked,
-}
-
-fn observe(rows: &[tokio_postgres::Row], at: Duration, who: Attribute) -> Vec<Obs> {
+/// The rows of one sample, charged to statement `stmt` (or [`BETWEEN`]).
+fn observe(rows: &[tokio_postgres::Row], at: Duration, stmt: usize) -> Vec<Obs> {
     rows.iter()
         // A wait on nothing but the sampler's own query is the sampler's doing, not the migration's.
         .filter(|r| !r.get::<_, Option<bool>>(6).unwrap_or(false))
         .map(|r| Obs {
             at,
-            stmt: match who {
-                Attribute::To(i) => i,
-                Attribute::Marked => r.get::<_, Option<i32>>(8).map_or(BETWEEN, |i| i as usize),
-            },
+            stmt,
             oid: r.get(7),
             locktype: r.get(0),
             mode: r.get(1),
@@ -207,7 +191,7 @@ impl Sampler {
     pub async fn record_held(&self, client: &Client, pid: i32, i: usize) -> Result<()> {
         let q = format!("{LOCKS}l.pid = ANY($1::int[]) AND l.granted{USER_RELATIONS}");
         let rows = client.query(&q, &[&vec![pid]]).await?;
-        let obs = observe(&rows, self.started.elapsed(), Attribute::To(i));
+        let obs = observe(&rows, self.started.elapsed(), i);
         self.shared.lock().unwrap_or_else(|e| e.into_inner()).obs.extend(obs);
         Ok(())
     }
@@ -231,7 +215,13 @@ async fn poll(
 ) {
     let Ok(stmt) = client.prepare(&sample_query(&watch)).await else { return };
     let param = watch_param(&watch);
-    let marked = matches!(watch, Watch::Backend(_));
+    let activity = match watch {
+        Watch::Backend(_) => match client.prepare(ACTIVITY).await {
+            Ok(s) => Some(s),
+            Err(_) => return,
+        },
+        Watch::Database { .. } => None,
+    };
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -247,8 +237,13 @@ async fn poll(
             },
             _ = tick.tick() => {
                 let i = current.load(Ordering::SeqCst);
-                let Ok(rows) = client.query(&stmt, &[&param]).await else { continue };
-                let who = if marked { Attribute::Marked } else { Attribute::To(i) };
+                let (rows, who) = if let Some(activity) = &activity {
+                    let Ok(Some(rows)) = bracketed(&client, activity, &stmt, &param).await else { continue };
+                    rows
+                } else {
+                    let Ok(rows) = client.query(&stmt, &[&param]).await else { continue };
+                    (rows, i)
+                };
                 let obs = observe(&rows, started.elapsed(), who);
                 let wanted: BTreeSet<i32> = obs.iter().flat_map(|o| o.blockers.iter().copied()).collect();
                 let unknown: Vec<i32> = {
@@ -262,6 +257,43 @@ async fn poll(
             }
         }
     }
+}
+
+/// The watched backend's running statement number and its start, as text.
+const ACTIVITY: &str = "
+SELECT CASE WHEN state = 'active'
+            THEN (regexp_match(query, '^/\\* pgbranchdiff statement ([0-9]+) \\*/'))[1]::int END,
+       query_start::text
+FROM pg_stat_activity WHERE pid = ANY($1::int[])";
+
+/// One sample of `pg_locks`, attributed to the statement that was running
+/// all through it. `pg_locks` and `pg_stat_activity` are separate snapshots
+/// even inside one query, so the lock rows can predate the activity row (a
+/// lock the previous statement held until its COMMIT then looks like the next
+/// statement's). Reading the activity before and after, in transactions of
+/// their own, and keeping the sample only when both name the same running
+/// statement with the same start, proves the locks were read while it ran.
+/// `None`: the backend moved on meanwhile; the sample is dropped (statements
+/// are also read exactly at their end, see [`Sampler::record_held`]).
+async fn bracketed(
+    client: &Client,
+    activity: &tokio_postgres::Statement,
+    locks: &tokio_postgres::Statement,
+    param: &Vec<i32>,
+) -> Result<Option<(Vec<tokio_postgres::Row>, usize)>> {
+    let running = |rows: Vec<tokio_postgres::Row>| -> Option<(i32, String)> {
+        let r = rows.first()?;
+        Some((r.get::<_, Option<i32>>(0)?, r.get::<_, Option<String>>(1)?))
+    };
+    let before = running(client.query(activity, &[param]).await?);
+    let rows = client.query(locks, &[param]).await?;
+    let after = running(client.query(activity, &[param]).await?);
+    Ok(match (before, after) {
+        (Some(b), Some(a)) if a == b => Some((rows, b.0 as usize)),
+        // Nothing of ours ran all through: waits and locks then belong to nobody.
+        (None, None) => Some((rows, BETWEEN)),
+        _ => None,
+    })
 }
 
 async fn blockers(client: &Client, pids: &[i32]) -> Vec<Blocker> {
