@@ -24,8 +24,6 @@ pub struct Throwaway {
     version_num: u32,
     /// Cleared by [`Throwaway::keep`]: `Drop` then leaves everything in place.
     armed: bool,
-    /// `pg_ctl start` is running: a server may be on its way up.
-    starting: bool,
     /// The process group of the initdb or pg_ctl running now (killed by `Drop`:
     /// as root the direct child is runuser, and killing it alone leaves its child running).
     running: Option<u32>,
@@ -37,14 +35,8 @@ impl Throwaway {
     pub async fn start(bin: &PgBin) -> Result<Throwaway> {
         let dir = private_dir()?;
         // From here on, Drop removes the directory and stops a started server.
-        let mut cluster = Throwaway {
-            dir,
-            pg_ctl: bin.server_tool("pg_ctl"),
-            version_num: 0,
-            armed: true,
-            starting: false,
-            running: None,
-        };
+        let mut cluster =
+            Throwaway { dir, pg_ctl: bin.server_tool("pg_ctl"), version_num: 0, armed: true, running: None };
         let data = cluster.data_dir();
         let data = data.to_str().context("temporary directory is not UTF-8")?;
         let initdb = bin.server_tool("initdb");
@@ -65,9 +57,7 @@ impl Throwaway {
         let log = cluster.dir.join("log");
         let log_s = log.to_str().context("temporary directory is not UTF-8")?;
         let args = ["-D", data, "-l", log_s, "-w", "-t", "120", "-o", opts.as_str(), "start"];
-        cluster.starting = true;
         let started = as_server(&cluster.pg_ctl, &args, &mut cluster.running).await;
-        cluster.starting = false;
         if let Err(e) = started {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             let last = tail.lines().rev().find(|l| l.contains("FATAL") || l.contains("ERROR")).unwrap_or("");
@@ -132,27 +122,66 @@ impl Drop for Throwaway {
             // SAFETY: kill has no memory effects; a group that is gone gives ESRCH.
             unsafe { libc::kill(-(group as i32), libc::SIGKILL) };
         }
-        let pid_file = self.data_dir().join("postmaster.pid");
-        if self.starting {
-            // Cancelled during `pg_ctl start`: killing it (or runuser) does not stop
-            // the postmaster it launched, which writes its pid file shortly.
-            let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while !pid_file.exists() && std::time::Instant::now() < until {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        }
-        if pid_file.exists() {
-            let data = self.data_dir();
+        if self.data_dir().join("postmaster.pid").exists() {
             let _ = server_std(&self.pg_ctl)
                 .arg("-D")
-                .arg(&data)
+                .arg(self.data_dir())
                 .args(["-m", "immediate", "-w", "stop"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
         }
+        // Whatever `pg_ctl stop` could not reach: a postmaster cancelled during
+        // `pg_ctl start` (it runs in a session of its own, so killing pg_ctl's
+        // group spares it, and its pid file may not be written yet), or one
+        // whose pid file was half written. The directory goes only after every
+        // process naming it has exited, or a server outlives its files.
+        stop_processes_naming(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Stops every process whose command line names `dir` (the postmaster is
+/// started with `-D <dir>/data`; pg_ctl, the shell it forks and restore tools
+/// name it too): SIGQUIT (PostgreSQL's immediate shutdown), SIGKILL after 5 s,
+/// until none is left or 15 s have passed.
+fn stop_processes_naming(dir: &Path) {
+    let start = std::time::Instant::now();
+    let mut quit_sent = std::collections::BTreeSet::new();
+    loop {
+        let pids = processes_naming(dir);
+        if pids.is_empty() || start.elapsed() > std::time::Duration::from_secs(15) {
+            return;
+        }
+        let late = start.elapsed() > std::time::Duration::from_secs(5);
+        for pid in pids {
+            let sig = if late { libc::SIGKILL } else { libc::SIGQUIT };
+            if late || quit_sent.insert(pid) {
+                // SAFETY: kill has no memory effects; a process that is gone gives ESRCH.
+                unsafe { libc::kill(pid, sig) };
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Live processes (not zombies) whose command line contains `dir`.
+fn processes_naming(dir: &Path) -> Vec<i32> {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let me = std::process::id() as i32;
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Field 3, after the parenthesised name: Z is a zombie, already dead.
+            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            state.is_some_and(|c| c != 'Z' && c != 'X') && cmd.windows(needle.len()).any(|w| w == needle)
+        })
+        .collect()
 }
 
 /// A new directory only we (and, as root, the `postgres` user) can enter:

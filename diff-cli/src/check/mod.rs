@@ -83,8 +83,11 @@ pub async fn run(args: &CheckArgs) -> Result<bool> {
     crate::diff::gate(&args.report)?;
     let mut held = Held::default();
     let result = tokio::select! {
-        r = work(args, &migration, &mut held) => r,
+        // The handlers are installed by the interrupt's first poll: it must come before
+        // `work` starts anything, or a signal in between kills us with initdb running.
+        biased;
         _ = signal::interrupt() => Err(Interrupted.into()),
+        r = work(args, &migration, &mut held) => r,
     };
     // Cleanup runs on every way out; its own trouble is reported after the run's.
     let released = held.release(args.keep, args.report.quiet).await;

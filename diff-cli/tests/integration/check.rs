@@ -545,29 +545,55 @@ fn testdata_snapshot_and_migrations_do_what_they_say() {
     assert_no_leftovers(tmp.path());
 }
 
-/// SIGTERM while the cluster starts, the snapshot is restored or the branch is made: whatever
-/// was started is stopped and removed (a check that finished first exits 1, its migration failing).
+/// SIGTERM at random moments of a whole check (initdb, start, restore, branch, migration, diff,
+/// cleanup): whatever was started is stopped and removed, no process and no directory is left
+/// (a check that finished first exits 1, its migration failing). 100 moments on the default
+/// server, 20 on others (`PGBRANCHDIFF_INTERRUPTS` sets the number).
 #[test]
 fn sigterm_at_any_moment_leaves_nothing() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/check");
     let tmp = workdir();
-    for delay in [150, 400, 700, 1000, 1500] {
-        let mut child = Command::new(bin())
+    let run = |tmp: &Path| {
+        Command::new(bin())
             .args(["check", "--quiet", "--snapshot"])
             .arg(root.join("shop.sql"))
             .arg("--migration")
             .arg(root.join("migrations"))
-            .env("TMPDIR", tmp.path())
+            .env("TMPDIR", tmp)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
+            .unwrap()
+    };
+    let t0 = Instant::now();
+    let whole = run(tmp.path()).wait_with_output().unwrap();
+    assert_eq!(whole.status.code(), Some(1));
+    let span = t0.elapsed().as_millis() as usize;
+    assert_no_leftovers(tmp.path());
+    let default_server = std::env::var_os("PGBRANCHDIFF_PG_BIN").is_none();
+    let n: usize = std::env::var("PGBRANCHDIFF_INTERRUPTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if default_server { 100 } else { 20 });
+    let mut rng = crate::differential::Rng::new(20261203);
+    let mut interrupted = 0;
+    for k in 0..n {
+        // Up to 10 % past the measured run: also after it, when it may be cleaning up.
+        let delay = rng.below(span + span / 10 + 1);
+        let mut child = run(tmp.path());
+        std::thread::sleep(Duration::from_millis(delay as u64));
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let code = child.wait().unwrap().code();
-        assert!(matches!(code, Some(130) | Some(1)), "after {delay} ms: {code:?}");
+        let status = child.wait().unwrap();
+        let code = status.code();
+        // Killed by the signal itself: it came before the handler was installed, when nothing ran yet.
+        use std::os::unix::process::ExitStatusExt;
+        let early = status.signal() == Some(libc::SIGTERM);
+        assert!(early || matches!(code, Some(130) | Some(1)), "moment {k}, after {delay} ms of {span}: {status:?}");
+        interrupted += usize::from(code == Some(130));
         assert_no_leftovers(tmp.path());
     }
+    // The moments fell inside the run, not all after it.
+    assert!(interrupted * 2 >= n, "only {interrupted} of {n} runs were interrupted");
 }
 
 /// Found by a new user: `--branch` naming the source itself is refused (the

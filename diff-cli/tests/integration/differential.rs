@@ -68,10 +68,10 @@ use crate::harness::{self, Cluster};
 // ---------------------------------------------------------------------------------------------
 // A tiny PRNG (splitmix64): reproducible from the seed, no dependency.
 
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03);
         r.next();
         r
@@ -86,7 +86,7 @@ impl Rng {
     }
 
     /// 0..n (n > 0).
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 
