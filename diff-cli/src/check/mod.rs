@@ -81,6 +81,7 @@ pub async fn run(args: &CheckArgs) -> Result<bool> {
     let migration = migration(args)?;
     crate::diff::options(&args.report)?;
     crate::diff::gate(&args.report)?;
+    let started = std::time::Instant::now();
     let mut held = Held::default();
     let result = tokio::select! {
         // The handlers are installed by the interrupt's first poll: it must come before
@@ -90,9 +91,18 @@ pub async fn run(args: &CheckArgs) -> Result<bool> {
         r = work(args, &migration, &mut held) => r,
     };
     // Cleanup runs on every way out; its own trouble is reported after the run's.
+    let cleanup = std::time::Instant::now();
     let released = held.release(args.keep, args.report.quiet).await;
     let failed = result?;
     released?;
+    if !args.report.quiet {
+        let (all, cleanup) = (started.elapsed(), cleanup.elapsed());
+        eprintln!(
+            "pgbranchdiff: the check took {} in all, cleanup included ({})",
+            seconds(all.as_millis() as u64),
+            seconds(cleanup.as_millis() as u64)
+        );
+    }
     Ok(failed)
 }
 
@@ -191,10 +201,15 @@ async fn work(args: &CheckArgs, migration: &Migration, held: &mut Held) -> Resul
         }
     };
     held.branch_conninfo = Some(conninfo(&child));
+    // A command's own output can quote redacted values too.
+    let redact_output = matches!(migration, Migration::Command(_))
+        && (!args.report.redact.is_empty()
+            || !args.report.show_masked && !masked_columns(&[&parent]).await?.is_empty());
     let opts = MigrateOptions {
         lock_timeout: args.lock_timeout,
         statement_timeout: args.statement_timeout,
         max_duration: args.max_duration,
+        redact_output,
     };
     // A command on a throwaway cluster: its failing statement can be read from the server's log.
     let log =
@@ -209,7 +224,12 @@ async fn work(args: &CheckArgs, migration: &Migration, held: &mut Held) -> Resul
         f.server_log = last_error(&path, from);
     }
     // `--redact` promises every output: the failure's values too.
-    report.redact(&crate::diff::redactor(&args.report)?);
+    let masked = if report.failure.is_some() && !args.report.show_masked {
+        masked_columns(&[&parent, &child]).await?
+    } else {
+        Vec::new()
+    };
+    report.redact(&crate::diff::redactor(&args.report)?, &masked);
     // A failed migration fails the check: the gate, made for a migration that applied, is not evaluated.
     let mut report_args = args.report.clone();
     let gate = report_args.fail_on.clone();
@@ -220,6 +240,24 @@ async fn work(args: &CheckArgs, migration: &Migration, held: &mut Held) -> Resul
     let outcome = crate::diff::run_with(&parent, &child, &report_args, Some(&preamble)).await?;
     let gate_failed = outcome.verdict.as_ref().is_some_and(|v| !v.passed);
     Ok(!report.succeeded() || report.over_budget() || gate_failed)
+}
+
+/// `schema.table.column` of every column with a PostgreSQL Anonymizer masking
+/// rule on either side (the migration may have added or dropped one).
+async fn masked_columns(sides: &[&ConnConfig]) -> Result<Vec<String>> {
+    const Q: &str = "SELECT DISTINCT n.nspname || '.' || c.relname || '.' || a.attname
+        FROM pg_seclabel s JOIN pg_class c ON c.oid = s.objoid JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = s.objsubid
+        WHERE s.provider = 'anon' AND s.classoid = 'pg_class'::regclass AND s.objsubid > 0";
+    let mut out = std::collections::BTreeSet::new();
+    for side in sides {
+        let (client, conn) = side.connect().await?;
+        let rows = client.query(Q, &[]).await.map_err(|e| anyhow::anyhow!("reading masking rules: {e}"))?;
+        out.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+        drop(client);
+        let _ = conn.await;
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// `--branch` must not be the source itself: the migration would run on it.

@@ -148,7 +148,7 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
         .arg(command)
         .envs(environment(branch, opts))
         .stdin(Stdio::null())
-        .stdout(std::io::stderr())
+        .stdout(if opts.redact_output { Stdio::piped() } else { std::io::stderr().into() })
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0)
@@ -156,7 +156,9 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
         .context("cannot start sh to run the migration command")?;
     let mut group = Group(child.id().map(|p| p as i32));
     let tail = Arc::new(Mutex::new(Tail::default()));
-    let copier = child.stderr.take().map(|e| tokio::spawn(copy_stderr(e, tail.clone())));
+    let scrub = opts.redact_output;
+    let copier = child.stderr.take().map(|e| tokio::spawn(echo(e, Some(tail.clone()), scrub)));
+    let out_copier = child.stdout.take().map(|o| tokio::spawn(echo(o, None, scrub)));
     let waited = match opts.max_duration {
         Some(budget) => tokio::time::timeout(budget, child.wait()).await.ok(),
         None => Some(child.wait().await),
@@ -172,8 +174,8 @@ pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOption
     };
     let total = started.elapsed();
     group.0 = None;
-    if let Some(c) = copier {
-        // What is left in the pipe; a background process still holding it open is not waited for.
+    // What is left in the pipes; a background process still holding one open is not waited for.
+    for c in [copier, out_copier].into_iter().flatten() {
         let _ = tokio::time::timeout(std::time::Duration::from_millis(500), c).await;
     }
     let tail = tail.lock().unwrap_or_else(|e| e.into_inner()).lines();
@@ -258,19 +260,36 @@ impl Tail {
     }
 }
 
-/// Copies the command's stderr to ours as it comes, keeping its tail.
-async fn copy_stderr(mut from: tokio::process::ChildStderr, tail: Arc<Mutex<Tail>>) {
+/// Copies the command's output to our stderr as it comes, keeping the tail of
+/// its stderr. With `scrub`, whole lines are echoed with their values hidden.
+async fn echo<R: tokio::io::AsyncRead + Unpin>(mut from: R, tail: Option<Arc<Mutex<Tail>>>, scrub: bool) {
     use std::io::Write;
     use tokio::io::AsyncReadExt;
     let mut buf = vec![0u8; 8192];
+    let mut line = Vec::new();
     loop {
-        match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                let _ = std::io::stderr().write_all(&buf[..n]);
-                tail.lock().unwrap_or_else(|e| e.into_inner()).push(&buf[..n]);
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(t) = &tail {
+            t.lock().unwrap_or_else(|e| e.into_inner()).push(&buf[..n]);
+        }
+        if !scrub {
+            let _ = std::io::stderr().write_all(&buf[..n]);
+            continue;
+        }
+        for &b in &buf[..n] {
+            line.push(b);
+            if b == b'\n' {
+                let _ = std::io::stderr()
+                    .write_all(super::report::scrub_free_text(&String::from_utf8_lossy(&line)).as_bytes());
+                line.clear();
             }
         }
+    }
+    if !line.is_empty() {
+        let _ = std::io::stderr().write_all(super::report::scrub_free_text(&String::from_utf8_lossy(&line)).as_bytes());
     }
 }
 

@@ -36,6 +36,9 @@ pub struct MigrateOptions {
     pub statement_timeout: Option<Duration>,
     /// The budget: the migration is stopped and the check fails once it runs longer.
     pub max_duration: Option<Duration>,
+    /// A command's output is echoed with its quoted values, key values and
+    /// failing rows hidden, line by line (`--redact` is in force).
+    pub redact_output: bool,
 }
 
 /// What to run.

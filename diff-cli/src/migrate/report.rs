@@ -213,15 +213,24 @@ impl MigrationReport {
     /// (`Key (…)=(…)`, `Failing row contains (…)`) and an error quoting an
     /// input value. The table is the explanation's; when none is known, a
     /// pattern's column part alone decides (more is hidden, never less).
-    pub fn redact(&mut self, r: &diff_core::redact::Redactor) {
-        if r.patterns().is_empty() {
+    ///
+    /// `masked` are the `schema.table.column` names of columns with a masking
+    /// rule, redacted like `--redact` patterns. A failed command's stderr tail
+    /// is free text from any tool: when anything is redacted, every quoted
+    /// string, key value, failing row and bound parameter list in it is hidden.
+    pub fn redact(&mut self, r: &diff_core::redact::Redactor, masked: &[String]) {
+        let patterns: Vec<String> = r.patterns().iter().chain(masked).cloned().collect();
+        if patterns.is_empty() {
             return;
         }
         let Some(f) = self.failure.as_mut() else { return };
+        for l in &mut f.stderr_tail {
+            *l = scrub_free_text(l);
+        }
         let table = f.explanation.as_ref().and_then(|e| e.table.clone());
         let selected = |column: &str| {
             let column = column.trim_matches('"');
-            r.patterns().iter().any(|p| match table.as_deref().and_then(|t| t.split_once('.')) {
+            patterns.iter().any(|p| match table.as_deref().and_then(|t| t.split_once('.')) {
                 Some((schema, name)) => diff_core::filter::column_matches(p, schema, name, column),
                 None => diff_core::filter::column_matches(p.rsplit('.').next().unwrap_or(p), "", "", column),
             })
@@ -299,10 +308,113 @@ impl MigrationReport {
     }
 }
 
+/// A line some tool printed: its quoted strings (`'…'`, `"…"`), PostgreSQL's
+/// `Key (…)=(…)` and `Failing row contains (…)`, and a driver's bound
+/// parameters (`[parameters: …]`, SQLAlchemy) are hidden; the words around stay.
+pub(super) fn scrub_free_text(line: &str) -> String {
+    let mut s = line.to_string();
+    for (open, close) in [("Failing row contains (", ")"), ("[parameters: ", "]")] {
+        if let Some(a) = s.find(open) {
+            let end = s.rfind(close).filter(|&b| b >= a + open.len()).map_or(s.len(), |b| b + close.len());
+            s = format!("{}{open}redacted{close}{}", &s[..a], &s[end..]);
+        }
+    }
+    if let Some(a) = s.find(")=(") {
+        let end = s[a + 3..].find(')').map_or(s.len(), |b| a + 3 + b);
+        s = format!("{}=(redacted{}", &s[..a + 1], &s[end..]);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    while let Some(i) = rest.find(['\'', '"']) {
+        let q = rest.as_bytes()[i] as char;
+        match rest[i + 1..].find(q) {
+            // An apostrophe in a word (`don't`) opens nothing.
+            Some(j) if !(q == '\'' && i > 0 && rest.as_bytes()[i - 1].is_ascii_alphanumeric()) => {
+                out.push_str(&rest[..i]);
+                out.push_str("(redacted)");
+                rest = &rest[i + 1 + j + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=i]);
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `invalid input syntax for type integer: "abc"` → `… integer: (redacted)`.
 fn scrub_quoted(s: &str) -> String {
     match (s.find('"'), s.rfind('"')) {
         (Some(a), Some(b)) if b > a => format!("{}(redacted){}", &s[..a], &s[b + 1..]),
         _ => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_text_loses_its_values_and_keeps_its_words() {
+        assert_eq!(
+            scrub_free_text("DETAIL:  Key (email)=(u1@x) already exists."),
+            "DETAIL:  Key (email)=(redacted) already exists."
+        );
+        assert_eq!(
+            scrub_free_text("DETAIL:  Failing row contains (1, u1@x, (a,b))."),
+            "DETAIL:  Failing row contains (redacted)."
+        );
+        assert_eq!(scrub_free_text("[parameters: {'email': 'u1@x', 'id': 3}]"), "[parameters: redacted]");
+        assert_eq!(
+            scrub_free_text("invalid input syntax for type integer: \"u1@x\" (don't 'u2@x')"),
+            "invalid input syntax for type integer: (redacted) (don't (redacted))"
+        );
+        assert_eq!(scrub_free_text("an unterminated \"quote"), "an unterminated \"quote");
+    }
+
+    fn failed(detail: &str, tail: &[&str]) -> MigrationReport {
+        let mut r = MigrationReport {
+            kind: "command",
+            command: None,
+            statements: vec![],
+            locks: vec![],
+            failure: None,
+            files_not_run: vec![],
+            total_millis: 0,
+            budget_millis: None,
+            over_budget: false,
+            sample_interval_millis: 15,
+        };
+        r.failure = Some(Failure {
+            kind: FailureKind::CommandFailed,
+            location: None,
+            sqlstate: Some("23505".into()),
+            message: "duplicate key value violates unique constraint \"c\"".into(),
+            detail: Some(detail.into()),
+            hint: None,
+            exit_code: Some(1),
+            stderr_tail: tail.iter().map(|s| s.to_string()).collect(),
+            server_log: vec![],
+            explanation: None,
+        });
+        r
+    }
+
+    /// A column with a masking rule is hidden like a `--redact` pattern, and a tool's stderr too.
+    #[test]
+    fn masked_columns_and_stderr_are_redacted() {
+        let r = diff_core::redact::Redactor::new(&[], true, diff_core::redact::RedactKey::Random).unwrap();
+        let tail = ["psycopg.errors.UniqueViolation: DETAIL:  Key (email)=(u1@x) already exists."];
+        let mut report = failed("Key (email)=(u1@x) already exists.", &tail);
+        report.redact(&r, &[]);
+        let f = report.failure.as_ref().unwrap();
+        assert_eq!(f.detail.as_deref(), Some("Key (email)=(u1@x) already exists."), "nothing is masked");
+        assert!(f.stderr_tail[0].contains("u1@x"));
+        report.redact(&r, &["public.customers.email".into()]);
+        let f = report.failure.as_ref().unwrap();
+        assert_eq!(f.detail.as_deref(), Some("Key (email)=(redacted) already exists."));
+        assert!(!f.stderr_tail[0].contains("u1@x"), "{:?}", f.stderr_tail);
     }
 }

@@ -827,6 +827,26 @@ fn redaction_covers_the_failure_in_every_format() {
             assert!(run.stdout.contains("redacted"), "{m:?} {format}: {}", run.stdout);
         }
     }
+    // A tool's own output (`--run`): psql prints the DETAIL with the duplicated email.
+    let psql = [harness::bindir().join("psql"), PathBuf::from("psql")]
+        .into_iter()
+        .find(|p| p.components().count() == 1 || p.exists())
+        .unwrap();
+    let cmd = format!(
+        "{} -X -q -v ON_ERROR_STOP=1 -c 'CREATE UNIQUE INDEX customers_email ON customers (lower(email))'",
+        psql.display()
+    );
+    let plain = check(&["--database", &db, "--run", &cmd, "--format", "json"], work.path());
+    assert_eq!(plain.code, 1, "{}", plain.stderr);
+    let tail = plain.json()["check"]["migration"]["failure"]["stderr_tail"].to_string();
+    assert!(tail.contains("@x"), "{tail}");
+    assert!(plain.stderr.lines().last().is_some_and(|l| l.contains("the check took")), "{}", plain.stderr);
+    for format in ["text", "markdown", "json"] {
+        let run = check(&["--database", &db, "--run", &cmd, "--redact", "*.email", "--format", format], work.path());
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(!run.stdout.contains("@x") && !run.stderr.contains("@x"), "{format}:\n{}\n{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("=(redacted)"), "{format}: {}", run.stdout);
+    }
 }
 
 /// A failed `--run` on a throwaway cluster: the command's stderr tail and the failing statement with
