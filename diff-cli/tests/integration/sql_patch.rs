@@ -574,7 +574,8 @@ fn exact_on_any_target_settings() {
 /// domain with a CHECK, generated and identity ALWAYS columns in a keyless table, NaN, -0,
 /// ±infinity, 500 kB of text, duplicate json/point rows and all-NULL rows), unique values
 /// that move from deleted rows to new and updated ones in a table that a foreign key
-/// references (and back, with `--reverse`), and a schema `shadow` early on the target's
+/// references (and back, with `--reverse`), primary keys swapped and moved to a deleted
+/// row's value under `ON UPDATE CASCADE`, and a schema `shadow` early on the target's
 /// `search_path` with tables of the same names and a spying `=` for text and int4range.
 const OUTSIDER_SETUP: &str = r#"
 CREATE TABLE public.spy (what text);
@@ -593,6 +594,10 @@ INSERT INTO odd (r, em, tr, f, d, n, ts, iv, t, b) VALUES
  (NULL, '{NULL}', '(,)', 'Infinity', 3, '1e-20', '1999-12-31 23:59:59.999999', '0', '', NULL);
 CREATE TABLE nk (a integer, p point, j json);
 INSERT INTO nk VALUES (1, '(1,2)', '{"a":1}'), (1, '(1,2)', '{"a": 1}'), (NULL, NULL, NULL), (NULL, NULL, NULL);
+CREATE TABLE acct (id integer PRIMARY KEY, owner text NOT NULL);
+CREATE TABLE acct_log (id integer PRIMARY KEY, acct_id integer REFERENCES acct ON UPDATE CASCADE);
+INSERT INTO acct VALUES (1, 'ann'), (2, 'bob'), (3, 'cy');
+INSERT INTO acct_log VALUES (1, 1), (2, 2), (3, 3);
 CREATE SCHEMA shadow;
 CREATE TABLE shadow.cat (id integer, code text, label text);
 CREATE TABLE shadow.odd (x integer);
@@ -611,6 +616,9 @@ INSERT INTO odd (r, em, tr, f, d, n, ts, iv, t, b) VALUES
  ('[2,3)', '{ok}', 'empty', 1e-45, 9, '123.4500', '0001-01-01 00:00 BC', '1 day -1 sec', E'\u202e rtl', '\x00');
 DELETE FROM nk WHERE ctid = (SELECT ctid FROM nk WHERE j::text = '{"a": 1}');
 DELETE FROM nk WHERE ctid = (SELECT ctid FROM nk WHERE a IS NULL LIMIT 1);
+-- Primary keys that move: 1 and 2 swap ids; 3 is deleted and 2 (now bob's) takes its id.
+UPDATE acct SET id = -1 WHERE id = 1; UPDATE acct SET id = 1 WHERE id = 2; UPDATE acct SET id = 2 WHERE id = -1;
+DELETE FROM acct_log WHERE acct_id = 3; DELETE FROM acct WHERE id = 3; UPDATE acct SET id = 3 WHERE id = 1;
 "#;
 
 /// Target defaults the randomised test does not draw.
@@ -646,6 +654,13 @@ fn an_outsiders_targets_and_values() {
         let (a, b) = if reverse { (other.as_str(), copy.as_str()) } else { (copy.as_str(), other.as_str()) };
         assert_same_rows(a, b, &["--strategy", "auto"]);
     }
+    // A target whose transactions are read-only by default refuses the patch whole.
+    let copy = format!("{}_ro", pair.parent);
+    exec("postgres", &format!("CREATE DATABASE {copy} TEMPLATE {}", pair.parent));
+    exec("postgres", &format!("ALTER DATABASE {copy} SET default_transaction_read_only = on"));
+    let err = apply(&copy, &dir.path().join("pfalse.sql")).unwrap_err();
+    assert!(err.contains("read-only transaction"), "{err}");
+    assert_same_rows(&copy, &pair.parent, &[]);
 }
 
 /// Two rows that keep their keys and swap a unique value cannot be written by statements
