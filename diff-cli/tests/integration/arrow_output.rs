@@ -2,6 +2,8 @@
 //! under the target directory) reads the files, `arrow_canon.py` prints them
 //! in the JSON report's terms, and they must equal the JSON report of the same
 //! diff. The Arrow types are checked against the mapping, written out by hand.
+//! DuckDB and polars (same venv) open every file too (`arrow_readers.py`), and
+//! what each reads of the type matrix equals what PostgreSQL itself returns.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,33 +14,12 @@ use serde_json::{json, Value as J};
 
 use crate::harness::{branch, cli, conn, Pair};
 
-/// A python with pyarrow: a venv made once (and reused) under the target directory.
+/// A python with the readers docs/output-format.md names (pyarrow, DuckDB, polars), from
+/// PyPI in a venv made once (and reused) under the target directory.
 fn python() -> &'static Path {
     static PY: OnceLock<PathBuf> = OnceLock::new();
     PY.get_or_init(|| {
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyarrow-venv");
-        let py = venv.join("bin/python");
-        let has_pyarrow =
-            |py: &Path| Command::new(py).args(["-c", "import pyarrow"]).output().is_ok_and(|o| o.status.success());
-        if has_pyarrow(&py) {
-            return py;
-        }
-        let run = |cmd: &mut Command, what: &str| {
-            let out = cmd.output().unwrap_or_else(|e| panic!("the Arrow tests need {what}: cannot run it: {e}"));
-            assert!(
-                out.status.success(),
-                "the Arrow tests need {what}, which failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "a Python virtual environment (python3 -m venv)");
-        run(
-            Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "pyarrow"]),
-            "pyarrow from PyPI (pip install pyarrow)",
-        );
-        assert!(has_pyarrow(&py), "pyarrow was installed into {} but cannot be imported", venv.display());
-        py
+        crate::harness::python_venv("arrow-readers-venv", &["pyarrow", "duckdb", "polars"], "pyarrow, duckdb, polars")
     })
 }
 
@@ -222,27 +203,26 @@ UPDATE "we.ird/na me" SET v = 'b';
 UPDATE big SET v = v || 'z', b = b || '\x00'::bytea;
 "#;
 
+/// Hand-picked from the fixture: the values of row 2's update and row 6's insert that
+/// the mapping cannot hold, and nothing else anywhere: (id, op, columns).
+const UNREPRESENTABLE: [(i32, &str, &[&str]); 2] = [
+    (2, "update", &["after.a_d", "after.a_i4", "after.d", "after.n", "after.tm", "after.ts", "after.tstz"]),
+    (6, "insert", &["after.a_i4", "after.a_n", "after.d", "after.n", "after.ts", "after.tstz"]),
+];
+
 #[test]
 fn values_equal_the_json_report() {
     let pair =
         branch("arrow_matrix", &format!("{}{KEYS_SETUP}", matrix_setup()), &format!("{MATRIX_CHANGE}{KEYS_CHANGE}"));
     let (doc, arrow) = both(&pair, "matrix");
     let refused = assert_same(&doc, &arrow);
-    // Hand-picked from the fixture: the values of row 2's update and row 6's insert that
-    // the mapping cannot hold, and nothing else anywhere.
-    let want: BTreeMap<(String, String, String), Vec<String>> = [
-        (
-            ("public.matrix", "update", r#"{"id":2}"#),
-            vec!["after.a_d", "after.a_i4", "after.d", "after.n", "after.tm", "after.ts", "after.tstz"],
-        ),
-        (
-            ("public.matrix", "insert", r#"{"id":6}"#),
-            vec!["after.a_i4", "after.a_n", "after.d", "after.n", "after.ts", "after.tstz"],
-        ),
-    ]
-    .into_iter()
-    .map(|((t, o, k), v)| ((t.into(), o.into(), k.into()), v.into_iter().map(String::from).collect()))
-    .collect();
+    let want: BTreeMap<(String, String, String), Vec<String>> = UNREPRESENTABLE
+        .iter()
+        .map(|(id, op, cols)| {
+            let key = ("public.matrix".into(), op.to_string(), format!(r#"{{"id":{id}}}"#));
+            (key, cols.iter().map(|c| c.to_string()).collect())
+        })
+        .collect();
     assert_eq!(refused, want);
     // The counts, by hand: matrix 2 updated (1, 2), 2 inserted (6, 7), 2 deleted (3, 4).
     let matrix = arrow["tables"].as_array().unwrap().iter().find(|t| t["name"] == "matrix").unwrap();
@@ -442,4 +422,147 @@ fn a_failed_run_leaves_nothing_and_user_files_are_kept() {
     let run = cli(&["--format", "arrow", "--output", file.to_str().unwrap(), &p, &c], &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+}
+
+/// How `arrow_readers.py` prints each matrix column, as a kind of [`pg_canon`].
+const READ_AS: &[(&str, &str)] = &[
+    ("i2", "num"),
+    ("i4", "num"),
+    ("i8", "num"),
+    ("o", "oid"),
+    ("f4", "text"),
+    ("f8", "text"),
+    ("b", "num"),
+    ("n", "text"),
+    ("nbig", "text"),
+    ("nu", "text"),
+    ("d", "days"),
+    ("ts", "us"),
+    ("tstz", "us"),
+    ("tm", "time"),
+    ("iv", "iv"),
+    ("u", "text"),
+    ("by", "hex"),
+    ("tx", "text"),
+    ("vc", "text"),
+    ("ch", "text"),
+    ("en", "text"),
+    ("js", "json"),
+    ("jb", "json"),
+    ("x", "text"),
+    ("ip", "cast"),
+    ("m", "text"),
+    ("dom", "num"),
+    ("dn", "text"),
+    ("rg", "text"),
+    ("cp", "text"),
+    ("a_i4", "[num]"),
+    ("a_tx", "[text]"),
+    ("a_n", "[text]"),
+    ("a_d", "[days]"),
+    ("a_tstz", "[us]"),
+    ("a_b", "[num]"),
+    ("a_f8", "[text]"),
+    ("a_u", "[text]"),
+    ("a_by", "[hex]"),
+    ("a_js", "[text]"),
+    ("a_en", "[text]"),
+    ("a_bx", "text"),
+    ("a_iv", "[iv]"),
+];
+
+/// `x` in `arrow_readers.py`'s terms, computed by PostgreSQL: dates as days since
+/// 1970-01-01, timestamps (`us`) and times (`time`) as microseconds, intervals as [months, days,
+/// microseconds], bytea as hex, JSON parsed, numbers as JSON numbers, the rest as text
+/// (PostgreSQL's output function, `format('%s', x)`).
+fn pg_canon(x: &str, kind: &str) -> String {
+    if let Some(elem) = kind.strip_prefix('[').and_then(|k| k.strip_suffix(']')) {
+        let e = pg_canon("e", elem);
+        return format!(
+            "CASE WHEN {x} IS NULL THEN NULL ELSE coalesce((SELECT json_agg({e} ORDER BY o) \
+             FROM unnest({x}) WITH ORDINALITY u(e, o)), '[]') END"
+        );
+    }
+    let us = |part: &str| format!("extract({part} FROM {x})::bigint");
+    match kind {
+        "num" => format!("to_json({x})"),
+        "json" => format!("to_json({x})"),
+        // to_json prints an oid as a string.
+        "oid" => format!("to_json({x}::bigint)"),
+        // inet is read as its cast to text prints it: with the mask (10.0.0.1/32).
+        "cast" => format!("to_json({x}::text)"),
+        "text" => format!("to_json(CASE WHEN {x} IS NULL THEN NULL ELSE format('%s', {x}) END)"),
+        "hex" => format!("to_json(encode({x}, 'hex'))"),
+        // ±infinity has no number (the reader holds null: unrepresentable).
+        "days" => format!("to_json(CASE WHEN isfinite({x}) THEN {x} - date '1970-01-01' END)"),
+        "us" => format!("to_json(CASE WHEN isfinite({x}) THEN round(extract(epoch FROM {x})::numeric * 1000000) END)"),
+        "time" => format!("to_json(round(extract(epoch FROM {x})::numeric * 1000000))"),
+        "iv" => format!(
+            "CASE WHEN {x} IS NULL THEN NULL ELSE json_build_array({} * 12 + {}, {}, {} * 3600000000 + {} * 60000000 + {}) END",
+            us("year"),
+            us("month"),
+            us("day"),
+            us("hour"),
+            us("minute"),
+            us("microseconds")
+        ),
+        other => panic!("no kind {other}"),
+    }
+}
+
+/// The matrix rows of `db` as PostgreSQL computes them: id → {column: value}.
+fn pg_rows(db: &str) -> BTreeMap<i64, J> {
+    let fields: Vec<String> = READ_AS.iter().map(|(c, k)| format!("'{c}', {}", pg_canon(c, k))).collect();
+    let sql = format!("SELECT id, json_build_object('id', id, {})::text FROM matrix", fields.join(", "));
+    let rows = crate::harness::connect(db).query(&sql, &[]).unwrap();
+    rows.iter().map(|r| (i64::from(r.get::<_, i32>(0)), serde_json::from_str(r.get(1)).unwrap())).collect()
+}
+
+/// Every file of the type matrix's report opens in pyarrow, DuckDB and polars, all three
+/// read the same values, and those of the matrix equal what PostgreSQL returns for each
+/// row (null where the value is listed as unrepresentable). polars cannot import Arrow
+/// intervals: the file with them goes through docs/output-format.md's fallback.
+#[test]
+fn every_reader_reads_every_file() {
+    let pair =
+        branch("arrow_readers", &format!("{}{KEYS_SETUP}", matrix_setup()), &format!("{MATRIX_CHANGE}{KEYS_CHANGE}"));
+    let (_dir, out) = tmp("readers");
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    let arrow = cli(&["--format", "arrow", "--quiet", "--output", out.to_str().unwrap(), &p, &c], &[]);
+    assert_eq!(arrow.code, 1, "{}", arrow.stderr);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/integration/arrow_readers.py");
+    let read = Command::new(python()).arg(&script).arg(&out).output().unwrap();
+    assert!(read.status.success(), "arrow_readers.py failed: {}", String::from_utf8_lossy(&read.stderr));
+    let doc: J = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(doc.as_object().unwrap().len(), 9, "every file: {:?}", doc.as_object().unwrap().keys());
+    for (file, readers) in doc.as_object().unwrap() {
+        for reader in ["duckdb", "polars"] {
+            assert_eq!(numbers(&readers[reader]), numbers(&readers["pyarrow"]), "{file}: {reader} (left) and pyarrow");
+        }
+        // Only the matrix has intervals: only it needs polars' fallback.
+        assert_eq!(readers["polars_fallback"], json!(file == "public.matrix.arrow"), "{file}");
+    }
+    let (before, after) = (pg_rows(&pair.parent), pg_rows(&pair.child));
+    let matrix = &doc["public.matrix.arrow"];
+    for reader in ["pyarrow", "duckdb", "polars"] {
+        let rows = matrix[reader].as_array().unwrap();
+        assert_eq!(rows.len(), 6, "{reader}: 2 updates, 2 inserts, 2 deletes");
+        for row in rows {
+            let (id, op) = (row["key.id"].as_i64().unwrap(), row["op"].as_str().unwrap());
+            let refused =
+                UNREPRESENTABLE.iter().find(|(i, o, _)| i64::from(*i) == id && *o == op).map_or(&[][..], |r| r.2);
+            for (side, pg) in [("before", &before), ("after", &after)] {
+                let absent = (side == "before" && op == "insert") || (side == "after" && op == "delete");
+                assert_eq!(row[format!("{side}?")], json!(absent), "{reader} row {id}: {side} null");
+                if absent {
+                    continue;
+                }
+                for (col, want) in pg[&id].as_object().unwrap() {
+                    let name = format!("{side}.{col}");
+                    let want = if refused.contains(&name.as_str()) { &J::Null } else { want };
+                    assert_eq!(numbers(&row[&name]), numbers(want), "{reader} row {id} {name} (left), PostgreSQL");
+                }
+            }
+        }
+    }
 }

@@ -667,40 +667,11 @@ fn pg_dump_create(db: &str, out: &Path) -> bool {
 fn migration_tools_python() -> &'static Path {
     static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PY.get_or_init(|| {
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("migration-tools-venv");
-        let py = venv.join("bin/python");
-        let ready = |py: &Path| {
-            Command::new(py)
-                .args(["-c", "import alembic, psycopg, psycopg2, dj_database_url"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        };
-        if ready(&py) {
-            return py;
-        }
-        let run = |cmd: &mut Command, what: &str| {
-            let out = cmd.output().unwrap_or_else(|e| panic!("this test needs {what}: cannot run it: {e}"));
-            assert!(
-                out.status.success(),
-                "this test needs {what}, which failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "a Python virtual environment (python3 -m venv)");
-        run(
-            Command::new(venv.join("bin/pip")).args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "alembic",
-                "psycopg[binary]",
-                "psycopg2-binary",
-                "dj-database-url",
-            ]),
-            "alembic, psycopg, psycopg2-binary and dj-database-url from PyPI",
-        );
-        assert!(ready(&py), "the tools were installed into {} but cannot be imported", venv.display());
-        py
+        crate::harness::python_venv(
+            "migration-tools-venv",
+            &["alembic", "psycopg[binary]", "psycopg2-binary", "dj-database-url"],
+            "alembic, psycopg, psycopg2, dj_database_url",
+        )
     })
 }
 

@@ -388,3 +388,32 @@ pub fn schema_dump(conninfo: &str, extra: &[&str]) -> Option<String> {
             .collect(),
     )
 }
+
+/// The python of a virtual environment `name` under the target directory with
+/// `packages` from PyPI: made when `import {imports}` fails there, else reused.
+/// Callers keep the path in a `OnceLock`, so a test run makes it once.
+pub fn python_venv(name: &str, packages: &[&str], imports: &str) -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let py = venv.join("bin/python");
+    let ready = |py: &Path| {
+        Command::new(py).args(["-c", &format!("import {imports}")]).output().is_ok_and(|o| o.status.success())
+    };
+    if ready(&py) {
+        return py;
+    }
+    let run = |cmd: &mut Command, what: &str| {
+        let out = cmd.output().unwrap_or_else(|e| panic!("this test needs {what}: cannot run it: {e}"));
+        assert!(
+            out.status.success(),
+            "this test needs {what}, which failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "a Python virtual environment (python3 -m venv)");
+    let mut pip = Command::new(venv.join("bin/pip"));
+    pip.args(["install", "--quiet", "--disable-pip-version-check"]).args(packages);
+    run(&mut pip, &format!("{} from PyPI (pip install)", packages.join(", ")));
+    assert!(ready(&py), "{packages:?} were installed into {} but cannot be imported", venv.display());
+    py
+}

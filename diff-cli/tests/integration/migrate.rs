@@ -488,7 +488,9 @@ fn run_applies_sql_through_the_environment() {
     holder.batch_execute("SET application_name = 'holder'; BEGIN; SELECT * FROM t LIMIT 1;").unwrap();
     let holder_pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
     let opts = MigrateOptions { lock_timeout: Some(Duration::from_millis(500)), ..Default::default() };
-    let alter = "psql -X -q -v ON_ERROR_STOP=1 -c 'ALTER TABLE t ADD COLUMN w int'";
+    // psql's lock-timeout error is expected: it reaches the test's terminal labelled as such.
+    let alter = "t=$(mktemp); psql -X -q -v ON_ERROR_STOP=1 -c 'ALTER TABLE t ADD COLUMN w int' 2>\"$t\"; rc=$?; \
+                 sed 's/^/(expected, from a test) /' \"$t\" >&2; rm -f \"$t\"; exit $rc";
     let report = rt().block_on(apply(&cfg(&db), &Migration::Command(alter.into()), &opts)).unwrap();
     holder.batch_execute("ROLLBACK").unwrap();
     let f = report.failure.as_ref().unwrap();
@@ -504,15 +506,19 @@ fn run_applies_sql_through_the_environment() {
     assert_eq!((f.kind, f.exit_code), (FailureKind::CommandFailed, Some(3)));
 
     // A failed command: the tail of its stderr (the last 20 lines), in every format.
-    let noisy = "echo 'on stdout'; for i in $(seq 1 30); do echo \"err $i\" >&2; done; printf 'no newline' >&2; exit 3";
+    // Its output reaches the test's terminal: every line says it is expected.
+    let noisy = "echo 'expected on stdout'; for i in $(seq 1 30); do echo \"expected err $i\" >&2; done; \
+                 printf 'expected, no newline' >&2; exit 3";
     let report =
         rt().block_on(apply(&cfg(&db), &Migration::Command(noisy.into()), &MigrateOptions::default())).unwrap();
     let f = report.failure.as_ref().unwrap();
-    let want: Vec<String> = (12..=30).map(|i| format!("err {i}")).chain(["no newline".to_string()]).collect();
+    let want: Vec<String> =
+        (12..=30).map(|i| format!("expected err {i}")).chain(["expected, no newline".to_string()]).collect();
     assert_eq!(f.stderr_tail, want);
     assert_eq!(report.json()["failure"]["stderr_tail"], serde_json::json!(want));
-    assert!(report.text().contains("  err 30\n") && !report.text().contains("err 11\n"), "{}", report.text());
-    assert!(report.markdown().contains("err 30"), "{}", report.markdown());
+    let text = report.text();
+    assert!(text.contains("  expected err 30\n") && !text.contains("expected err 11\n"), "{text}");
+    assert!(report.markdown().contains("expected err 30"), "{}", report.markdown());
 
     let opts = MigrateOptions { max_duration: Some(Duration::from_millis(300)), ..Default::default() };
     let started = std::time::Instant::now();

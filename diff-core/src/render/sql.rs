@@ -5,9 +5,9 @@
 //! Statements are rendered as rows arrive and kept per table and phase in
 //! small buffers that move to one shared temporary file, so memory stays flat
 //! however large the diff. At the end they are written in an order foreign
-//! keys accept: DELETEs from tables no foreign key references, INSERTs with
-//! referenced tables first, then UPDATEs, then the other DELETEs with
-//! referencing tables first. Between the phases the target holds
+//! keys accept: DELETEs (referencing tables first) from every table no row
+//! that stays points into, then per table, referenced tables first, UPDATEs
+//! and INSERTs, then the other DELETEs with referencing tables first. Between the phases the target holds
 //! the old rows and the new ones together, so every reference an inserted or
 //! updated row makes already resolves, and a row is deleted only once nothing
 //! that stays points at it. Deferrable keys are deferred to COMMIT; rows of a
@@ -133,6 +133,7 @@ impl<W: Write> SqlSink<W> {
             }
             (Op::Update, _) => {
                 let row = new.ok_or_else(missing)?;
+                buf.note_moved_references(&t, &change.changed);
                 match t.update(&change.key, &change.changed, row)? {
                     Some(sql) => buf.push(Phase::Update, &mut self.store, sql, row),
                     None => Ok(()),
@@ -162,18 +163,26 @@ impl<W: Write> Sink for SqlSink<W> {
         let plan = Plan::new(&tables, &mut buffers, reverse);
         header(&mut out, reverse, endpoints.as_ref(), &schema, &plan, &buffers)?;
         let names: Vec<String> = tables.iter().map(|info| Target { info, reverse }.qualified()).collect();
-        // Nothing can point at the rows of an unreferenced table: deleting them first frees
-        // their unique values (an email moved to a new row) before anything is inserted.
-        for &i in plan.order.iter().rev().filter(|&&i| !plan.referenced[i]) {
+        // Deleting first frees unique values (an email moved to a new row) before anything is
+        // inserted; referencing tables first, so nothing points at a row when it goes.
+        for &i in plan.order.iter().rev().filter(|&&i| !plan.late_deletes[i]) {
             buffers[i].write(Phase::Delete, &names[i], &mut store, &mut out)?;
         }
+        // Per table, referenced tables first: UPDATEs before INSERTs, so a unique value an
+        // updated row gives up is free before a new row takes it; every reference either
+        // makes resolves, as their tables came before. A table whose UPDATEs may point at
+        // its own new rows (a moved non-deferrable self-reference) inserts first.
         for &i in &plan.order {
-            buffers[i].write(Phase::Insert, &names[i], &mut store, &mut out)?;
+            let phases = if buffers[i].self_references_moved {
+                [Phase::Insert, Phase::Update]
+            } else {
+                [Phase::Update, Phase::Insert]
+            };
+            for phase in phases {
+                buffers[i].write(phase, &names[i], &mut store, &mut out)?;
+            }
         }
-        for &i in &plan.order {
-            buffers[i].write(Phase::Update, &names[i], &mut store, &mut out)?;
-        }
-        for &i in plan.order.iter().rev().filter(|&&i| plan.referenced[i]) {
+        for &i in plan.order.iter().rev().filter(|&&i| plan.late_deletes[i]) {
             buffers[i].write(Phase::Delete, &names[i], &mut store, &mut out)?;
         }
         out.write_all(b"\nCOMMIT;\n")?;
@@ -188,28 +197,30 @@ struct Plan {
     order: Vec<usize>,
     /// Tables whose non-deferrable foreign keys form a cycle that rows cross.
     cycle: Vec<String>,
-    /// Per table: some foreign key (its own included) references it.
-    referenced: Vec<bool>,
+    /// Per table: its DELETEs wait until after the UPDATEs, because a row that
+    /// stays may still point at a deleted row until its UPDATE moves it away.
+    late_deletes: Vec<bool>,
 }
 
 impl Plan {
     fn new(tables: &[TableInfo], buffers: &mut [TableStatements], reverse: bool) -> Plan {
         let targets: Vec<Target> = tables.iter().map(|info| Target { info, reverse }).collect();
         let position = |schema: &str, name: &str| targets.iter().position(|t| t.ident() == (schema, name));
-        // (from, to, deferrable): `from` references `to`.
+        // (from, to, deferrable, moved): `from` references `to`; `moved`: an UPDATE changes
+        // the referencing columns.
         let mut edges = vec![];
         for (i, t) in targets.iter().enumerate() {
-            for fk in t.foreign_keys() {
+            for (k, fk) in t.foreign_keys().iter().enumerate() {
                 if let Some(j) = position(&fk.ref_schema, &fk.ref_table) {
-                    edges.push((i, j, fk.deferrable));
+                    edges.push((i, j, fk.deferrable, buffers[i].moved_references.get(k).copied().unwrap_or(true)));
                 }
             }
         }
-        let pairs: Vec<(usize, usize)> = edges.iter().map(|&(a, b, _)| (a, b)).collect();
+        let pairs: Vec<(usize, usize)> = edges.iter().map(|&(a, b, _, _)| (a, b)).collect();
         let components = sql_order::components(tables.len(), &pairs);
         let mut cycle = vec![];
         for comp in &components {
-            let rigid = edges.iter().any(|&(a, b, d)| !d && a != b && comp.contains(&a) && comp.contains(&b));
+            let rigid = edges.iter().any(|&(a, b, d, _)| !d && a != b && comp.contains(&a) && comp.contains(&b));
             if comp.len() > 1 && rigid && comp.iter().any(|&i| buffers[i].moves_rows()) {
                 cycle.extend(comp.iter().map(|&i| targets[i].qualified()));
             }
@@ -221,9 +232,35 @@ impl Plan {
         }
         cycle.sort();
         cycle.dedup();
-        let referenced = (0..tables.len()).map(|i| edges.iter().any(|&(_, to, _)| to == i)).collect();
-        Plan { order: components.into_iter().flatten().collect(), cycle, referenced }
+        let late_deletes = late_deletes(tables.len(), &edges);
+        Plan { order: components.into_iter().flatten().collect(), cycle, late_deletes }
     }
+}
+
+/// Which tables delete after the UPDATEs. A row can be deleted early (before any
+/// INSERT, which frees its unique values for the rows that take them) unless a row
+/// that stays points at it: the branch has no row pointing at a deleted one, so such
+/// a row is one whose UPDATE changes the referencing columns of a non-deferrable key.
+/// Its table deletes late, and so does every table it references (their rows may be
+/// pointed at by its late-deleted rows). Deferrable keys are checked at COMMIT.
+fn late_deletes(n: usize, edges: &[(usize, usize, bool, bool)]) -> Vec<bool> {
+    let mut late = vec![false; n];
+    for &(_, to, deferrable, moved) in edges {
+        if !deferrable && moved {
+            late[to] = true;
+        }
+    }
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &(from, to, deferrable, _) in edges {
+            if !deferrable && late[from] && !late[to] {
+                late[to] = true;
+                changed = true;
+            }
+        }
+    }
+    late
 }
 
 fn header(
@@ -656,6 +693,10 @@ struct TableStatements {
     /// The order found for them (`None` until computed, or when rows loop).
     insert_order: Option<Vec<usize>>,
     delete_order: Option<Vec<usize>>,
+    /// Per foreign key of the target side: some UPDATE changes its referencing columns.
+    moved_references: Vec<bool>,
+    /// Some UPDATE changes the columns of a non-deferrable self-reference.
+    self_references_moved: bool,
 }
 
 impl TableStatements {
@@ -683,6 +724,21 @@ impl TableStatements {
             linked_deletes: vec![],
             insert_order: None,
             delete_order: None,
+            moved_references: vec![false; t.foreign_keys().len()],
+            self_references_moved: false,
+        }
+    }
+
+    /// Notes the foreign keys whose referencing columns an UPDATE changes.
+    fn note_moved_references(&mut self, t: &Target, changed: &[usize]) {
+        let names = t.names();
+        for (k, fk) in t.foreign_keys().iter().enumerate() {
+            let hit = changed.iter().any(|&i| names.get(i).is_some_and(|n| fk.columns.iter().any(|c| c == n)));
+            if hit {
+                self.moved_references[k] = true;
+                let own = (fk.ref_schema.as_str(), fk.ref_table.as_str()) == t.ident();
+                self.self_references_moved |= own && !fk.deferrable;
+            }
         }
     }
 

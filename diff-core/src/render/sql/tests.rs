@@ -173,11 +173,11 @@ SET CONSTRAINTS ALL DEFERRED;
 -- DELETE app.orders: 1 row
 DELETE FROM ONLY "app"."orders" WHERE "id" OPERATOR(pg_catalog.=) '2'::integer;
 
--- INSERT app.orders: 1 row
-INSERT INTO "app"."orders" ("id", "note", "amount") OVERRIDING SYSTEM VALUE VALUES ('3'::integer, 'C:\path'::text, '4.00'::numeric(12,2));
-
 -- UPDATE app.orders: 1 row
 UPDATE ONLY "app"."orders" SET "note" = E'it''s\nnew'::text, "amount" = '2.50'::numeric(12,2) WHERE "id" OPERATOR(pg_catalog.=) '1'::integer;
+
+-- INSERT app.orders: 1 row
+INSERT INTO "app"."orders" ("id", "note", "amount") OVERRIDING SYSTEM VALUE VALUES ('3'::integer, 'C:\path'::text, '4.00'::numeric(12,2));
 
 COMMIT;
 "#;
@@ -216,11 +216,11 @@ SET CONSTRAINTS ALL DEFERRED;
 -- DELETE app.old orders: 1 row
 DELETE FROM ONLY "app"."old orders" WHERE "id" OPERATOR(pg_catalog.=) '3'::integer;
 
--- INSERT app.old orders: 1 row
-INSERT INTO "app"."old orders" ("id", "remark", "amount", "total") VALUES ('2'::integer, 'gone'::character varying(10), '3.00'::numeric(12,2), '3.00'::numeric(12,2));
-
 -- UPDATE app.old orders: 1 row
 UPDATE ONLY "app"."old orders" SET "remark" = 'old'::character varying(10), "amount" = '1.00'::numeric(12,2), "total" = '1.00'::numeric(12,2) WHERE "id" OPERATOR(pg_catalog.=) '1'::integer;
+
+-- INSERT app.old orders: 1 row
+INSERT INTO "app"."old orders" ("id", "remark", "amount", "total") VALUES ('2'::integer, 'gone'::character varying(10), '3.00'::numeric(12,2), '3.00'::numeric(12,2));
 
 COMMIT;
 "#;
@@ -282,8 +282,9 @@ fn a_redacted_column_refuses_the_patch() {
     assert!(script.contains("DELETE FROM ONLY \"app\".\"orders\" WHERE \"id\" OPERATOR(pg_catalog.=) '3'::integer;"));
 }
 
-/// Parents before children for INSERTs, children first for DELETEs (those of
-/// unreferenced tables before everything), rows of a self-referencing table by their links.
+/// Parents before children for INSERTs, children first for DELETEs (before
+/// everything, unless an UPDATE moves a reference: then the referenced tables'
+/// DELETEs come last), rows of a self-referencing table by their links.
 #[test]
 fn foreign_keys_order_tables_and_rows() {
     let ints = |names: &[&str]| names.iter().map(|n| column(n, "integer", 23)).collect::<Vec<_>>();
@@ -304,16 +305,25 @@ fn foreign_keys_order_tables_and_rows() {
         row(1, Op::Delete, 1, r(30, None), None),
         row(1, Op::Delete, 1, r(40, Some(30)), None),
     ];
+    let ids = |script: &str| -> Vec<String> {
+        script
+            .lines()
+            .filter(|l| l.starts_with("INSERT") || l.starts_with("DELETE"))
+            .map(|l| l.split("VALUES ('").nth(1).or_else(|| l.split("\"id\" OPERATOR(pg_catalog.=) '").nth(1)).unwrap())
+            .map(|l| l[..l.find('\'').unwrap()].to_string())
+            .collect()
+    };
+    // No row that stays points at a deleted one: every DELETE first, a_item's before b_node's.
     let script = render(false, &events).unwrap();
-    let ids: Vec<&str> = script
-        .lines()
-        .filter(|l| l.starts_with("INSERT") || l.starts_with("DELETE"))
-        .map(|l| l.split("VALUES ('").nth(1).or_else(|| l.split("\"id\" OPERATOR(pg_catalog.=) '").nth(1)).unwrap())
-        .map(|l| &l[..l.find('\'').unwrap()])
-        .collect();
-    // a_item is referenced by nothing: its DELETE comes first.
-    assert_eq!(ids, ["2", "20", "10", "1", "40", "30"], "{script}");
+    assert_eq!(ids(&script), ["2", "40", "30", "20", "10", "1"], "{script}");
     assert!(!script.contains("session_replication_role"));
+    // An a_item row moves from node 30 to node 20: b_node's DELETEs wait for that UPDATE.
+    let mut events = events;
+    events.push(row(0, Op::Update, 1, r(3, Some(30)), r(3, Some(20))));
+    let script = render(false, &events).unwrap();
+    assert_eq!(ids(&script), ["2", "20", "10", "1", "40", "30"], "{script}");
+    let (update, delete) = (script.find("UPDATE ONLY").unwrap(), script.find("'40'").unwrap());
+    assert!(update < delete, "{script}");
 }
 
 #[test]
