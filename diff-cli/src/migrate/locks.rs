@@ -60,6 +60,8 @@ pub(super) struct Obs {
     pub mode: String,
     pub granted: bool,
     pub blockers: Vec<i32>,
+    /// A wait's length so far, in ms, as the server measured it (PostgreSQL 14+).
+    pub waited: Option<u64>,
 }
 
 #[derive(Default)]
@@ -82,14 +84,17 @@ pub(super) struct Sampler {
 }
 
 /// Columns: lock type, mode, granted, relation name, relkind, blockers (the
-/// sampler left out), whether the sampler was the only blocker, relation oid.
+/// sampler left out), whether the sampler was the only blocker, relation oid,
+/// and how long a wait has lasted so far (`waitstart`, PostgreSQL 14 and
+/// later; read through `to_jsonb` so that the query runs on 13 too).
 const LOCKS: &str = "
 SELECT l.locktype, l.mode, l.granted,
        CASE WHEN c.oid IS NOT NULL THEN quote_ident(n.nspname) || '.' || quote_ident(c.relname) END,
        coalesce(c.relkind::text, ''),
        array_remove(bp.pids, pg_backend_pid()),
        bp.pids = ARRAY[pg_backend_pid()],
-       l.relation
+       l.relation,
+       (extract(epoch FROM clock_timestamp() - (to_jsonb(l) ->> 'waitstart')::timestamptz) * 1000)::int8
 FROM pg_locks l
 CROSS JOIN LATERAL (SELECT CASE WHEN l.granted THEN '{}'::int[] ELSE pg_blocking_pids(l.pid) END AS pids) bp
 LEFT JOIN pg_class c ON c.oid = l.relation
@@ -145,6 +150,7 @@ fn observe(rows: &[tokio_postgres::Row], at: Duration, stmt: usize) -> Vec<Obs> 
             relation: r.get(3),
             relkind: relkind_label(r.get::<_, String>(4).as_str()).to_string(),
             blockers: r.get(5),
+            waited: r.get::<_, Option<i64>>(8).map(|m| m.max(0) as u64),
         })
         .collect()
 }
@@ -398,18 +404,20 @@ impl Samples {
 
     /// Locks statement `i` waited for.
     pub fn waits(&self, i: usize) -> Vec<LockWait> {
-        let mut by: BTreeMap<WaitKey, (Vec<Duration>, BTreeSet<i32>)> = BTreeMap::new();
+        let mut by: BTreeMap<WaitKey, (Vec<Duration>, BTreeSet<i32>, u64)> = BTreeMap::new();
         for o in self.obs.iter().filter(|o| o.stmt == i && !o.granted) {
             let e = by.entry((o.locktype.clone(), o.relation.clone(), o.mode.clone())).or_default();
             e.0.push(o.at);
             e.1.extend(o.blockers.iter().copied());
+            e.2 = e.2.max(o.waited.unwrap_or(0));
         }
         by.into_iter()
-            .map(|((locktype, relation, mode), (mut t, pids))| LockWait {
+            .map(|((locktype, relation, mode), (mut t, pids, measured))| LockWait {
                 locktype,
                 relation,
                 mode,
-                millis: held_millis(&mut t),
+                // The server's own clock, when it has one, is not fooled by a sampler that started late.
+                millis: held_millis(&mut t).max(measured),
                 blocked_by: pids
                     .into_iter()
                     .map(|p| {
