@@ -75,6 +75,13 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
         let (report, outcome) = run.statement(statements.len(), step, sql).await?;
         statements.push(report);
         match outcome {
+            // A file that ends inside a transaction block fails there: the next file's
+            // COMMIT must not commit it (psql would end each file's session, rolling it back).
+            Outcome::Done if run.in_block && last_of_file(&steps, k) => {
+                failure = Some(open_transaction(&step.location));
+                stopped_at = Some(k);
+                break;
+            }
             Outcome::Done => {}
             Outcome::Failed(e) => {
                 failure = Some(failure_of(&e, &step.location, FailureKind::Error));
@@ -97,20 +104,8 @@ pub(super) async fn run(branch: &ConnConfig, steps: Vec<Step>, opts: &MigrateOpt
         let _ = client.batch_execute("ROLLBACK").await;
         if failure.is_none() {
             // psql would end the same way, silently: a check must not call it applied.
-            failure = Some(Failure {
-                kind: FailureKind::OpenTransaction,
-                location: statements.last().map(|s: &StatementReport| s.location.clone()),
-                sqlstate: None,
-                message: "the migration ended inside a transaction block (BEGIN without COMMIT): \
-                          everything since BEGIN was rolled back"
-                    .into(),
-                detail: None,
-                hint: Some("end the file with COMMIT".into()),
-                exit_code: None,
-                stderr_tail: Vec::new(),
-                server_log: Vec::new(),
-                explanation: None,
-            });
+            let at = statements.last().map(|s: &StatementReport| s.location.clone()).unwrap_or_default();
+            failure = Some(open_transaction(&at));
         }
     }
     let samples = sampler.finish().await;
@@ -411,6 +406,32 @@ async fn send(client: &Client, kind: &StepKind, mark: &str) -> Result<(), tokio_
             sink.finish().await.map(drop)
         }
         StepKind::Echo(_) => Ok(()),
+    }
+}
+
+/// Whether step `k` is the last SQL statement of its file.
+fn last_of_file(steps: &[Step], k: usize) -> bool {
+    let file = |s: &Step| s.location.rsplit_once(':').map_or(s.location.clone(), |(f, _)| f.to_string());
+    let here = file(&steps[k]);
+    steps[k + 1..].iter().find(|s| !matches!(s.kind, StepKind::Echo(_))).is_none_or(|next| file(next) != here)
+}
+
+/// A file (or the migration) ended inside a transaction block.
+fn open_transaction(location: &str) -> Failure {
+    let file = location.rsplit_once(':').map_or(location, |(f, _)| f);
+    Failure {
+        kind: FailureKind::OpenTransaction,
+        location: Some(location.to_string()),
+        sqlstate: None,
+        message: format!(
+            "{file} ended inside a transaction block (BEGIN without COMMIT): everything since BEGIN was rolled back"
+        ),
+        detail: None,
+        hint: Some("end the file with COMMIT".into()),
+        exit_code: None,
+        stderr_tail: Vec::new(),
+        server_log: Vec::new(),
+        explanation: None,
     }
 }
 

@@ -961,3 +961,27 @@ fn a_failed_file_names_the_files_that_never_ran() {
     assert!(report.statements.iter().all(|s| !s.applied));
     assert!(report.text().contains("Nothing was applied"), "{}", report.text());
 }
+
+/// Found by a new user: a file that ends inside `BEGIN` fails there; the next file's COMMIT does not
+/// commit it (psql runs each file in a session of its own), and later files never run.
+#[test]
+fn a_file_left_inside_a_transaction_fails_at_its_end() {
+    let db = fixture("mig_openfile", "CREATE TABLE t (id int PRIMARY KEY);");
+    let (report, _dir) = migrate_files(
+        &db,
+        &[
+            ("0001_a.sql", "ALTER TABLE t ADD COLUMN a int;"),
+            ("0002_open.sql", "BEGIN;\nCREATE TABLE t_new (i int);"),
+            ("0003_commits.sql", "BEGIN;\nSELECT 1;\nCOMMIT;"),
+        ],
+        &MigrateOptions::default(),
+    );
+    let f = report.failure.as_ref().unwrap_or_else(|| panic!("{}", report.text()));
+    assert_eq!(f.kind, FailureKind::OpenTransaction, "{}", report.text());
+    assert!(f.location.as_deref().is_some_and(|l| l.ends_with("0002_open.sql:2")), "{f:?}");
+    assert_eq!(report.files_not_run.len(), 1, "{:?}", report.files_not_run);
+    assert!(report.files_not_run[0].ends_with("0003_commits.sql"));
+    assert_eq!(query_i64(&db, "SELECT count(*) FROM pg_class WHERE relname = 't_new'"), 0);
+    assert_eq!(query_i64(&db, "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'a'"), 1);
+    assert_eq!(report.statements.iter().map(|s| s.applied).collect::<Vec<_>>(), [true, false, false]);
+}
