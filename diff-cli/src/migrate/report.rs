@@ -260,8 +260,9 @@ impl MigrationReport {
         }
         if let Some(d) = f.detail.as_mut() {
             if let Some(rest) = d.strip_prefix("Failing row contains ") {
-                // The whole row: hidden when its table has any redacted column.
-                if any || !rest.is_empty() && table.is_none() {
+                // The whole row, of a table or partition whose columns are not known here: hidden
+                // whenever anything is redacted (more is hidden, never less).
+                if !rest.is_empty() {
                     *d = "Failing row contains (redacted).".into();
                 }
             } else if let Some((cols, _)) = d.strip_prefix("Key (").and_then(|k| k.split_once(")=(")) {

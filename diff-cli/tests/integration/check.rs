@@ -778,6 +778,13 @@ fn redaction_covers_the_failure_in_every_format() {
         write(work.path(), "dup.sql", "CREATE UNIQUE INDEX customers_email ON customers (email);"),
         write(work.path(), "check.sql", "ALTER TABLE customers ADD CONSTRAINT at_z CHECK (email LIKE 'z%');"),
         write(work.path(), "cast.sql", "ALTER TABLE customers ALTER COLUMN email TYPE int USING email::int;"),
+        // PostgreSQL's "Failing row contains (5, u5@x, FR)", from an UPDATE on another column (a new user's case).
+        write(
+            work.path(),
+            "row.sql",
+            "ALTER TABLE customers ADD CONSTRAINT not_fr CHECK (country <> 'FR');\n\
+             UPDATE customers SET country = 'FR' WHERE id = 5;",
+        ),
     ];
     for m in &migrations {
         // Without --redact the values are there: the test can see them.
