@@ -476,10 +476,10 @@ fn budget_failure(e: Option<&tokio_postgres::error::DbError>, location: &str, bu
 
 /// Puts what the sampler saw on each statement. Inside a transaction block,
 /// a lock an earlier statement of the block took is still held: it is that
-/// statement's, not a later one's. With `exact`, a lock is held for the
-/// statement's time less its wait on the relation (locks are taken as a
-/// statement starts and kept to its end); otherwise (a command) for the time
-/// it was seen. `existing`: relation oids from before the migration.
+/// statement's, not a later one's. With `exact`, a lock is held from the
+/// statement's start (less its wait on the relation) to its end, or inside a
+/// block to the block's end (locks are kept to the end of the transaction);
+/// otherwise (a command) for the time it was seen. `existing`: relation oids from before the migration.
 pub(super) fn fill_locks(
     statements: &mut [StatementReport],
     samples: &Samples,
@@ -487,6 +487,16 @@ pub(super) fn fill_locks(
     existing: &BTreeSet<u32>,
     exact: bool,
 ) {
+    // Inside a block a lock is held to the block's end: this statement's time and every later one's in it.
+    let until_block_end: Vec<u64> = (0..statements.len())
+        .map(|i| match blocks.get(i).copied().flatten() {
+            None => statements[i].millis,
+            Some(b) => (i..statements.len())
+                .take_while(|&j| blocks.get(j).copied().flatten() == Some(b))
+                .map(|j| statements[j].millis)
+                .sum(),
+        })
+        .collect();
     let mut inherited: BTreeSet<(String, String)> = BTreeSet::new();
     let mut previous = None;
     for (i, s) in statements.iter_mut().enumerate() {
@@ -507,7 +517,7 @@ pub(super) fn fill_locks(
             }
             let waited: u64 =
                 s.waits.iter().filter(|w| w.relation.as_deref() == Some(&h.lock.relation)).map(|w| w.millis).sum();
-            let millis = if exact { s.millis.saturating_sub(waited) } else { h.lock.millis.min(s.millis) };
+            let millis = if exact { until_block_end[i].saturating_sub(waited) } else { h.lock.millis.min(s.millis) };
             let created = !h.oid.is_some_and(|o| existing.contains(&o));
             locks.push(LockHeld { millis, created, ..h.lock });
         }

@@ -985,3 +985,18 @@ fn a_file_left_inside_a_transaction_fails_at_its_end() {
     assert_eq!(query_i64(&db, "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'a'"), 1);
     assert_eq!(report.statements.iter().map(|s| s.applied).collect::<Vec<_>>(), [true, false, false]);
 }
+
+/// Found by a new user: inside `BEGIN … COMMIT` a statement's lock is held to the COMMIT, so its line
+/// says so (here at least the 300 ms of the sleep after it), and agrees with the summary.
+#[test]
+fn a_lock_taken_in_a_block_is_held_to_its_commit() {
+    let db = fixture("mig_blockhold", "CREATE TABLE t (id int PRIMARY KEY);");
+    let report = migrate(&db, "BEGIN;\nALTER TABLE t ADD COLUMN z int;\nSELECT pg_sleep(0.3);\nCOMMIT;\n");
+    assert!(report.succeeded(), "{}", report.text());
+    let alter = &report.statements[1];
+    let l = alter.locks.iter().find(|l| l.mode == "AccessExclusiveLock").unwrap_or_else(|| panic!("{alter:#?}"));
+    assert!(l.millis >= 300, "{l:?}\n{}", report.text());
+    let summary = report.locks.iter().find(|s| s.relation == "public.t").unwrap();
+    assert!(summary.reads_and_writes_blocked_millis >= 300, "{summary:#?}");
+    assert!(l.millis <= summary.reads_and_writes_blocked_millis + 1, "{l:?} {summary:#?}");
+}
