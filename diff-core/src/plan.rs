@@ -448,7 +448,10 @@ fn column_plan(pc: &Column, cc: &Column, is_key: bool) -> ColumnPlan {
         removed_labels: removed_labels(&pc.reading, &cc.reading),
         parent_type: pc.type_name.clone(),
         child_type: cc.type_name.clone(),
-        info: crate::report::ColumnInfo::new(pc, cc),
+        info: crate::report::ColumnInfo {
+            compared_in_new_type: conversion.is_some(),
+            ..crate::report::ColumnInfo::new(pc, cc)
+        },
         loss_shapes: (
             crate::loss::Shape::new(pc.reading.clone(), pc.typmod, parent_kind, literal),
             crate::loss::Shape::new(cc.reading.clone(), cc.typmod, kind, literal),

@@ -232,6 +232,12 @@ pub struct ColumnInfo {
     /// redaction before any sink sees the table; values arrive as
     /// [`crate::Value::Redacted`]).
     pub redacted: bool,
+    /// After a type change, the parent's values are converted to the new
+    /// type before comparing (numbers, times: a value the conversion rounded
+    /// is then no row update); false: compared as they are (strings, and
+    /// types without a modelled conversion), so a value the change cut is a
+    /// row update too.
+    pub compared_in_new_type: bool,
 }
 
 impl ColumnInfo {
@@ -252,6 +258,7 @@ impl ColumnInfo {
             parent_identity: None,
             masking: None,
             redacted: false,
+            compared_in_new_type: false,
         }
     }
 
@@ -271,34 +278,46 @@ impl ColumnInfo {
             parent_identity: p.identity.chars().next(),
             masking: c.masking.clone().or_else(|| p.masking.clone()),
             redacted: false,
+            compared_in_new_type: false,
         }
     }
 }
 
 impl TableInfo {
-    /// Columns whose type changed, as (name, parent type, child type): their
-    /// values are compared in the new type, so a value the conversion rounded
-    /// or cut is no row update but data loss. Every format says so.
-    pub fn converted(&self) -> Vec<(&str, &str, &str)> {
+    /// Columns whose type changed, as (name, parent type, child type, whether
+    /// they are compared in the new type; see [`ColumnInfo::compared_in_new_type`]).
+    /// Every format says which.
+    pub fn converted(&self) -> Vec<(&str, &str, &str, bool)> {
         self.column_info
             .iter()
             .filter(|c| c.parent_type != c.type_name)
-            .map(|c| (c.name.as_str(), c.parent_type.as_str(), c.type_name.as_str()))
+            .map(|c| (c.name.as_str(), c.parent_type.as_str(), c.type_name.as_str(), c.compared_in_new_type))
             .collect()
     }
 
-    /// The sentence every report prints for [`TableInfo::converted`], if any column was converted.
+    /// The sentences every report prints for [`TableInfo::converted`], if any column was converted.
     pub fn converted_note(&self) -> Option<String> {
         let cols = self.converted();
-        (!cols.is_empty()).then(|| {
-            let list: Vec<String> = cols.iter().map(|(n, f, t)| format!("{n} {f} → {t}")).collect();
-            format!(
-                "{}: values converted by the type change ({}) are compared in the new type; values the \
-                 conversion lost are under data loss, not row updates",
-                self.qualified(),
-                list.join(", ")
-            )
-        })
+        let list = |new: bool| -> String {
+            let l: Vec<String> =
+                cols.iter().filter(|c| c.3 == new).map(|(n, f, t, _)| format!("{n} {f} → {t}")).collect();
+            l.join(", ")
+        };
+        let mut parts = Vec::new();
+        let (converted, as_is) = (list(true), list(false));
+        if !converted.is_empty() {
+            parts.push(format!(
+                "values of columns whose type changed ({converted}) are compared in the new type: what the \
+                 conversion rounded or cut is under data loss, not row updates"
+            ));
+        }
+        if !as_is.is_empty() {
+            parts.push(format!(
+                "values of columns whose type changed ({as_is}) are compared as they are: what the change \
+                 altered is a row update, and under data loss too when a value was lost"
+            ));
+        }
+        (!parts.is_empty()).then(|| format!("{}: {}", self.qualified(), parts.join("; ")))
     }
 
     pub(crate) fn from_plan(p: &TablePlan) -> TableInfo {

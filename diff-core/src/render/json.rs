@@ -48,17 +48,22 @@ struct TableHead<'a> {
     converted: Vec<Converted<'a>>,
 }
 
-/// A column whose type changed: compared in the new type (see [`TableInfo::converted`]).
+/// A column whose type changed, and how it is compared (see [`TableInfo::converted`]).
 #[derive(Serialize)]
 pub(crate) struct Converted<'a> {
     pub(crate) column: &'a str,
     pub(crate) from: &'a str,
     pub(crate) to: &'a str,
+    /// `new_type` or `as_is`.
+    pub(crate) compared: &'static str,
 }
 
 /// The converted columns of a table, for the JSON and NDJSON table heads.
 pub(crate) fn converted(info: &TableInfo) -> Vec<Converted<'_>> {
-    info.converted().into_iter().map(|(column, from, to)| Converted { column, from, to }).collect()
+    info.converted()
+        .into_iter()
+        .map(|(column, from, to, new)| Converted { column, from, to, compared: if new { "new_type" } else { "as_is" } })
+        .collect()
 }
 
 #[derive(Serialize)]
