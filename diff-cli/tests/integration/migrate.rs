@@ -875,10 +875,12 @@ fn failures_on_a_partitioned_table_are_explained_across_its_partitions() {
 
     // Unique: duplicates of all partitions, most repeated first by count (10 before 9, not as text).
     let report = migrate(&db, "CREATE UNIQUE INDEX m_code ON m (code, region);");
-    let (summary, _, got, total) = explained(&report);
+    let (summary, columns, got, total) = explained(&report);
+    assert_eq!(columns, ["code", "region", "rows", "partitions"]);
     let want = query_rows(
         &db,
-        "SELECT code::text, region::text, count(*)::text FROM m GROUP BY code, region HAVING count(*) > 1
+        "SELECT code::text, region::text, count(*)::text, min(c.relname)
+         FROM m JOIN pg_class c ON c.oid = m.tableoid GROUP BY code, region HAVING count(*) > 1
          ORDER BY count(*) DESC, code::text, region::text LIMIT 10",
     );
     assert_eq!(want[0][2], "10");

@@ -40,16 +40,23 @@ pub(super) async fn unique(client: &Client, sql: &str, err: &DbError) -> Result<
     let names: Vec<String> = (1..=key.len()).map(|i| format!("k{i}")).collect();
     let inner: Vec<String> = key.iter().zip(&names).map(|(k, n)| format!("({k})::text AS {n}")).collect();
     let groups = (1..=key.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    // On a partitioned table each value's rows can lie in several partitions: name them.
+    let parts = if t.partitioned {
+        ", string_agg(DISTINCT tableoid::regclass::text, ', ' ORDER BY tableoid::regclass::text) AS parts"
+    } else {
+        ""
+    };
     let dup = format!(
-        "SELECT {}, count(*) AS n FROM {table} WHERE {} GROUP BY {groups} HAVING count(*) > 1",
+        "SELECT {}, count(*) AS n{parts} FROM {table} WHERE {} GROUP BY {groups} HAVING count(*) > 1",
         inner.join(", "),
         filter.join(" AND ")
     );
     let names = names.join(", ");
+    let parts_col = if t.partitioned { ", d.parts" } else { "" };
     // By count, most repeated first (d.n: the number, not the text the select list makes of it).
     let rows = rows_text(
         client,
-        &format!("SELECT {names}, d.n::text FROM ({dup}) d ORDER BY d.n DESC, {names} LIMIT {SAMPLE}"),
+        &format!("SELECT {names}, d.n::text{parts_col} FROM ({dup}) d ORDER BY d.n DESC, {names} LIMIT {SAMPLE}"),
     )
     .await?;
     let totals = client
@@ -65,6 +72,9 @@ pub(super) async fn unique(client: &Client, sql: &str, err: &DbError) -> Result<
     }
     let mut columns: Vec<String> = key.iter().map(|k| header(k)).collect();
     columns.push("rows".into());
+    if t.partitioned {
+        columns.push("partitions".into());
+    }
     Ok(Some(Explanation {
         summary: format!(
             "{values} value{} of ({cols}) occur{} more than once in {shown}, in {in_rows} rows:",
@@ -101,7 +111,10 @@ pub(super) async fn not_null(client: &Client, sql: &str, err: &DbError) -> Resul
     if n == 0 {
         return Ok(Some(summary_only(
             &shown,
-            format!("No committed row of {shown} {what}: the NULL comes from the migration's own statements."),
+            format!(
+                "No committed row of {shown} {}: the NULL comes from the migration's own statements.",
+                what.replacen("have NULL", "has NULL", 1)
+            ),
         )));
     }
     let (exprs, columns) = with_partition(&t, key.clone());
