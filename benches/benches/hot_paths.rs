@@ -74,6 +74,7 @@ fn plan() -> TablePlan {
         parent_query: Default::default(),
         child_query: Default::default(),
         bytes: 0,
+        rows: 0,
         identity_blocker: None,
         hash_blocker: None,
         parent_side: Default::default(),

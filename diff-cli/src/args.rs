@@ -61,10 +61,16 @@ pub struct ReportArgs {
     /// Connections per side; tables are compared this many at a time.
     #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
-    /// How rows are read: `auto` (tuple identity on one instance, else stream), `stream` (every
-    /// row, in key order), `hash` (key ranges hashed inside PostgreSQL; only differing ranges are read).
+    /// How rows are read: `auto` (tuple identity on one instance; across servers block hashes for
+    /// tables of 8 MB or more, else stream), `stream` (every row, in key order), `hash` (blocks of
+    /// rows hashed inside PostgreSQL, one scan per side; only rows of differing blocks are read).
     #[arg(long, default_value = "auto", value_parser = ["auto", "stream", "hash"])]
     pub strategy: String,
+    /// Compare only part I (from 0) of N of every table's rows, split by a hash of the key: N
+    /// runs with 0/N … N-1/N (a CI matrix, a Kubernetes Indexed Job) together report exactly
+    /// what one run does; schema changes and dropped objects come from part 0.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
     /// Schema aspects not to report: `privileges`, `ownership`, `comments`, `sequence-state`, or
     /// object kinds (`index`, `trigger`, `function`, …); comma-separated or repeated.
     #[arg(long, value_name = "WHAT", value_delimiter = ',')]
@@ -103,6 +109,9 @@ pub struct ReportArgs {
     /// No progress on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Text output: how each table was read and why, and the bytes received from each side.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// Colour in text output (`auto`: on a terminal, unless NO_COLOR is set).
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,

@@ -47,6 +47,7 @@ pub fn options(args: &ReportArgs) -> Result<Options> {
         data: !args.schema_only,
         schema: !args.data_only,
         strategy: args.strategy.parse()?,
+        shard: args.shard.as_deref().map(str::parse).transpose()?,
         ignore: args.ignore.clone(),
         max_rows_per_table: args.rows_kept(),
     })
@@ -105,7 +106,7 @@ fn sink(
                         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                 }
             };
-            let text = render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20) };
+            let text = render::TextOptions { color, max_rows: args.max_rows.unwrap_or(20), verbose: args.verbose };
             Box::new(render::Collect::new(render::Document::Text(text), opts.max_rows_per_table, out))
         }
     })
@@ -182,7 +183,11 @@ pub async fn run_with(
     for a in verdict.iter().flat_map(|v| &v.unused_accepts) {
         eprintln!("pgbranchdiff: warning: --accept {a} matched nothing");
     }
-    let end = render::End { millis: started.elapsed().as_millis() as u64, verdict: verdict.clone() };
+    let end = render::End {
+        millis: started.elapsed().as_millis() as u64,
+        verdict: verdict.clone(),
+        received: Some(stream.received()),
+    };
     match sink.finish(&end) {
         Ok(()) => output.commit()?,
         Err(e) => output.write_error(e)?,

@@ -24,6 +24,8 @@ pub struct Table {
     pub partition: bool,
     /// Bytes on disk including partitions and TOAST, for scheduling large tables first.
     pub bytes: i64,
+    /// Estimated rows (`reltuples`, partitions summed; 0 when never analyzed), for sizing hash blocks.
+    pub rows: i64,
     /// pg_class.relfilenode: the physical file. Kept by a TEMPLATE copy; changed by
     /// anything that moves rows (VACUUM FULL, CLUSTER, TRUNCATE, rewrites).
     pub relfilenode: u32,
@@ -155,7 +157,9 @@ pub async fn read(side: &Side) -> Result<Catalog> {
                 CASE WHEN c.relkind = 'p' THEN
                      (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint FROM pg_partition_tree(c.oid) t)
                 ELSE pg_total_relation_size(c.oid) END, c.relfilenode, has_table_privilege(c.oid, 'SELECT'),
-                c.relispartition
+                c.relispartition,
+                (SELECT coalesce(sum(greatest(p.reltuples, 0)), 0)::int8 FROM pg_class p
+                 WHERE p.oid = c.oid OR (c.relkind = 'p' AND p.oid IN (SELECT relid FROM pg_partition_tree(c.oid))))
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p') AND {SYSTEM_SCHEMA_FILTER}
          ORDER BY 2, 3"
@@ -228,6 +232,7 @@ pub async fn read(side: &Side) -> Result<Catalog> {
                 kind: kind.chars().next().unwrap_or('r'),
                 partition: r.get(7),
                 bytes: r.get(4),
+                rows: r.get(8),
                 relfilenode: r.get(5),
                 columns: columns.remove(&oid).unwrap_or_default(),
                 unique_keys: vec![],

@@ -330,16 +330,58 @@ impl ConnConfig {
             let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.map_err(fail)?;
             return Ok((client, tokio::spawn(async move { drop(connection.await) })));
         }
-        let tls = match self.tls.get() {
+        let tls = self.tls_connector()?;
+        let (client, connection) = self.to_pg().connect(tls).await.map_err(fail)?;
+        // Errors surface on the client's next call.
+        Ok((client, tokio::spawn(async move { drop(connection.await) })))
+    }
+
+    /// Opens one connection like [`ConnConfig::connect`], over a socket that
+    /// counts the bytes received into `received` (what the diff cost on the network).
+    pub async fn connect_counted(
+        &self,
+        received: &crate::socket::Received,
+    ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
+        let fail = |message: String| Error::Connect { side: self.side, endpoint: self.endpoint(), message };
+        let mut cfg = self.to_pg();
+        let opened = crate::socket::open(&cfg, received)
+            .await
+            .map_err(|e| fail(self.redact(&format!("error connecting to server: {e}"))))?;
+        let pg_fail = |e: tokio_postgres::Error| fail(self.redact(&pg_message(&e)));
+        // Like libpq, no TLS over a unix socket.
+        if self.is_socket() || self.ssl_mode() == Ok(SslMode::Disable) {
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, connection) = cfg.connect_raw(opened.socket, tokio_postgres::NoTls).await.map_err(pg_fail)?;
+            return Ok((client, tokio::spawn(async move { drop(connection.await) })));
+        }
+        let mut make = self.tls_connector()?;
+        let tls = tokio_postgres::tls::MakeTlsConnect::<crate::socket::CountedSocket>::make_tls_connect(
+            &mut make,
+            &opened.host,
+        )
+        .map_err(|e| Error::ConnString { side: self.side, message: format!("TLS setup failed: {e}") })?;
+        let (client, connection) = cfg.connect_raw(opened.socket, tls).await.map_err(pg_fail)?;
+        Ok((client, tokio::spawn(async move { drop(connection.await) })))
+    }
+
+    /// Asks the server to cancel what a connection of this configuration is
+    /// running (connections opened over counted sockets know no address to
+    /// send the request to by themselves).
+    pub(crate) async fn cancel(&self, token: &tokio_postgres::CancelToken) {
+        if let Ok(opened) = crate::socket::open(&self.to_pg(), &Default::default()).await {
+            let _ = token.cancel_query_raw(opened.socket, tokio_postgres::NoTls).await;
+        }
+    }
+
+    /// The TLS connector, built once.
+    fn tls_connector(&self) -> Result<postgres_native_tls::MakeTlsConnector> {
+        Ok(match self.tls.get() {
             Some(t) => t.clone(),
             None => {
                 let t = self.tls()?;
                 self.tls.get_or_init(|| t).clone()
             }
-        };
-        let (client, connection) = self.to_pg().connect(tls).await.map_err(fail)?;
-        // Errors surface on the client's next call.
-        Ok((client, tokio::spawn(async move { drop(connection.await) })))
+        })
     }
 
     /// Removes the password from a message, in case a server or library echoes it.

@@ -9,18 +9,20 @@ use bytes::Bytes;
 use futures_util::{pin_mut, StreamExt};
 use tokio::sync::mpsc;
 
+use crate::block_hash;
 use crate::catalog;
 use crate::confirm;
 use crate::conn::ConnConfig;
 use crate::dropped;
 use crate::error::{Error, Result};
-use crate::hash;
 use crate::identity;
 use crate::loss::LossKind;
 use crate::merge::{self, SideLabel};
-use crate::options::{Options, Strategy};
+use crate::options::{Options, Shard, Strategy};
 use crate::plan::{self, TablePlan};
-use crate::report::{DataLoss, Endpoint, Event, ReadStrategy, Report, ReportBuilder, TableInfo, TableSummary};
+use crate::report::{
+    BlockStats, BytesReceived, DataLoss, Endpoint, Event, ReadStrategy, Report, ReportBuilder, TableInfo, TableSummary,
+};
 use crate::schema;
 use crate::snapshot::Side;
 
@@ -39,12 +41,18 @@ const SUSPECT_BATCH_ROWS: usize = 256;
 pub struct ChangeStream {
     rx: mpsc::Receiver<Result<Event>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    received: (crate::socket::Received, crate::socket::Received),
 }
 
 impl ChangeStream {
     /// The next event; `None` once the diff is complete. After an error no more events follow.
     pub async fn next(&mut self) -> Option<Result<Event>> {
         self.rx.recv().await
+    }
+
+    /// Bytes received so far from each side's server, counted at the socket.
+    pub fn received(&self) -> BytesReceived {
+        BytesReceived { parent: self.received.0.get(), child: self.received.1.get() }
     }
 
     /// Stops the diff and waits (a few seconds at most) until its queries are
@@ -103,6 +111,7 @@ pub async fn start(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> R
         }
     };
     let (tx, rx) = mpsc::channel(1024);
+    let received = (p.received.clone(), c.received.clone());
     let opts = opts.clone();
     let task = tokio::spawn(async move {
         let tx2 = tx.clone();
@@ -121,7 +130,7 @@ pub async fn start(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> R
             let _ = tx2.send(Err(e)).await;
         }
     });
-    Ok(ChangeStream { rx, task: Some(task) })
+    Ok(ChangeStream { rx, task: Some(task), received })
 }
 
 /// Reads and pairs both catalogs: the schema changes and the row plan.
@@ -187,7 +196,9 @@ pub async fn run(parent: &ConnConfig, child: &ConnConfig, opts: &Options) -> Res
     while let Some(event) = stream.next().await {
         builder.push(event?);
     }
-    builder.finish().ok_or(Error::Cancelled)
+    let mut report = builder.finish().ok_or(Error::Cancelled)?;
+    report.received = Some(stream.received());
+    Ok(report)
 }
 
 async fn send(tx: &mpsc::Sender<Result<Event>>, e: Event) -> Result<()> {
@@ -239,7 +250,8 @@ async fn drive(
     )
     .await?;
     let moved = Arc::new(dropped::detached(&p, &mut changes).await?);
-    if opts.schema {
+    // Parts of a sharded run after the first report rows only: the union of all parts is the whole report.
+    if opts.schema && Shard::first(opts.shard) {
         for change in changes {
             send(&tx, Event::Schema(change)).await?;
         }
@@ -254,14 +266,14 @@ async fn drive(
     queue.sort_by_key(|t| std::cmp::Reverse(t.bytes));
     let queue = Arc::new(Mutex::new(VecDeque::from(queue)));
     let use_identity = p.same_instance(&c);
-    let strategy = opts.strategy;
+    let (strategy, shard) = (opts.strategy, opts.shard);
     let workers = (0..p.connections()).map(|w| {
         let (p, c, queue, tx, moved) = (p.clone(), c.clone(), queue.clone(), tx.clone(), moved.clone());
         async move {
             loop {
                 let Some(table) = queue.lock().expect("queue lock").pop_front() else { return Ok(()) };
                 let mut summary =
-                    diff_table(Arc::new(table.clone()), &p, &c, w, tx.clone(), strategy, use_identity).await?;
+                    diff_table(Arc::new(table.clone()), &p, &c, w, tx.clone(), (strategy, shard), use_identity).await?;
                 let moved_out = moved.get(&table.parent_qualified).copied().unwrap_or(0);
                 for loss in row_losses(&table, &mut summary, moved_out, &c, w).await? {
                     send(&tx, Event::DataLoss(loss)).await?;
@@ -280,40 +292,40 @@ async fn diff_table(
     c: &Side,
     conn: usize,
     tx: mpsc::Sender<Result<Event>>,
-    strategy: Strategy,
+    (strategy, shard): (Strategy, Option<Shard>),
     use_identity: bool,
 ) -> Result<TableSummary> {
     let started = std::time::Instant::now();
     let label = |s: &Side| SideLabel { name: s.name, endpoint: s.endpoint.clone() };
     let context = format!("reading table {}", plan.qualified());
-    let mut fallback = None;
-    let suspects = match (strategy, use_identity, &plan.identity_blocker) {
-        (Strategy::Auto, true, None) => {
+    let Choice { way, reason, mut fallback } = choose(&plan, strategy, shard, use_identity);
+    let suspects = match way {
+        Way::Identity => {
             let s = identity_pass(&plan, p, c, conn, &context).await?;
             if s.is_none() {
                 fallback = Some("identity: too many changed tuples, or rows not in physical order".to_string());
             }
             s
         }
-        (Strategy::Auto, true, Some(why)) => {
-            fallback = Some(format!("identity: {why}"));
-            None
+        _ => None,
+    };
+    let blocks = match way {
+        Way::Hash => {
+            let count = block_hash::block_count(plan.rows, plan.bytes);
+            let jobs = p.connections();
+            let conns: Vec<usize> = (0..jobs).map(|k| (conn + k) % jobs).collect();
+            Some(block_hash::compare(&plan, (p, c), &conns, count, shard).await?)
         }
         _ => None,
     };
-    let leaves = match (strategy, hash::blocker(&plan, p, c)) {
-        (Strategy::Hash, None) => Some(hash::bisect(&plan, p, c, conn).await?),
-        (Strategy::Hash, Some(why)) => {
-            fallback = Some(format!("hash: {why}"));
-            None
+    let (pfilter, cfilter) = match (&blocks, shard) {
+        (Some(b), _) => {
+            (Some(block_hash::filter(&plan, b, true, shard)), Some(block_hash::filter(&plan, b, false, shard)))
         }
-        _ => None,
-    };
-    let (pfilter, cfilter) = match &leaves {
-        Some(l) => {
-            (Some(hash::range_filter(&plan, &l.ranges, true)), Some(hash::range_filter(&plan, &l.ranges, false)))
+        (None, Some(s)) => {
+            (Some(block_hash::shard_filter(&plan, true, s)), Some(block_hash::shard_filter(&plan, false, s)))
         }
-        None => (None, None),
+        (None, None) => (None, None),
     };
     let (ptx, prx) = mpsc::channel(CHANNEL_DEPTH);
     let (ctx, crx) = mpsc::channel(CHANNEL_DEPTH);
@@ -343,14 +355,86 @@ async fn diff_table(
         summary.child.identity_checked = s.child_scanned.0;
         summary.child.bytes += s.child_scanned.1;
     }
-    if let Some(l) = leaves {
+    if let Some(b) = blocks {
         summary.strategy = ReadStrategy::Hash;
-        summary.parent.bytes += l.bytes.0;
-        summary.child.bytes += l.bytes.1;
+        summary.parent.bytes += b.bytes.0;
+        summary.child.bytes += b.bytes.1;
+        summary.blocks =
+            Some(BlockStats { count: b.count as u64, differing: b.differing.len() as u64, parts: b.parts });
     }
+    summary.reason = reason;
     summary.fallback = fallback;
     summary.millis = started.elapsed().as_millis() as u64;
     Ok(summary)
+}
+
+/// Tables at least this large on disk are hashed in blocks across servers
+/// under `auto`: below it, the digests and the second query cost about what
+/// streaming the whole table does.
+const AUTO_HASH_MIN_BYTES: i64 = 8 << 20;
+
+/// How a table is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Identity,
+    Hash,
+    Stream,
+}
+
+/// The way chosen, why, and why the way asked for could not be used.
+struct Choice {
+    way: Way,
+    reason: String,
+    fallback: Option<String>,
+}
+
+/// Picks how to read a table: what `--strategy` asks, and under `auto` tuple
+/// identity on one instance (never across servers: transaction ids repeat
+/// there), block hashes across servers for tables large enough that digests
+/// move fewer bytes than the rows, streaming otherwise. A shard (`--shard`)
+/// hashes every table it can, and streams its part of the others.
+fn choose(plan: &TablePlan, strategy: Strategy, shard: Option<Shard>, one_instance: bool) -> Choice {
+    let choice = |way, reason: String, fallback: Option<String>| Choice { way, reason, fallback };
+    let size = human_bytes(plan.bytes);
+    if let (Some(s), false) = (shard, strategy == Strategy::Stream) {
+        let part = format!("--shard {}/{}", s.index, s.count);
+        return match &plan.hash_blocker {
+            None => choice(Way::Hash, format!("{part}: block hashes"), None),
+            Some(why) => choice(Way::Stream, format!("{part}, but {why}"), Some(format!("hash: {why}"))),
+        };
+    }
+    match strategy {
+        Strategy::Stream => choice(Way::Stream, "--strategy stream".into(), None),
+        Strategy::Hash => match &plan.hash_blocker {
+            None => choice(Way::Hash, "--strategy hash".into(), None),
+            Some(why) => choice(Way::Stream, format!("--strategy hash, but {why}"), Some(format!("hash: {why}"))),
+        },
+        Strategy::Auto if one_instance => match &plan.identity_blocker {
+            None => choice(Way::Identity, "one running instance: tuple identity".into(), None),
+            Some(why) => {
+                choice(Way::Stream, format!("one running instance, but {why}"), Some(format!("identity: {why}")))
+            }
+        },
+        Strategy::Auto => match &plan.hash_blocker {
+            Some(why) => choice(Way::Stream, format!("across servers, {why}"), None),
+            None if plan.bytes >= AUTO_HASH_MIN_BYTES => choice(
+                Way::Hash,
+                format!("across servers, {size} on disk: block digests move fewer bytes than the rows"),
+                None,
+            ),
+            None => choice(Way::Stream, format!("across servers, small table ({size}): streamed whole"), None),
+        },
+    }
+}
+
+/// `12 kB`, `3.4 MB`, `1.2 GB` (powers of 1024, like `pg_size_pretty`).
+fn human_bytes(b: i64) -> String {
+    let b = b.max(0) as f64;
+    match b {
+        b if b >= (1u64 << 30) as f64 => format!("{:.1} GB", b / (1u64 << 30) as f64),
+        b if b >= (1u64 << 20) as f64 => format!("{:.1} MB", b / (1u64 << 20) as f64),
+        b => format!("{} kB", (b / 1024.0).ceil() as u64),
+    }
 }
 
 fn internal(plan: &TablePlan, e: tokio::task::JoinError) -> Error {

@@ -22,6 +22,7 @@
 
 #[cfg(feature = "arrow")]
 pub mod arrow;
+pub mod block_hash;
 pub mod catalog;
 pub mod confirm;
 pub mod conn;
@@ -32,7 +33,6 @@ pub mod engine;
 pub mod error;
 pub mod filter;
 pub mod gate;
-pub mod hash;
 pub mod identity;
 pub mod loss;
 pub mod merge;
@@ -44,6 +44,7 @@ pub mod render;
 pub mod report;
 pub mod schema;
 pub mod snapshot;
+pub mod socket;
 pub mod value;
 
 pub use conn::{ConnConfig, SslMode};

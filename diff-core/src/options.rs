@@ -28,12 +28,14 @@ impl std::str::FromStr for KeyOverride {
 /// How rows are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Strategy {
-    /// Pick per table: tuple identity when both sides are on one instance, else stream.
+    /// Pick per table: tuple identity when both sides are on one instance; across servers,
+    /// block hashes for large tables and streaming for small ones.
     #[default]
     Auto,
     /// Read every row of both sides in key order.
     Stream,
-    /// Hash key ranges inside PostgreSQL and read only ranges whose hashes differ.
+    /// Hash blocks of rows inside PostgreSQL (one scan per side) and read only the rows of
+    /// blocks whose digests differ.
     Hash,
 }
 
@@ -46,6 +48,39 @@ impl std::str::FromStr for Strategy {
             "hash" => Ok(Strategy::Hash),
             _ => Err(Error::Options(format!("--strategy {s}: expected auto, stream or hash"))),
         }
+    }
+}
+
+/// `--shard I/N`: this run compares part `index` (from 0) of `count`. Every
+/// table's rows are split by a hash of their key (of the whole row without a
+/// key), the same in every run whatever the statistics, so the N runs' rows
+/// never overlap and together are all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This part, `0..count`.
+    pub index: u32,
+    /// Number of parts.
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::Options(format!("--shard {s}: expected I/N with 0 <= I < N, e.g. 0/3"));
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether this run reports what is not split into parts (schema changes,
+    /// dropped objects, tables read whole): the first part does.
+    pub fn first(shard: Option<Shard>) -> bool {
+        shard.is_none_or(|s| s.index == 0)
     }
 }
 
@@ -72,6 +107,8 @@ pub struct Options {
     pub max_rows_per_table: Option<usize>,
     /// How rows are read.
     pub strategy: Strategy,
+    /// Compare only this part of every table's rows (block hashes; see [`Shard`]).
+    pub shard: Option<Shard>,
     /// Schema aspects not reported: object kinds (`index`, `trigger`, …) and
     /// `privileges`, `ownership`, `comments`, `sequence-state`.
     pub ignore: Vec<String>,
@@ -145,6 +182,7 @@ impl Default for Options {
             schema: true,
             max_rows_per_table: None,
             strategy: Strategy::Auto,
+            shard: None,
             ignore: vec![],
         }
     }

@@ -81,6 +81,8 @@ pub struct TablePlan {
     pub child_query: Query,
     /// Size on disk of the larger side, for scheduling.
     pub bytes: i64,
+    /// Estimated rows of the larger side (at least one per 128 bytes on disk, when statistics are missing).
+    pub rows: i64,
     /// Why tuple identity (`ctid`, `xmin`) cannot tell unchanged rows apart
     /// here, or `None` when it can (on one instance): see [`identity_blocker`].
     pub identity_blocker: Option<String>,
@@ -277,12 +279,13 @@ fn table_plan(
         name: c.name.clone(),
         parent_qualified: p.qualified(),
         identity_blocker: identity_blocker(p, c, &columns, &key_source),
-        hash_blocker: hash_blocker(&columns, nkey, &key_source),
+        hash_blocker: hash_blocker(&key_source),
         parent_query: side_query(p, &columns, nkey, true, tie_break, encodings.0),
         child_query: side_query(c, &columns, nkey, false, tie_break, encodings.1),
         key_source,
         nkey,
         bytes: p.bytes.max(c.bytes),
+        rows: p.rows.max(c.rows).max(p.bytes.max(c.bytes) / 128),
         columns,
         parent_side: crate::report::TableSide::new(p),
         child_side: crate::report::TableSide::new(c),
@@ -356,19 +359,11 @@ pub fn identity_blocker(p: &Table, c: &Table, columns: &[ColumnPlan], key: &KeyS
     None
 }
 
-/// The hash strategy hashes each side's values inside PostgreSQL: it needs a
-/// single integer key and the same types on both sides.
-fn hash_blocker(columns: &[ColumnPlan], nkey: usize, key: &KeySource) -> Option<String> {
-    if *key == KeySource::Override {
-        return Some("--key is verified by reading every row".into());
-    }
-    if nkey != 1 || !columns[0].kind.is_int() || columns[0].conversion.is_some() {
-        return Some("the key is not a single integer column".into());
-    }
-    if let Some(col) = columns.iter().find(|c| c.conversion.is_some() || c.parent_type != c.child_type) {
-        return Some(format!("column {} changed type", col.name));
-    }
-    None
+/// Block hashes pair rows by key and hash every value by the equality rule,
+/// whatever the types: only a user-chosen key, which nothing guarantees
+/// unique, must be read whole (the merge verifies it row by row).
+fn hash_blocker(key: &KeySource) -> Option<String> {
+    (*key == KeySource::Override).then(|| "--key is verified by reading every row".into())
 }
 
 /// A column the role may not read would fail the whole diff mid-way: say so

@@ -126,8 +126,29 @@ pub enum ReadStrategy {
     Stream,
     /// Tuple identity first; only suspect rows read.
     Identity,
-    /// Key ranges hashed in PostgreSQL; only differing ranges read.
+    /// Blocks of rows hashed in PostgreSQL; only differing blocks read.
     Hash,
+}
+
+/// Bytes received from each side's server, counted at the socket (TLS
+/// included): what the diff cost on the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BytesReceived {
+    /// From the parent's server.
+    pub parent: u64,
+    /// From the child's server.
+    pub child: u64,
+}
+
+/// The hash strategy's blocks of one table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BlockStats {
+    /// Blocks the table was cut into.
+    pub count: u64,
+    /// Blocks whose digests differed: only their rows were read.
+    pub differing: u64,
+    /// Connections per side that hashed the blocks (`--jobs` splits a large table).
+    pub parts: u64,
 }
 
 /// Result of one table once it is done.
@@ -145,6 +166,10 @@ pub struct TableSummary {
     pub strategy: ReadStrategy,
     /// Why the strategy asked for was not used (the table was streamed instead).
     pub fallback: Option<String>,
+    /// Why the table was read the way it was (`strategy`), in a few words.
+    pub reason: String,
+    /// Hash strategy: the table's blocks.
+    pub blocks: Option<BlockStats>,
     /// Values lost in place, per column and kind, found while merging.
     pub losses: Vec<DataLoss>,
 }
@@ -430,6 +455,8 @@ pub struct Report {
     pub data_loss: Vec<DataLoss>,
     /// Wall time of the whole diff.
     pub millis: u64,
+    /// Bytes received from each side, when the diff was run through [`crate::run`] or a sink's end said.
+    pub received: Option<BytesReceived>,
     /// Whether rows were compared (false with `--schema-only`).
     pub rows_compared: bool,
     /// Whether the schema was compared (false with `--data-only`).
@@ -521,6 +548,7 @@ impl ReportBuilder {
                     schema_changes: vec![],
                     data_loss: vec![],
                     millis: 0,
+                    received: None,
                     rows_compared: rows,
                     schema_compared: schema,
                     filtered,

@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use crate::conn::ConnConfig;
 use crate::error::{pg_message, Error, Result, SideName};
+use crate::socket::Received;
 
 /// Session settings pinned on every connection: values read as text (dates,
 /// intervals, floats inside arrays, bytea, money) must print the same on both sides.
@@ -39,8 +40,11 @@ pub struct Side {
     pub postmaster_start: Option<String>,
     /// Transaction id epoch of the snapshot (0: the instance never wrapped around).
     pub xid_epoch: Option<i64>,
+    /// Bytes received from the server by all of this side's connections.
+    pub received: Received,
     clients: Vec<Client>,
     drivers: Vec<tokio::task::JoinHandle<()>>,
+    config: ConnConfig,
 }
 
 impl Side {
@@ -49,8 +53,9 @@ impl Side {
         let n = n.max(1);
         // One connection first: a wrong password or database fails once, not `n` times in the
         // server's log (where failed logins may count towards a lockout).
-        let first = cfg.connect().await?;
-        let rest = try_join_all((1..n).map(|_| cfg.connect())).await?;
+        let received = Received::default();
+        let first = cfg.connect_counted(&received).await?;
+        let rest = try_join_all((1..n).map(|_| cfg.connect_counted(&received))).await?;
         let (clients, drivers) = std::iter::once(first).chain(rest).unzip();
         let mut side = Side {
             name: cfg.side(),
@@ -60,8 +65,10 @@ impl Side {
             system_identifier: None,
             postmaster_start: None,
             xid_epoch: None,
+            received,
             clients,
             drivers,
+            config: cfg.clone(),
         };
         try_join_all(side.clients.iter().map(|c| c.batch_execute(SESSION_SETUP)))
             .await
@@ -118,9 +125,7 @@ impl Side {
     /// Cancels whatever the connections are running (a COPY the consumer no
     /// longer reads), so that closing them does not wait for it or cut it off.
     pub async fn cancel(&self) {
-        let cancels = self.clients.iter().map(|c| async move {
-            let _ = c.cancel_token().cancel_query(tokio_postgres::NoTls).await;
-        });
+        let cancels = self.clients.iter().map(|c| async move { self.config.cancel(&c.cancel_token()).await });
         let limit = std::time::Duration::from_secs(2);
         let _ = tokio::time::timeout(limit, futures_util::future::join_all(cancels)).await;
     }

@@ -141,6 +141,7 @@ fn plan(kinds: &[Kind], nkey: usize) -> TablePlan {
         parent_query: Query::default(),
         child_query: Query::default(),
         bytes: 0,
+        rows: 0,
         identity_blocker: None,
         hash_blocker: None,
         parent_side: Default::default(),

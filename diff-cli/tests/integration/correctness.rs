@@ -285,9 +285,7 @@ fn hash_strategy_and_column_names_it_uses_itself() {
     );
     let (_, doc) = diff_json(&pair, &["--strategy", "hash"]);
     assert_eq!(counts(&doc, "public.h"), (0, 2, 1));
-    if cluster().version_num >= 140000 {
-        assert_eq!(stats(&doc, "public.h")["strategy"], "hash");
-    }
+    assert_eq!(stats(&doc, "public.h")["strategy"], "hash");
     diff_json(&pair, &[]);
 }
 

@@ -35,23 +35,25 @@ fn hash_strategy_says_which_tables_it_read_in_full() {
          CREATE TABLE n (id int PRIMARY KEY); INSERT INTO n VALUES (1);",
         "UPDATE t SET v = 3 WHERE k = 'b';",
     );
-    let run = cli(&["--strategy", "hash", "--format", "json", &conn(&pair.parent), &conn(&pair.child)], &[]);
+    // Every table is hashed in blocks (a text key too, on every version), except under --key.
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    let run = cli(&["--strategy", "hash", "--key", "public.t=k", "--format", "json", &p, &c], &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let notes: Vec<&str> = run.stderr.lines().filter(|l| l.contains("note:")).collect();
     assert_eq!(notes.len(), 1, "{}", run.stderr);
     let doc = run.json();
-    if crate::harness::cluster().version_num < 140000 {
-        // Range hashes need hash_record_extended (PostgreSQL 14): every table is read in full.
-        assert!(notes[0].contains("read 2 tables in full") && notes[0].contains("needs PostgreSQL 14"), "{}", notes[0]);
-        return;
-    }
     assert!(
-        notes[0].contains("read 1 table in full: public.t (the key is not a single integer column)"),
+        notes[0].contains("read 1 table in full: public.t (--key is verified by reading every row)"),
         "{}",
         notes[0]
     );
-    assert_eq!(table(&doc, "public.t")["stats"]["fallback"], "hash: the key is not a single integer column");
+    assert_eq!(table(&doc, "public.t")["stats"]["fallback"], "hash: --key is verified by reading every row");
+    assert_eq!(table(&doc, "public.t")["stats"]["strategy"], "stream");
     assert!(table(&doc, "public.n")["stats"].get("fallback").is_none());
+    assert_eq!(table(&doc, "public.n")["stats"]["strategy"], "hash");
+    let run = cli(&["--strategy", "hash", "--format", "json", &p, &c], &[]);
+    assert!(!run.stderr.contains("note:"), "{}", run.stderr);
+    assert_eq!(table(&run.json(), "public.t")["stats"]["strategy"], "hash");
 }
 
 #[test]

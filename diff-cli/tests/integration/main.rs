@@ -9,6 +9,7 @@ mod correctness;
 mod data_loss;
 mod differential;
 mod dropped_values;
+mod far;
 mod first_hour;
 mod keys;
 mod library;

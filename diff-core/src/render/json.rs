@@ -33,6 +33,8 @@ pub(crate) struct Summary {
 #[derive(Serialize)]
 pub(crate) struct Stats {
     pub(crate) millis: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) received: Option<crate::report::BytesReceived>,
 }
 
 #[derive(Serialize)]
@@ -71,6 +73,10 @@ pub(crate) struct TableStats<'a> {
     strategy: crate::report::ReadStrategy,
     #[serde(skip_serializing_if = "Option::is_none")]
     fallback: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocks: Option<crate::report::BlockStats>,
     parent: SideStats,
     child: SideStats,
     millis: u64,
@@ -184,6 +190,8 @@ pub(crate) fn table_stats(s: &TableSummary) -> TableStats<'_> {
     TableStats {
         strategy: s.strategy,
         fallback: s.fallback.as_deref(),
+        reason: &s.reason,
+        blocks: s.blocks,
         parent: s.parent,
         child: s.child,
         millis: s.millis,
@@ -390,8 +398,13 @@ impl JsonWriter {
         self.gate = Some(gate);
     }
 
-    /// Writes the document.
-    pub fn finish(mut self, out: &mut impl Write, millis: u64) -> io::Result<()> {
+    /// Writes the document; `received`: bytes received from each side, when known (written under `stats`).
+    pub fn finish(
+        mut self,
+        out: &mut impl Write,
+        millis: u64,
+        received: Option<crate::report::BytesReceived>,
+    ) -> io::Result<()> {
         crate::report::sort_losses(&mut self.data_loss, &self.tables);
         let identical = !self.has_differences();
         let js = |v: &dyn erased::Ser| v.json();
@@ -470,7 +483,7 @@ impl JsonWriter {
             out,
             "{}],\n  \"stats\": {}\n}}\n",
             if self.tables.is_empty() { "" } else { "\n  " },
-            js(&Stats { millis })
+            js(&Stats { millis, received })
         )?;
         Ok(())
     }
@@ -525,7 +538,7 @@ pub fn json(r: &Report) -> String {
         }
     }
     let mut out = Vec::new();
-    w.finish(&mut out, r.millis).expect("in-memory JSON");
+    w.finish(&mut out, r.millis, r.received).expect("in-memory JSON");
     String::from_utf8(out).expect("JSON is UTF-8")
 }
 

@@ -160,7 +160,7 @@ impl<W: Write> Sink for NdjsonSink<W> {
             identical: self.tally.identical(),
             summary: self.tally.summary(self.tables.len()),
             gate,
-            stats: Stats { millis: end.millis },
+            stats: Stats { millis: end.millis, received: end.received },
         };
         self.line("summary", line)?;
         self.out.flush()

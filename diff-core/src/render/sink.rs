@@ -35,6 +35,8 @@ pub struct End {
     pub millis: u64,
     /// The `--fail-on` gate's verdict, when a gate was asked for.
     pub verdict: Option<Verdict>,
+    /// Bytes received from each side ([`crate::ChangeStream::received`]), when known.
+    pub received: Option<crate::report::BytesReceived>,
 }
 
 /// Which document a [`Collect`] sink renders.
@@ -72,6 +74,7 @@ impl<W: Write> Sink for Collect<W> {
         let builder = std::mem::replace(&mut self.builder, ReportBuilder::new(None));
         let mut report = builder.finish().ok_or_else(|| io::Error::other("the diff ended without a report"))?;
         report.millis = end.millis;
+        report.received = end.received;
         let text = match &self.document {
             Document::Markdown => super::markdown(&report, end.verdict.as_ref()),
             Document::Text(opts) => {
@@ -112,7 +115,7 @@ impl<W: Write> Sink for JsonSink<W> {
         if let Some(v) = &end.verdict {
             writer.set_gate(super::GateJson::from(v));
         }
-        writer.finish(&mut out, end.millis)?;
+        writer.finish(&mut out, end.millis, end.received)?;
         out.flush()
     }
 }

@@ -20,11 +20,13 @@ pub struct TextOptions {
     pub color: bool,
     /// Changed rows shown per table (the rest are counted).
     pub max_rows: usize,
+    /// How each table was read and why, and the bytes received from each side.
+    pub verbose: bool,
 }
 
 impl Default for TextOptions {
     fn default() -> Self {
-        TextOptions { color: false, max_rows: 20 }
+        TextOptions { color: false, max_rows: 20, verbose: false }
     }
 }
 
@@ -62,7 +64,7 @@ impl Paint {
 /// ```no_run
 /// # fn f(report: &diff_core::Report) {
 /// use diff_core::render::{text, TextOptions};
-/// print!("{}", text(report, &TextOptions { color: false, max_rows: 5 }));
+/// print!("{}", text(report, &TextOptions { color: false, max_rows: 5, verbose: false }));
 /// # }
 /// ```
 pub fn text(r: &Report, opts: &TextOptions) -> String {
@@ -113,6 +115,39 @@ pub fn text(r: &Report, opts: &TextOptions) -> String {
     let schema = if r.schema_compared { schema_count(&summary) } else { "schema not compared (--data-only)".into() };
     let identical = if !r.has_differences() && r.rows_compared && r.schema_compared { " (identical)" } else { "" };
     let _ = writeln!(out, "\n{rows}; {schema}{identical}");
+    if opts.verbose {
+        for line in how_read(r).lines() {
+            let _ = writeln!(out, "{}", paint.dim(&escape(line)));
+        }
+    }
+    out
+}
+
+/// `--verbose`: per table how its rows were read and why, then the bytes received.
+fn how_read(r: &Report) -> String {
+    let mut out = String::new();
+    for t in r.tables.iter().filter(|_| r.rows_compared) {
+        let s = &t.summary;
+        let strategy = serde_json::to_value(s.strategy).ok().and_then(|v| v.as_str().map(str::to_string));
+        let _ = write!(out, "{}: {}", t.info.qualified(), strategy.unwrap_or_default());
+        if !s.reason.is_empty() {
+            let _ = write!(out, " ({})", s.reason);
+        }
+        if let Some(b) = s.blocks {
+            let _ = write!(
+                out,
+                ", {} of {} blocks differed, hashed on {} connection(s) a side",
+                b.differing, b.count, b.parts
+            );
+        }
+        if let Some(f) = &s.fallback {
+            let _ = write!(out, "; fallback: {f}");
+        }
+        let _ = writeln!(out, "; rows read {} + {}", s.parent.rows, s.child.rows);
+    }
+    if let Some(b) = r.received {
+        let _ = writeln!(out, "bytes received: parent {}, child {}", b.parent, b.child);
+    }
     out
 }
 

@@ -1,0 +1,293 @@
+//! Branches far away: a parent on one cluster, its branch on another (as a
+//! hosted branch is). The block-hash path must give the stream path's answer
+//! for every key shape, also when the two servers collate text differently,
+//! and report how each table was read and the bytes received.
+
+use serde_json::Value;
+
+use crate::harness::{cli, cluster, second_cluster, Cluster};
+
+/// The same tables on both sides, each with a few thousand rows; key shapes:
+/// text (under the side's collation), composite, uuid, numeric, timestamptz,
+/// enum, none (a multiset with duplicates), and a partitioned table.
+fn setup(text_collation: &str) -> String {
+    format!(
+        "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy', 'wild');
+         CREATE TABLE tkey (k text COLLATE {text_collation} PRIMARY KEY, v text COLLATE {text_collation}, n numeric);
+         INSERT INTO tkey SELECT 'key ' || g, 'Foo' || g, g / 4.0 FROM generate_series(1, 3000) g;
+         CREATE TABLE comp (a int, b text, v float8, PRIMARY KEY (a, b));
+         INSERT INTO comp SELECT g % 50, 'b' || g, g / 7.0 FROM generate_series(1, 3000) g;
+         CREATE TABLE ukey (u uuid PRIMARY KEY, v int);
+         INSERT INTO ukey SELECT md5(g::text)::uuid, g FROM generate_series(1, 3000) g;
+         CREATE TABLE nkey (n numeric PRIMARY KEY, v text);
+         INSERT INTO nkey SELECT g / 8.0, 'v' || g FROM generate_series(1, 3000) g;
+         CREATE TABLE tskey (t timestamptz PRIMARY KEY, v interval);
+         INSERT INTO tskey SELECT timestamptz '2024-01-01 00:00+00' + g * interval '1 minute', g * interval '1 hour'
+           FROM generate_series(1, 3000) g;
+         CREATE TABLE ekey (m mood, i int, v jsonb, PRIMARY KEY (m, i));
+         INSERT INTO ekey SELECT (enum_range(NULL::mood))[1 + g % 4], g, jsonb_build_object('g', g)
+           FROM generate_series(1, 3000) g;
+         CREATE TABLE bag (x int, y text);
+         INSERT INTO bag SELECT g % 10, 'y' || (g % 3) FROM generate_series(1, 3000) g;
+         CREATE TABLE part (id int PRIMARY KEY, v numeric[]) PARTITION BY RANGE (id);
+         CREATE TABLE part_lo PARTITION OF part FOR VALUES FROM (MINVALUE) TO (1500);
+         CREATE TABLE part_hi PARTITION OF part FOR VALUES FROM (1500) TO (MAXVALUE);
+         INSERT INTO part SELECT g, ARRAY[g / 2.0] FROM generate_series(1, 3000) g;
+         ANALYZE;"
+    )
+}
+
+/// Changes on the branch, with the counts each table must report (inserted, updated, deleted).
+const CHANGES: &str = "
+    UPDATE tkey SET v = 'foo7' WHERE k = 'key 7';          -- a case change: an update under any collation
+    UPDATE tkey SET n = round(n, 1) WHERE k = 'key 8';     -- 2.0 for 2.0000…: another display scale, an update
+    DELETE FROM tkey WHERE k = 'key 2999';
+    INSERT INTO tkey VALUES ('new key', 'new', 1);
+    UPDATE comp SET v = -0.0 WHERE a = 0 AND b = 'b50';    -- a value to -0: an update
+    DELETE FROM comp WHERE a = 1;                          -- 60 rows
+    UPDATE ukey SET v = -v WHERE v IN (10, 20, 30);
+    UPDATE nkey SET v = 'changed' WHERE n = 2;
+    UPDATE nkey SET n = 1 WHERE n = 1;                     -- the key prints differently: deleted and inserted
+    UPDATE tskey SET v = v - interval '1 hour' + interval '60 minutes' WHERE t = timestamptz '2024-01-01 00:05+00';
+    UPDATE tskey SET v = justify_hours(v) WHERE t = timestamptz '2024-01-01 01:00+00';
+    UPDATE ekey SET v = '{\"g\": 5.0}' WHERE i = 5;
+    DELETE FROM bag WHERE ctid IN (SELECT ctid FROM bag WHERE x = 3 AND y = 'y0' LIMIT 2);
+    INSERT INTO bag VALUES (3, 'y0'), (11, 'new');
+    UPDATE part SET v = ARRAY[1.5] WHERE id IN (3, 2000);";
+
+const EXPECTED: &[(&str, (u64, u64, u64))] = &[
+    ("public.tkey", (1, 2, 1)),
+    ("public.comp", (0, 1, 60)),
+    ("public.ukey", (0, 3, 0)),
+    ("public.nkey", (1, 1, 1)),
+    // '60 minutes' prints as 01:00:00 like '1 hour'; justify_hours(60 hours) prints as 2 days 12:00:00.
+    ("public.tskey", (0, 1, 0)),
+    ("public.ekey", (0, 1, 0)),
+    // Two copies of (3, 'y0') deleted and one inserted again: one deletion of a multiset.
+    ("public.bag", (1, 0, 1)),
+    // Both printed with twenty decimals before.
+    ("public.part", (0, 2, 0)),
+];
+
+fn exec_on(c: &Cluster, db: &str, sql: &str) {
+    let mut client = postgres::Client::connect(&format!("{} dbname={db}", c.base), postgres::NoTls).unwrap();
+    client.batch_execute(sql).unwrap_or_else(|e| panic!("on {db}: {e}\n{sql}"));
+}
+
+/// A collation that sorts text unlike "C" on this cluster (a case-insensitive
+/// ICU one when the server has ICU, else a libc locale), or None.
+fn other_collation(c: &Cluster, db: &str) -> Option<String> {
+    let mut client = postgres::Client::connect(&format!("{} dbname={db}", c.base), postgres::NoTls).unwrap();
+    let icu: bool =
+        client.query_one("SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collprovider = 'i')", &[]).unwrap().get(0);
+    if icu {
+        client
+            .batch_execute("CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)")
+            .unwrap();
+        return Some("public.ci".into());
+    }
+    let libc: Option<String> = client
+        .query_opt(
+            "SELECT quote_ident(collname) FROM pg_collation WHERE collprovider = 'c' AND collname ~ '^en_US' LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .map(|r| r.get(0));
+    libc
+}
+
+fn run(p: &str, c: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--format", "json", "--quiet", p, c];
+    args.extend_from_slice(extra);
+    let run = cli(&args, &[]);
+    assert_eq!(run.code, 1, "{extra:?}: {}", run.stderr);
+    run.json()
+}
+
+fn without_stats(doc: &Value) -> Value {
+    let mut d = doc.clone();
+    d.as_object_mut().unwrap().remove("stats");
+    for t in d["tables"].as_array_mut().unwrap() {
+        t.as_object_mut().unwrap().remove("stats");
+    }
+    d
+}
+
+fn table<'a>(doc: &'a Value, qualified: &str) -> &'a Value {
+    doc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["name"].as_str().unwrap()) == qualified)
+        .unwrap()
+}
+
+#[test]
+fn block_hashes_agree_with_streaming_across_clusters_that_collate_differently() {
+    let (a, b) = (cluster(), second_cluster());
+    let tag = format!("far_{}", std::process::id());
+    let (pdb, cdb) = (format!("{tag}_p"), format!("{tag}_c"));
+    exec_on(a, "postgres", &format!("CREATE DATABASE {pdb}"));
+    exec_on(b, "postgres", &format!("CREATE DATABASE {cdb}"));
+    let collation = other_collation(b, &cdb);
+    exec_on(a, &pdb, &setup("\"C\""));
+    exec_on(b, &cdb, &setup(collation.as_deref().unwrap_or("\"default\"")));
+    exec_on(b, &cdb, CHANGES);
+    let (p, c) = (format!("{} dbname={pdb}", a.base), format!("{} dbname={cdb}", b.base));
+
+    let stream = run(&p, &c, &["--strategy", "stream"]);
+    let hash = run(&p, &c, &["--strategy", "hash"]);
+    let auto = run(&p, &c, &[]);
+    assert_eq!(
+        without_stats(&hash),
+        without_stats(&stream),
+        "hash and stream disagree (child collation {collation:?})"
+    );
+    assert_eq!(without_stats(&auto), without_stats(&stream), "auto and stream disagree");
+    for (name, want) in EXPECTED {
+        let t = table(&hash, name);
+        let got = (
+            t["counts"]["inserted"].as_u64().unwrap(),
+            t["counts"]["updated"].as_u64().unwrap(),
+            t["counts"]["deleted"].as_u64().unwrap(),
+        );
+        assert_eq!(got, *want, "{name}");
+        assert_eq!(t["stats"]["strategy"], "hash", "{name}: {}", t["stats"]);
+        assert_eq!(t["stats"]["reason"], "--strategy hash");
+        let blocks = &t["stats"]["blocks"];
+        assert!(blocks["differing"].as_u64().unwrap() < blocks["count"].as_u64().unwrap(), "{name}: {blocks}");
+        // Across servers, tables this small are streamed under auto, and the report says why.
+        let reason = table(&auto, name)["stats"]["reason"].as_str().unwrap().to_string();
+        assert!(reason.starts_with("across servers, small table"), "{name}: {reason}");
+    }
+    // Bytes are counted at the socket on both sides; hashing these tables receives less.
+    let received = |d: &Value, side: &str| d["stats"]["received"][side].as_u64().unwrap();
+    for side in ["parent", "child"] {
+        assert!(received(&hash, side) > 0 && received(&stream, side) > received(&hash, side), "{side}");
+        let rows: u64 =
+            stream["tables"].as_array().unwrap().iter().map(|t| t["stats"][side]["bytes"].as_u64().unwrap()).sum();
+        assert!(received(&stream, side) > rows, "{side}: the socket sees at least the COPY bytes");
+    }
+
+    // --verbose: each table's strategy and reason, and the bytes received.
+    let text = cli(&["--strategy", "hash", "--verbose", "--color", "never", &p, &c], &[]);
+    assert_eq!(text.code, 1, "{}", text.stderr);
+    assert!(text.stdout.contains("public.tkey: hash (--strategy hash), "), "{}", text.stdout);
+    assert!(text.stdout.contains("bytes received: parent "), "{}", text.stdout);
+
+    for (cl, db) in [(a, &pdb), (b, &cdb)] {
+        exec_on(cl, "postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+    }
+}
+
+fn ndjson_lines(p: &str, c: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["--format", "ndjson", "--quiet", p, c];
+    args.extend_from_slice(extra);
+    let run = cli(&args, &[]);
+    assert_eq!(run.code, 1, "{extra:?}: {}", run.stderr);
+    run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Lines of these types, as sorted strings (a multiset).
+fn of_type(lines: &[Value], ty: &str) -> Vec<String> {
+    let mut out: Vec<String> = lines
+        .iter()
+        .filter(|l| l["type"] == ty)
+        .map(|l| {
+            let mut d = l["data"].clone();
+            d.as_object_mut().unwrap().remove("table_id");
+            d.to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// (table, inserted, updated, deleted) summed over `table` lines.
+fn table_counts(lines: &[Value]) -> std::collections::BTreeMap<String, (u64, u64, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for l in lines.iter().filter(|l| l["type"] == "table") {
+        let c = &l["data"]["counts"];
+        let e = out.entry(l["data"]["table"].as_str().unwrap().to_string()).or_insert((0, 0, 0));
+        e.0 += c["inserted"].as_u64().unwrap();
+        e.1 += c["updated"].as_u64().unwrap();
+        e.2 += c["deleted"].as_u64().unwrap();
+    }
+    out
+}
+
+#[test]
+fn three_shards_together_are_the_single_report() {
+    let pair = crate::harness::branch(
+        "shards",
+        "CREATE TABLE a (id int PRIMARY KEY, v text, gone int);
+         INSERT INTO a SELECT g, 'v' || g, g FROM generate_series(1, 5000) g;
+         CREATE TABLE b (k text, n int, PRIMARY KEY (k, n));
+         INSERT INTO b SELECT 'k' || (g % 7), g FROM generate_series(1, 2000) g;
+         CREATE TABLE bag (x int);
+         INSERT INTO bag SELECT g % 5 FROM generate_series(1, 500) g;
+         CREATE TABLE dup (k int, v int);
+         INSERT INTO dup SELECT g, g FROM generate_series(1, 300) g;",
+        "ALTER TABLE a DROP COLUMN gone;
+         UPDATE a SET v = 'x' WHERE id % 97 = 0; DELETE FROM a WHERE id % 131 = 0; INSERT INTO a VALUES (9000, 'new');
+         DELETE FROM b WHERE n % 50 = 0; UPDATE b SET n = -n WHERE n % 77 = 0;
+         DELETE FROM bag WHERE ctid IN (SELECT ctid FROM bag WHERE x = 2 LIMIT 3); INSERT INTO bag VALUES (7), (7);
+         UPDATE dup SET v = 0 WHERE k % 10 = 0;",
+    );
+    let (p, c) = (crate::harness::conn(&pair.parent), crate::harness::conn(&pair.child));
+    // `dup` has no key: --key makes it a table streamed (its part in each shard).
+    let key = ["--key", "public.dup=k"];
+    let single = ndjson_lines(&p, &c, &key);
+    let mut parts: Vec<Value> = vec![];
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        let lines = ndjson_lines(&p, &c, &[key[0], key[1], "--shard", &shard]);
+        // Schema changes and dropped objects come from part 0 alone.
+        let schema = lines.iter().filter(|l| l["type"] == "schema_change").count();
+        assert_eq!(schema > 0, i == 0, "part {i}");
+        parts.extend(lines);
+    }
+    assert!(!of_type(&single, "row").is_empty());
+    for ty in ["row", "schema_change"] {
+        assert_eq!(of_type(&parts, ty), of_type(&single, ty), "{ty} lines");
+    }
+    assert_eq!(table_counts(&parts), table_counts(&single));
+    // Counted by hand: a: 51 updated (97·k ≤ 5000) but 0 of them deleted ones (97·131 > 5000), 38 deleted, 1 inserted.
+    assert_eq!(table_counts(&single)["public.a"], (1, 51, 38));
+    // Deleted rows are data loss, counted per part: the parts add up to the whole.
+    let deleted = |lines: &[Value], table: &str| -> u64 {
+        lines
+            .iter()
+            .filter(|l| l["type"] == "data_loss" && l["data"]["kind"] == "deleted_rows" && l["data"]["table"] == table)
+            .map(|l| l["data"]["count"].as_u64().unwrap())
+            .sum()
+    };
+    for t in ["a", "b", "bag"] {
+        assert_eq!(deleted(&parts, t), deleted(&single, t), "{t}");
+    }
+    let bad = cli(&["--shard", "3/3", &p, &c], &[]);
+    assert_eq!(bad.code, 2);
+    assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--shard 3/3"), "{}", bad.stderr);
+}
+
+#[test]
+fn jobs_split_a_large_tables_blocks_across_connections() {
+    let pair = crate::harness::branch(
+        "jobsplit",
+        "CREATE TABLE big (id int PRIMARY KEY, v text); INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 40000) g;
+         ANALYZE big;",
+        "UPDATE big SET v = 'x' WHERE id % 1000 = 0; DELETE FROM big WHERE id = 7;",
+    );
+    let (p, c) = (crate::harness::conn(&pair.parent), crate::harness::conn(&pair.child));
+    let one = run(&p, &c, &["--strategy", "hash", "--jobs", "1"]);
+    let four = run(&p, &c, &["--strategy", "hash", "--jobs", "4"]);
+    assert_eq!(without_stats(&one), without_stats(&four));
+    let blocks = |d: &Value| table(d, "public.big")["stats"]["blocks"].clone();
+    assert_eq!(blocks(&one)["parts"], 1);
+    assert_eq!(blocks(&four)["parts"], 4, "{}", blocks(&four));
+    assert_eq!(blocks(&one)["count"], blocks(&four)["count"]);
+    assert_eq!(blocks(&one)["differing"], blocks(&four)["differing"]);
+    let t = table(&four, "public.big");
+    assert_eq!((t["counts"]["updated"].as_u64(), t["counts"]["deleted"].as_u64()), (Some(40), Some(1)));
+}

@@ -1,0 +1,322 @@
+//! The `hash` strategy: block digests computed inside PostgreSQL in one scan
+//! per side, compared here, and only the rows of differing blocks read.
+//!
+//! A row's block is a hash of its key (of the whole row in a keyless table),
+//! not a key range: which block a row falls in depends on neither server's
+//! sort order nor collation, so two servers that sort text differently still
+//! agree, and any key type works. Each side returns, per block, the sum
+//! modulo 2^64 of 64-bit row hashes (order-independent, and duplicates of a
+//! multiset add up instead of cancelling). Blocks whose
+//! digests differ are read with one filtered COPY per side, in key order, and
+//! merged exactly like the stream path, which therefore decides every change.
+//!
+//! Row hashes follow the diff's equality rule ("What counts as a change" in
+//! `docs/architecture.md`): every column is turned into bytes that are equal
+//! exactly when the values are equal under the rule — the binary send format
+//! where it is canonical (integers widened to int8, numeric with its scale,
+//! floats with `-0` and one NaN, timestamps, uuid, jsonb), the text bytes
+//! otherwise (character data byte-exact whatever the collation, char(n)
+//! without its padding, and every type read as text: arrays, composites,
+//! intervals, json …, so the rule holds at every depth) — and the bytes are
+//! hashed with `hash_array_extended`, which exists from PostgreSQL 11 on.
+
+use futures_util::{pin_mut, TryStreamExt};
+
+use crate::error::Result;
+use crate::options::Shard;
+use crate::plan::{quote_ident, ColumnPlan, TablePlan, ALIAS};
+use crate::snapshot::Side;
+use crate::value::Kind;
+
+/// Bytes of one block's digest on the wire: its number (int4) and its sum
+/// (int8), packed into `bytea` values of up to 65,536 digests (a row per
+/// digest would cost 35 bytes).
+const DIGEST_BYTES: u64 = 12;
+/// Digests packed into one value.
+const DIGESTS_PER_VALUE: i64 = 65_536;
+
+/// Fewest rows a block holds on average: smaller blocks cost more digest bytes than they save.
+const MIN_BLOCK_ROWS: i64 = 8;
+/// Most rows a block holds on average: larger blocks read too many unchanged rows per change.
+const MAX_BLOCK_ROWS: i64 = 256;
+/// Digest bytes aimed at, as a share of the table's bytes on disk (1/150: identical tables cost
+/// about 1 % of what streaming them does, and scattered changes read few unchanged rows).
+const DIGEST_SHARE: i64 = 150;
+/// At most this many blocks (16 bytes each per side in memory).
+const MAX_BLOCKS: i64 = 1 << 22;
+
+/// How many blocks a table is cut into, from its estimated rows and bytes:
+/// digests cost about 1/150 of the table's bytes on disk, each block holding 8 to 256
+/// rows on average (a narrow table gets fuller blocks, a wide one emptier).
+pub fn block_count(rows: i64, bytes: i64) -> i64 {
+    let rows = rows.max(1);
+    let by_bytes = bytes.max(0) / DIGEST_SHARE / DIGEST_BYTES as i64;
+    let lo = (rows + MAX_BLOCK_ROWS - 1) / MAX_BLOCK_ROWS;
+    let hi = (rows + MIN_BLOCK_ROWS - 1) / MIN_BLOCK_ROWS;
+    by_bytes.clamp(lo, hi).clamp(1, MAX_BLOCKS)
+}
+
+/// The bytes standing for one column's value under the equality rule, or
+/// NULL for NULL. `e` is the column reference on one side.
+fn value_bytes(kind: Kind, literal: bool, e: &str) -> String {
+    if literal {
+        return format!("textsend(({e})::text)");
+    }
+    match kind {
+        // Widened: an int4 → int8 change keeps the bytes of equal values equal.
+        Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Oid => format!("int8send(({e})::int8)"),
+        // Stored numerics are normalised (no leading or trailing zero digits), so the send
+        // format is canonical: equal exactly when value and display scale are.
+        Kind::Numeric => format!("numeric_send({e})"),
+        // -0 keeps its sign bit; every NaN is one NaN.
+        Kind::Float4 | Kind::Float8 => {
+            format!("float8send(CASE WHEN ({e}) = 'NaN' THEN 'NaN'::float8 ELSE ({e})::float8 END)")
+        }
+        Kind::Bool => format!("boolsend({e})"),
+        Kind::Bytea => e.to_string(),
+        Kind::Uuid => format!("uuid_send({e})"),
+        Kind::Date => format!("date_send({e})"),
+        Kind::Time => format!("time_send({e})"),
+        Kind::Timestamp => format!("timestamp_send({e})"),
+        Kind::Timestamptz => format!("timestamptz_send({e})"),
+        Kind::Jsonb => format!("jsonb_send({e})"),
+        // Character data: its bytes (converted to the client's UTF-8), never the collation;
+        // char(n) → text drops the padding, which the rule ignores.
+        Kind::Text | Kind::BpChar | Kind::Json => format!("textsend(({e})::text)"),
+    }
+}
+
+/// A column reference on one side.
+fn column_ref(col: &ColumnPlan, parent: bool) -> String {
+    let name = if parent { &col.parent_name } else { &col.name };
+    format!("{ALIAS}.{}", quote_ident(name))
+}
+
+/// A 64-bit hash of these columns' values on one side (seeded, so the key
+/// hash and the row hash of a keyless table are independent).
+fn columns_hash(cols: &[ColumnPlan], parent: bool, seed: i64) -> String {
+    if cols.is_empty() {
+        return "0::int8".into();
+    }
+    let parts: Vec<String> = cols
+        .iter()
+        .map(|c| {
+            let kind = if parent { c.parent_kind } else { c.kind };
+            value_bytes(kind, c.literal, &column_ref(c, parent))
+        })
+        .collect();
+    format!("hash_array_extended(ARRAY[{}]::bytea[], {seed})", parts.join(", "))
+}
+
+/// The row hash of one side.
+pub fn row_hash(plan: &TablePlan, parent: bool) -> String {
+    columns_hash(&plan.columns, parent, 0)
+}
+
+/// The block number of a row on one side: its key hash modulo `blocks`.
+pub fn block_expr(plan: &TablePlan, parent: bool, blocks: i64) -> String {
+    format!("((({}) & 9223372036854775807) % {blocks})::int4", columns_hash(&plan.columns[..plan.nkey], parent, 1))
+}
+
+/// The condition selecting one shard's rows on one side: a key hash of its
+/// own seed, independent of the block count (which follows statistics that
+/// may change between the shards' runs).
+fn shard_condition(plan: &TablePlan, parent: bool, shard: Shard) -> String {
+    let h = columns_hash(&plan.columns[..plan.nkey], parent, 2);
+    format!("((({h}) & 9223372036854775807) % {}) = {}", shard.count, shard.index)
+}
+
+/// What one digest query covers: blocks `lo..hi` of the table, within a shard.
+#[derive(Debug, Clone, Copy)]
+struct Scope {
+    blocks: i64,
+    range: (i64, i64),
+    shard: Option<Shard>,
+}
+
+/// A digest: (block, sum of its row hashes mod 2^64). A 64-bit sum of random
+/// hashes tells multisets apart by itself (a duplicate adds its hash again),
+/// so no row count is sent.
+type Digest = (i32, i64);
+
+/// Per-block digests of one side for `scope`, sorted by block, and the bytes received.
+async fn digests(side: &Side, conn: usize, plan: &TablePlan, parent: bool, scope: Scope) -> Result<(Vec<Digest>, u64)> {
+    let q = if parent { &plan.parent_query } else { &plan.child_query };
+    let blocks = scope.blocks;
+    let (lo, hi) = scope.range;
+    let part = if scope.range == (0, blocks) { String::new() } else { format!(" WHERE b >= {lo} AND b < {hi}") };
+    let shard = scope.shard.map(|s| format!(" WHERE {}", shard_condition(plan, parent, s))).unwrap_or_default();
+    // sum(int8) is exact (numeric); reduced modulo 2^64 into int8's range, per block only. Each
+    // digest is packed as int4send(block) || int8send(sum), ascending, 65,536 to a value.
+    let sql = format!(
+        "SELECT string_agg(int4send(b) || int8send(s), ''::bytea ORDER BY b)
+         FROM (SELECT b, ((((sum(h) % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)
+                          - 9223372036854775808)::int8 AS s
+               FROM (SELECT {b} AS b, {h} AS h FROM {from}{shard}) AS pgbd_h{part}
+               GROUP BY b) AS pgbd_d
+         GROUP BY b / {DIGESTS_PER_VALUE}",
+        b = block_expr(plan, parent, blocks),
+        h = row_hash(plan, parent),
+        from = q.from,
+    );
+    let context = format!("hashing the blocks of {}", plan.qualified());
+    let rows = side
+        .client(conn)
+        .query_raw(&sql, std::iter::empty::<i32>())
+        .await
+        .map_err(|e| side.query_error(&context, &e))?;
+    pin_mut!(rows);
+    let (mut out, mut bytes) = (vec![], 0);
+    while let Some(r) = rows.try_next().await.map_err(|e| side.query_error(&context, &e))? {
+        let packed: &[u8] = r.get(0);
+        bytes += packed.len() as u64 + 11;
+        out.extend(unpack(packed));
+    }
+    out.sort_unstable();
+    Ok((out, bytes))
+}
+
+/// Digests from `int4send(block) || int8send(sum)` packed back to back.
+fn unpack(packed: &[u8]) -> impl Iterator<Item = Digest> + '_ {
+    packed.chunks_exact(DIGEST_BYTES as usize).map(|d| {
+        let block = i32::from_be_bytes(d[..4].try_into().expect("4 bytes"));
+        (block, i64::from_be_bytes(d[4..].try_into().expect("8 bytes")))
+    })
+}
+
+/// Blocks whose digests differ between two sorted digest lists (a block
+/// present on one side only differs).
+fn differing(p: &[Digest], c: &[Digest]) -> Vec<i32> {
+    let (mut i, mut j, mut out) = (0, 0, vec![]);
+    while i < p.len() || j < c.len() {
+        match (p.get(i), c.get(j)) {
+            (Some(a), Some(b)) if a.0 == b.0 => {
+                if a != b {
+                    out.push(a.0);
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(a), b) if b.is_none_or(|b| a.0 < b.0) => {
+                out.push(a.0);
+                i += 1;
+            }
+            (_, Some(b)) => {
+                out.push(b.0);
+                j += 1;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// What comparing the digests found.
+#[derive(Debug, Clone, Default)]
+pub struct Blocks {
+    /// Blocks the table was cut into.
+    pub count: i64,
+    /// Blocks whose digests differ, ascending.
+    pub differing: Vec<i32>,
+    /// Digest bytes received from the parent, and from the child (wire size).
+    pub bytes: (u64, u64),
+    /// Connections per side the blocks were hashed on.
+    pub parts: u64,
+}
+
+/// Blocks each connection hashes at least when a table's blocks are split
+/// across connections: fewer would cost more in repeated scans than they save.
+const MIN_BLOCKS_PER_PART: i64 = 64;
+
+/// Computes both sides' digests at once and compares them: the blocks are cut
+/// into contiguous ranges, one per connection in `conns` (`--jobs`: a large
+/// table is hashed by several backends per side, all in the side's one
+/// snapshot), within `shard`.
+pub async fn compare(
+    plan: &TablePlan,
+    (p, c): (&Side, &Side),
+    conns: &[usize],
+    count: i64,
+    shard: Option<Shard>,
+) -> Result<Blocks> {
+    let parts = (conns.len() as i64).min(count / MIN_BLOCKS_PER_PART).max(1);
+    let scopes: Vec<(usize, Scope)> = (0..parts)
+        .map(|i| {
+            let range = (count * i / parts, count * (i + 1) / parts);
+            (conns[i as usize], Scope { blocks: count, range, shard })
+        })
+        .collect();
+    let ((pd, pb), (cd, cb)) =
+        tokio::try_join!(side_digests(p, plan, true, &scopes), side_digests(c, plan, false, &scopes))?;
+    Ok(Blocks { count, differing: differing(&pd, &cd), bytes: (pb, cb), parts: parts as u64 })
+}
+
+/// One side's digests of every scope, sorted by block, and the bytes received.
+async fn side_digests(
+    side: &Side,
+    plan: &TablePlan,
+    parent: bool,
+    scopes: &[(usize, Scope)],
+) -> Result<(Vec<Digest>, u64)> {
+    let all = futures_util::future::try_join_all(
+        scopes.iter().map(|&(conn, scope)| digests(side, conn, plan, parent, scope)),
+    )
+    .await?;
+    // Ranges ascend and each part is sorted: concatenated, the digests stay sorted.
+    let bytes = all.iter().map(|(_, b)| b).sum();
+    Ok((all.into_iter().flat_map(|(d, _)| d).collect(), bytes))
+}
+
+/// `WHERE` clause selecting one shard's rows on one side (a table streamed, part by part).
+pub fn shard_filter(plan: &TablePlan, parent: bool, shard: Shard) -> String {
+    shard_condition(plan, parent, shard)
+}
+
+/// `WHERE` clause selecting the rows of the differing blocks on one side (within the shard).
+pub fn filter(plan: &TablePlan, blocks: &Blocks, parent: bool, shard: Option<Shard>) -> String {
+    if blocks.differing.is_empty() {
+        return "false".into();
+    }
+    let list: Vec<String> = blocks.differing.iter().map(i32::to_string).collect();
+    let f = format!("{} = ANY ('{{{}}}'::int4[])", block_expr(plan, parent, blocks.count), list.join(","));
+    match shard {
+        Some(s) => format!("{} AND {f}", shard_condition(plan, parent, s)),
+        None => f,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_counts_follow_rows_and_bytes() {
+        assert_eq!(block_count(0, 0), 1);
+        // A wide table: 8 rows a block at most.
+        assert_eq!(block_count(1000, 1 << 30), 125);
+        // A narrow one: 256 rows a block at least.
+        assert_eq!(block_count(1_000_000, 1), 3907);
+        // In between, digests of about 1/150 of the bytes on disk.
+        assert_eq!(block_count(5_000_000, 488_000_000), 271_111);
+        assert_eq!(block_count(i64::MAX / 2, i64::MAX / 2), MAX_BLOCKS);
+    }
+
+    #[test]
+    fn packed_digests_unpack() {
+        let mut packed = vec![];
+        for (b, s) in [(3i32, -2i64), (70_000, i64::MAX)] {
+            packed.extend(b.to_be_bytes());
+            packed.extend(s.to_be_bytes());
+        }
+        assert_eq!(unpack(&packed).collect::<Vec<_>>(), [(3, -2), (70_000, i64::MAX)]);
+    }
+
+    #[test]
+    fn differing_blocks_include_one_sided_ones() {
+        let p = [(1, 10), (3, 7), (5, 1)];
+        let c = [(1, 10), (2, 4), (3, 8)];
+        assert_eq!(differing(&p, &c), [2, 3, 5]);
+        assert_eq!(differing(&[], &c), [1, 2, 3]);
+        assert!(differing(&p, &p).is_empty());
+    }
+}
