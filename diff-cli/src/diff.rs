@@ -235,3 +235,32 @@ impl Fallbacks {
         );
     }
 }
+
+/// The diff as a [`Report`](diff_core::Report) in memory, redacted as `args`
+/// ask, with `gate`'s verdict when one is given (for the MCP server's `diff`
+/// and `verdict`). Rows kept per table: `max_rows`. Unlike [`run`], a
+/// `--redact` pattern that matches no compared column is not an error: a
+/// table filter may leave its table out.
+pub async fn collect(
+    parent: &ConnConfig,
+    child: &ConnConfig,
+    args: &ReportArgs,
+    mut gate: Option<Gate>,
+    max_rows: usize,
+) -> Result<(diff_core::Report, Option<Verdict>)> {
+    let mut opts = options(args)?;
+    opts.max_rows_per_table = Some(max_rows);
+    let mut redactor = redactor(args)?;
+    let mut stream = diff_core::start(parent, child, &opts).await?;
+    let mut builder = diff_core::report::ReportBuilder::new(Some(max_rows));
+    while let Some(event) = stream.next().await.transpose().map_err(|e| redactor.scrub(e))? {
+        let mut event = event;
+        if let Some(g) = &mut gate {
+            g.observe(&mut event);
+        }
+        redactor.apply(&mut event);
+        builder.push(event);
+    }
+    let report = builder.finish().context("the diff ended before it started")?;
+    Ok((report, gate.map(|g| g.verdict())))
+}

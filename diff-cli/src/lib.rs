@@ -3,8 +3,10 @@
 //! event loop, staged output, signals.
 
 pub mod args;
+pub mod branches;
 pub mod check;
 pub mod diff;
+pub mod mcp;
 pub mod migrate;
 pub mod output;
 pub mod preamble;

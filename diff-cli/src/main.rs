@@ -10,7 +10,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use diff_core::{ConnConfig, SideName};
 
-use diff_cli::{args, check, diff, signal};
+use diff_cli::{args, branches, check, diff, mcp, signal};
 
 /// What changed between a PostgreSQL database and a branch of it: rows
 /// inserted, updated and deleted in every table, and schema changes.
@@ -44,6 +44,12 @@ enum Command {
     #[command(after_help = "Exit status: 0 the migration applied and the gate passed, 1 the migration failed, \
                             exceeded --max-duration or the --fail-on gate failed, 2 trouble, 130 interrupted.")]
     Check(Box<check::CheckArgs>),
+    /// Branches that last until deleted: create (prints the URL), list, delete, reset, diff.
+    #[command(subcommand)]
+    Branch(branches::BranchCommand),
+    /// An MCP server over stdio: an agent makes branches of --source, runs SQL on them, reads the
+    /// diff and the gate's verdict; it never gets connection strings or file paths.
+    Mcp(Box<mcp::McpArgs>),
 }
 
 fn main() -> ExitCode {
@@ -78,8 +84,11 @@ fn fail(e: anyhow::Error) -> ExitCode {
 
 /// Returns whether the run failed (exit status 1).
 async fn run(cli: Cli) -> Result<bool> {
-    if let Some(Command::Check(args)) = &cli.command {
-        return check::run(args).await;
+    match &cli.command {
+        Some(Command::Check(args)) => return check::run(args).await,
+        Some(Command::Branch(cmd)) => return branches::run(cmd).await,
+        Some(Command::Mcp(args)) => return mcp::run(args).await.map(|()| false),
+        None => {}
     }
     let (Some(parent), Some(child)) = (&cli.parent, &cli.child) else {
         anyhow::bail!("PARENT and CHILD are required");

@@ -92,6 +92,11 @@ impl Throwaway {
         Ok(ConnConfig::parse_exact(side, &self.conninfo(db))?)
     }
 
+    /// The `pg_ctl` that started it (to stop a kept cluster later, [`stop_kept`]).
+    pub fn pg_ctl(&self) -> &Path {
+        &self.pg_ctl
+    }
+
     /// Leaves the cluster running and its directory in place; returns how to stop it.
     pub fn keep(mut self) -> String {
         self.armed = false;
@@ -182,6 +187,29 @@ fn processes_naming(dir: &Path) -> Vec<i32> {
             state.is_some_and(|c| c != 'Z' && c != 'X') && cmd.windows(needle.len()).any(|w| w == needle)
         })
         .collect()
+}
+
+/// Stops a cluster left running by [`Throwaway::keep`] (in an earlier run)
+/// and removes its directory. A server already stopped is not an error.
+pub fn stop_kept(dir: &Path, pg_ctl: &Path) -> Result<()> {
+    let data = dir.join("data");
+    if data.join("postmaster.pid").exists() {
+        let out = server_std(pg_ctl)
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output()
+            .with_context(|| format!("cannot run {}", pg_ctl.display()))?;
+        if !out.status.success() && data.join("postmaster.pid").exists() {
+            bail!(
+                "cannot stop the cluster in {}: {}",
+                dir.display(),
+                first_line(&String::from_utf8_lossy(&out.stderr))
+            );
+        }
+    }
+    stop_processes_naming(dir);
+    std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))
 }
 
 /// A new directory only we (and, as root, the `postgres` user) can enter:

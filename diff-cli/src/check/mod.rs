@@ -244,7 +244,7 @@ async fn work(args: &CheckArgs, migration: &Migration, held: &mut Held) -> Resul
 
 /// `schema.table.column` of every column with a PostgreSQL Anonymizer masking
 /// rule on either side (the migration may have added or dropped one).
-async fn masked_columns(sides: &[&ConnConfig]) -> Result<Vec<String>> {
+pub(crate) async fn masked_columns(sides: &[&ConnConfig]) -> Result<Vec<String>> {
     const Q: &str = "SELECT DISTINCT n.nspname || '.' || c.relname || '.' || a.attname
         FROM pg_seclabel s JOIN pg_class c ON c.oid = s.objoid JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = s.objsubid
@@ -298,30 +298,7 @@ async fn from_snapshot(path: &Path, held: &mut Held, say: &impl Fn(String)) -> R
     let bin = PgBin::find()?;
     let started = Instant::now();
     let cluster = held.cluster.insert(Throwaway::start(&bin).await?);
-    let creates = format == restore::Format::Plain && restore::creates_database(path)?;
-    let (client, conn) = cluster.config(SideName::Parent, "postgres")?.connect().await?;
-    let db = if creates {
-        // `pg_dump --create`: the dump makes its database; we find out which.
-        let before = databases(&client).await?;
-        restore::restore(&bin, cluster, "postgres", path, format).await?;
-        let made: Vec<String> = databases(&client).await?.into_iter().filter(|d| !before.contains(d)).collect();
-        match made.as_slice() {
-            [db] => db.clone(),
-            _ => bail!(
-                "--snapshot {}: the dump created {} databases ({}); expected exactly one to branch",
-                path.display(),
-                made.len(),
-                made.join(", ")
-            ),
-        }
-    } else {
-        let db = db_name(path);
-        client.batch_execute(&format!("CREATE DATABASE {}", branch::ident(&db))).await?;
-        restore::restore(&bin, cluster, &db, path, format).await?;
-        db
-    };
-    drop(client);
-    let _ = conn.await;
+    let db = restore_snapshot(&bin, cluster, path, format).await?;
     let millis = started.elapsed().as_millis() as u64;
     let version = version_text(cluster.version_num());
     say(format!(
@@ -343,6 +320,41 @@ async fn from_snapshot(path: &Path, held: &mut Held, say: &impl Fn(String)) -> R
         }),
     };
     Ok((cluster.config(SideName::Parent, &db)?, source))
+}
+
+/// Restores the dump at `path` into `cluster`; returns the database it is in:
+/// the one a `pg_dump --create` dump makes, else one named after the file.
+pub(crate) async fn restore_snapshot(
+    bin: &PgBin,
+    cluster: &Throwaway,
+    path: &Path,
+    format: restore::Format,
+) -> Result<String> {
+    let creates = format == restore::Format::Plain && restore::creates_database(path)?;
+    let (client, conn) = cluster.config(SideName::Parent, "postgres")?.connect().await?;
+    let db = if creates {
+        // `pg_dump --create`: the dump makes its database; we find out which.
+        let before = databases(&client).await?;
+        restore::restore(bin, cluster, "postgres", path, format).await?;
+        let made: Vec<String> = databases(&client).await?.into_iter().filter(|d| !before.contains(d)).collect();
+        match made.as_slice() {
+            [db] => db.clone(),
+            _ => bail!(
+                "--snapshot {}: the dump created {} databases ({}); expected exactly one to branch",
+                path.display(),
+                made.len(),
+                made.join(", ")
+            ),
+        }
+    } else {
+        let db = snapshot_db_name(path);
+        client.batch_execute(&format!("CREATE DATABASE {}", branch::ident(&db))).await?;
+        restore::restore(bin, cluster, &db, path, format).await?;
+        db
+    };
+    drop(client);
+    let _ = conn.await;
+    Ok(db)
 }
 
 /// The branch: on a throwaway cluster the fastest copy the version has; on
@@ -462,7 +474,7 @@ fn preamble(
 }
 
 /// The parent database's name in the throwaway cluster: the snapshot's file name without extensions.
-fn db_name(path: &Path) -> String {
+pub(crate) fn snapshot_db_name(path: &Path) -> String {
     let stem = path.file_name().and_then(|n| n.to_str()).unwrap_or("snapshot");
     let stem = stem.split('.').next().unwrap_or(stem);
     let name: String = stem.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
@@ -510,11 +522,11 @@ mod tests {
 
     #[test]
     fn database_names_from_snapshot_files() {
-        assert_eq!(db_name(Path::new("dumps/prod_sanitized.dump")), "prod_sanitized");
-        assert_eq!(db_name(Path::new("Shop.sql.gz")), "shop");
-        assert_eq!(db_name(Path::new("postgres.sql")), "snapshot");
-        assert_eq!(db_name(Path::new("template1.dump")), "snapshot");
-        assert_eq!(db_name(Path::new("…")), "snapshot");
+        assert_eq!(snapshot_db_name(Path::new("dumps/prod_sanitized.dump")), "prod_sanitized");
+        assert_eq!(snapshot_db_name(Path::new("Shop.sql.gz")), "shop");
+        assert_eq!(snapshot_db_name(Path::new("postgres.sql")), "snapshot");
+        assert_eq!(snapshot_db_name(Path::new("template1.dump")), "snapshot");
+        assert_eq!(snapshot_db_name(Path::new("…")), "snapshot");
     }
 
     #[test]

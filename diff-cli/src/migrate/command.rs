@@ -71,31 +71,7 @@ pub(super) fn environment(branch: &ConnConfig, opts: &MigrateOptions) -> Vec<(St
     let user = branch.param("user").unwrap_or("postgres").to_string();
     let db = branch.dbname().to_string();
     let password = branch.param("password").filter(|p| !p.is_empty());
-    let auth = match password {
-        Some(p) => format!("{}:{}", encode(&user), encode(p)),
-        None => encode(&user),
-    };
-    // A socket directory goes in libpq's `?host=` form, kept readable (`/` unencoded): a
-    // percent-encoded host (`%2Ftmp%2F…`) breaks tools that pass the URL through configparser
-    // interpolation (alembic's standard env.py), while libpq, SQLAlchemy, Django
-    // (dj-database-url) and node-postgres (pg-connection-string) all read `?host=`.
-    let mut query = Vec::new();
-    let url_host = if host.starts_with('/') {
-        query.push(format!("host={}", encode_path(&host)));
-        query.push(format!("port={port}"));
-        String::new()
-    } else if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    if let Some(mode) = branch.param("sslmode") {
-        query.push(format!("sslmode={}", encode(mode)));
-    }
-    let mut url = format!("postgresql://{auth}@{url_host}/{}", encode(&db));
-    if !query.is_empty() {
-        url += &format!("?{}", query.join("&"));
-    }
+    let url = database_url(branch, password);
     let mut env = vec![
         ("DATABASE_URL".to_string(), url),
         ("PGHOST".into(), host),
@@ -122,6 +98,41 @@ pub(super) fn environment(branch: &ConnConfig, opts: &MigrateOptions) -> Vec<(St
         env.push(("PGOPTIONS".into(), options.join(" ")));
     }
     env
+}
+
+/// A `postgresql://` URL for `branch`, with `password` when given (for a
+/// tool's environment; printed URLs leave it out).
+pub(crate) fn database_url(branch: &ConnConfig, password: Option<&str>) -> String {
+    let host = branch.param("host").or(branch.param("hostaddr")).unwrap_or("localhost").to_string();
+    let port = branch.param("port").unwrap_or("5432").to_string();
+    let user = branch.param("user").unwrap_or("postgres").to_string();
+    let db = branch.dbname().to_string();
+    let auth = match password {
+        Some(p) => format!("{}:{}", encode(&user), encode(p)),
+        None => encode(&user),
+    };
+    // A socket directory goes in libpq's `?host=` form, kept readable (`/` unencoded): a
+    // percent-encoded host (`%2Ftmp%2F…`) breaks tools that pass the URL through configparser
+    // interpolation (alembic's standard env.py), while libpq, SQLAlchemy, Django
+    // (dj-database-url) and node-postgres (pg-connection-string) all read `?host=`.
+    let mut query = Vec::new();
+    let url_host = if host.starts_with('/') {
+        query.push(format!("host={}", encode_path(&host)));
+        query.push(format!("port={port}"));
+        String::new()
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    if let Some(mode) = branch.param("sslmode") {
+        query.push(format!("sslmode={}", encode(mode)));
+    }
+    let mut url = format!("postgresql://{auth}@{url_host}/{}", encode(&db));
+    if !query.is_empty() {
+        url += &format!("?{}", query.join("&"));
+    }
+    url
 }
 
 pub(super) async fn run(branch: &ConnConfig, command: &str, opts: &MigrateOptions) -> Result<MigrationReport> {

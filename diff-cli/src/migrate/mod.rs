@@ -21,6 +21,7 @@ pub mod split;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub(crate) use command::database_url;
 pub use duration::parse_duration;
 pub use report::{
     Blocker, Explanation, Failure, FailureKind, LockHeld, LockHolder, LockSummary, LockWait, MigrationReport, Rewrite,
@@ -48,6 +49,9 @@ pub enum Migration {
     Files(Vec<PathBuf>),
     /// A shell command (`sh -c`) with `DATABASE_URL` and `PG*` pointing at the branch.
     Command(String),
+    /// SQL text given directly (an agent's `run_sql`): statement locations are
+    /// `sql:LINE`, and meta-commands that read files (`\i`) are refused.
+    Sql(String),
 }
 
 /// Runs the migration on `branch`. Err = trouble (unreadable file, rejected
@@ -66,5 +70,6 @@ pub async fn apply(
             execute::run(branch, steps, opts).await
         }
         Migration::Command(cmd) => command::run(branch, cmd, opts).await,
+        Migration::Sql(text) => execute::run(branch, source::load_text(text)?, opts).await,
     }
 }

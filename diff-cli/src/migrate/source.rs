@@ -48,6 +48,28 @@ pub(super) fn load(paths: &[PathBuf]) -> Result<Vec<Step>> {
     Ok(steps)
 }
 
+/// Where statements of SQL text given directly are said to be: `sql:LINE`.
+const TEXT_ORIGIN: &str = "sql";
+
+/// Splits SQL text given directly into steps. Nothing is read from files:
+/// `\i` and `\ir` are refused (the text may come from an agent).
+pub(super) fn load_text(text: &str) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    load_pieces(Path::new(TEXT_ORIGIN), text, Includes::Refused, &mut steps)?;
+    if steps.is_empty() {
+        bail!("no SQL statement given");
+    }
+    Ok(steps)
+}
+
+/// Whether `\i` may read files.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Includes {
+    /// At this depth of nesting.
+    Allowed(usize),
+    Refused,
+}
+
 /// A directory's `*.sql` files in name order, or the file itself.
 fn expand(path: &Path) -> Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read migration {}", path.display()))?;
@@ -74,8 +96,12 @@ enum Flow {
 
 fn load_file(file: &Path, depth: usize, steps: &mut Vec<Step>) -> Result<Flow> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read migration {}", file.display()))?;
+    load_pieces(file, &text, Includes::Allowed(depth), steps)
+}
+
+fn load_pieces(file: &Path, text: &str, includes: Includes, steps: &mut Vec<Step>) -> Result<Flow> {
     // A byte-order mark some editors write is not part of the first statement.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let pieces = split(text).map_err(|e| anyhow!("{}:{}: {}", file.display(), e.line, e.message))?;
     for piece in pieces {
         match piece {
@@ -89,7 +115,7 @@ fn load_file(file: &Path, depth: usize, steps: &mut Vec<Step>) -> Result<Flow> {
             }
             Piece::Meta { name, args, line, copy_data } => {
                 let at = format!("{}:{line}", file.display());
-                if meta(file, &at, &name, &args, copy_data, depth, steps)? == Flow::Quit {
+                if meta(file, &at, &name, &args, copy_data, includes, steps)? == Flow::Quit {
                     return Ok(Flow::Quit);
                 }
             }
@@ -110,7 +136,7 @@ fn meta(
     name: &str,
     args: &str,
     copy_data: Option<String>,
-    depth: usize,
+    includes: Includes,
     steps: &mut Vec<Step>,
 ) -> Result<Flow> {
     let location = at.to_string();
@@ -123,6 +149,9 @@ fn meta(
         }
         "echo" | "qecho" | "warn" => steps.push(Step { location, kind: StepKind::Echo(unquote(args)) }),
         "i" | "include" | "ir" | "include_relative" => {
+            let Includes::Allowed(depth) = includes else {
+                bail!("{at}: \\{name} reads a file: not allowed in SQL given as text")
+            };
             if depth >= MAX_DEPTH {
                 bail!("{at}: \\{name} nested more than {MAX_DEPTH} deep (an include cycle?)");
             }
@@ -242,6 +271,16 @@ mod tests {
         );
         let steps = load(&[f]).unwrap();
         assert_eq!(sqls(&steps), ["CREATE TABLE t (a int)", "echo done", "COPY t FROM stdin"]);
+    }
+
+    #[test]
+    fn text_is_split_and_may_not_include_files() {
+        let steps = load_text("CREATE TABLE t (a int);\nINSERT INTO t VALUES (1);\n").unwrap();
+        assert_eq!(sqls(&steps), ["CREATE TABLE t (a int)", "INSERT INTO t VALUES (1)"]);
+        assert_eq!(steps[1].location, "sql:2");
+        let e = load_text("SELECT 1;\n\\i /etc/passwd\n").unwrap_err().to_string();
+        assert!(e.contains("sql:2: \\i reads a file"), "{e}");
+        assert!(load_text("  \n").unwrap_err().to_string().contains("no SQL statement"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod harness;
 
 mod arrow_output;
+mod branch_cli;
 mod check;
 mod cli;
 mod correctness;
@@ -13,6 +14,7 @@ mod far;
 mod first_hour;
 mod keys;
 mod library;
+mod mcp;
 mod migrate;
 mod ndjson;
 mod redaction;

@@ -1,0 +1,313 @@
+//! Making, resetting and deleting a branch by the method the operator chose:
+//! a TEMPLATE copy on the source's server, a snapshot restored into a local
+//! cluster that keeps running until the branch is deleted, or a provider's
+//! commands. The source is only read (pg_dump, or as a template). Every
+//! branch made is recorded ([`super::registry`]) before this returns it, and
+//! only recorded branches are deleted.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use diff_core::{ConnConfig, SideName};
+
+use super::provider;
+use super::registry::{now, Made, Record, Registry};
+use crate::check::branch::{self as template, Strategy};
+use crate::check::cluster::{self, Throwaway};
+use crate::check::pgbin::PgBin;
+use crate::check::restore;
+
+/// How branches are made (fixed by the operator).
+#[derive(Debug, Clone)]
+pub enum Method {
+    /// `CREATE DATABASE … TEMPLATE <source>` on the source's server.
+    Template,
+    /// A dump restored into a local cluster: of `dump` if given, else `pg_dump` of the source.
+    Snapshot { dump: Option<PathBuf> },
+    /// A provider's commands.
+    Command { create: String, delete: Option<String> },
+}
+
+/// What a branch is made from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The live source, if there is one (not with a dump file alone).
+    pub config: Option<ConnConfig>,
+    pub method: Method,
+}
+
+impl Source {
+    /// A short description: the endpoint or the dump file (never a password).
+    pub fn describe(&self) -> String {
+        match (&self.method, &self.config) {
+            (Method::Snapshot { dump: Some(p) }, _) => format!("dump {}", p.display()),
+            (_, Some(c)) => c.endpoint(),
+            (_, None) => "(no source)".into(),
+        }
+    }
+
+    fn live(&self) -> Result<&ConnConfig> {
+        self.config.as_ref().context("this branch method needs the source database (--from URL)")
+    }
+}
+
+/// A name for a new branch of `source`: `<source db>_branch_<pid>_<n>`, within 63 bytes.
+pub fn new_name(source: &Source) -> String {
+    let base = match (&source.method, &source.config) {
+        (Method::Snapshot { dump: Some(p) }, _) => crate::check::snapshot_db_name(p),
+        (_, Some(c)) => c.dbname().to_string(),
+        _ => "branch".into(),
+    };
+    template::unique_name(&base).replacen("_check_", "_branch_", 1)
+}
+
+/// A branch name must be a plain identifier: it becomes a database name and an environment value.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    if !ok {
+        bail!("--name {name:?}: a branch name is 1 to 63 of a-z, 0-9 and _, not starting with a digit");
+    }
+    Ok(())
+}
+
+/// Makes branch `name` of `source` and records it (owner `owner`).
+pub async fn create(registry: &Registry, source: &Source, name: &str, owner: &str) -> Result<Record> {
+    check_name(name)?;
+    if registry.list()?.iter().any(|r| r.name == name) {
+        bail!("a branch named \"{name}\" is already recorded (branch list shows it)");
+    }
+    let (parent, branch, made) = match &source.method {
+        Method::Template => {
+            let src = source.live()?;
+            let b = template::create(src, name, Strategy::Auto).await?;
+            (keywords(src), keywords(&b.config), Made::Template)
+        }
+        Method::Snapshot { dump } => snapshot(source, dump.as_deref(), name).await?,
+        Method::Command { create, delete } => {
+            let m = provider::create(create, name).await?;
+            let parent = source.config.as_ref().map(keywords).unwrap_or_default();
+            (parent, m.url, Made::Command { create: create.clone(), delete: delete.clone(), id: m.id })
+        }
+    };
+    let record = Record {
+        name: name.to_string(),
+        from: source.describe(),
+        parent,
+        branch,
+        created: now(),
+        made,
+        owner: owner.to_string(),
+    };
+    if let Err(e) = registry.add(record.clone()) {
+        // Unrecorded, it could never be deleted by this tool: undo it now.
+        let _ = remove(&record).await;
+        return Err(e);
+    }
+    Ok(record)
+}
+
+/// Restores the snapshot into a new cluster, branches it there, and leaves the cluster running.
+async fn snapshot(source: &Source, dump: Option<&std::path::Path>, name: &str) -> Result<(String, String, Made)> {
+    let bin = PgBin::find()?;
+    let cluster = Throwaway::start(&bin).await?;
+    // Until `keep` below, dropping `cluster` (an error) stops it and removes its directory.
+    let dumped;
+    let path = match dump {
+        Some(p) => p,
+        None => {
+            dumped = cluster.dir().join("source.dump");
+            pg_dump(&bin, source.live()?, &dumped).await?;
+            dumped.as_path()
+        }
+    };
+    let format = restore::Format::detect(path)?;
+    let restored = crate::check::restore_snapshot(&bin, &cluster, path, format).await?;
+    if dump.is_none() {
+        let _ = std::fs::remove_file(path);
+    }
+    let parent = cluster.config(SideName::Parent, &restored)?;
+    template::create(&parent, name, cluster_strategy(cluster.version_num())).await?;
+    let branch = cluster.conninfo(name);
+    let made = Made::Snapshot { dir: cluster.dir().to_path_buf(), pg_ctl: cluster.pg_ctl().to_path_buf(), restored };
+    let parent = cluster.conninfo(parent.dbname());
+    cluster.keep();
+    Ok((parent, branch, made))
+}
+
+/// The fastest copy a cluster of this version makes (nobody else uses it).
+fn cluster_strategy(version: u32) -> Strategy {
+    match version {
+        v if v >= 180000 => Strategy::Clone,
+        v if v >= 150000 => Strategy::FileCopy,
+        _ => Strategy::Default,
+    }
+}
+
+/// `pg_dump -Fc` of the live source into `out` (reads only, in one snapshot).
+async fn pg_dump(bin: &PgBin, source: &ConnConfig, out: &std::path::Path) -> Result<()> {
+    let mut cmd = tokio::process::Command::new(bin.client_tool("pg_dump")?);
+    cmd.args(["-Fc", "--no-owner", "--no-privileges", "-f"]).arg(out).arg("-d").arg(keywords(source));
+    if let Some(p) = source.param("password") {
+        // In the environment, never on the command line (other users see that).
+        cmd.env("PGPASSWORD", p);
+    }
+    let out = cmd.kill_on_drop(true).stdin(std::process::Stdio::null()).output().await.context("cannot run pg_dump")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        bail!("pg_dump of {} failed: {line}", source.endpoint());
+    }
+    Ok(())
+}
+
+/// Deletes a recorded branch and its record.
+pub async fn delete(registry: &Registry, record: &Record) -> Result<()> {
+    remove(record).await?;
+    registry.remove(&record.name)
+}
+
+/// Removes the branch itself (not its record).
+async fn remove(record: &Record) -> Result<()> {
+    match &record.made {
+        Made::Template => template::drop_branch(&as_branch(record)?).await,
+        Made::Snapshot { dir, pg_ctl, .. } => {
+            let (dir, pg_ctl) = (dir.clone(), pg_ctl.clone());
+            tokio::task::spawn_blocking(move || cluster::stop_kept(&dir, &pg_ctl)).await?
+        }
+        Made::Command { delete: Some(cmd), id, .. } => {
+            provider::delete(cmd, &record.name, &record.branch, id.as_deref()).await
+        }
+        Made::Command { delete: None, .. } => bail!(
+            "branch \"{}\" was made by a provider command and no --delete-command was given: delete it with the provider",
+            record.name
+        ),
+    }
+}
+
+/// Makes the branch again from its source (the next attempt starts clean); returns the new record.
+pub async fn reset(registry: &Registry, record: &Record, source: Option<&ConnConfig>) -> Result<Record> {
+    let mut next = record.clone();
+    match &record.made {
+        Made::Template => {
+            template::drop_branch(&as_branch(record)?).await?;
+            let src = match source {
+                Some(s) => s.clone(),
+                None => ConnConfig::parse(SideName::Parent, &record.parent)?,
+            };
+            template::create(&src, &record.name, Strategy::Auto).await?;
+        }
+        Made::Snapshot { restored, .. } => {
+            let b = as_branch(record)?;
+            template::drop_branch(&b).await?;
+            let parent = b.config.with_dbname(SideName::Parent, restored);
+            let version = server_version(&parent).await?;
+            template::create(&parent, &record.name, cluster_strategy(version)).await?;
+        }
+        Made::Command { create, delete, .. } => {
+            if delete.is_none() {
+                bail!("branch \"{}\" cannot be reset: no --delete-command was given to remove it first", record.name);
+            }
+            remove(record).await?;
+            let m = provider::create(create, &record.name).await?;
+            next.branch = m.url;
+            next.made = Made::Command { create: create.clone(), delete: delete.clone(), id: m.id };
+        }
+    }
+    next.created = now();
+    registry.replace(next.clone())?;
+    Ok(next)
+}
+
+async fn server_version(c: &ConnConfig) -> Result<u32> {
+    let (client, conn) = c.with_dbname(SideName::Parent, "postgres").connect().await?;
+    let v: String = client.query_one("SHOW server_version_num", &[]).await?.get(0);
+    drop(client);
+    let _ = conn.await;
+    Ok(v.parse()?)
+}
+
+/// The record as the TEMPLATE module's branch (to drop it by name on its server).
+fn as_branch(record: &Record) -> Result<template::Branch> {
+    let config = branch_config(record)?;
+    Ok(template::Branch {
+        name: config.dbname().to_string(),
+        source: String::new(),
+        millis: 0,
+        strategy: Strategy::Default,
+        checkpoint: false,
+        config,
+    })
+}
+
+/// How to connect to the branch (passwords from the environment or ~/.pgpass, except a provider's URL).
+pub fn branch_config(record: &Record) -> Result<ConnConfig> {
+    Ok(match record.made {
+        Made::Snapshot { .. } => ConnConfig::parse_exact(SideName::Child, &record.branch)?,
+        _ => ConnConfig::parse(SideName::Child, &record.branch)?,
+    })
+}
+
+/// How to connect to the diff's parent: the restored copy for a snapshot, else the source.
+pub fn parent_config(record: &Record, source: Option<&ConnConfig>) -> Result<ConnConfig> {
+    if let (Made::Template | Made::Command { .. }, Some(s)) = (&record.made, source) {
+        return Ok(s.clone());
+    }
+    if record.parent.is_empty() {
+        bail!("branch \"{}\" has no recorded source to compare with (give --from URL)", record.name);
+    }
+    Ok(match record.made {
+        Made::Snapshot { .. } => ConnConfig::parse_exact(SideName::Parent, &record.parent)?,
+        _ => ConnConfig::parse(SideName::Parent, &record.parent)?,
+    })
+}
+
+/// A URL to print for the branch: never with a password.
+pub fn url(record: &Record) -> Result<String> {
+    let c = branch_config(record)?;
+    Ok(crate::migrate::database_url(&c, None))
+}
+
+/// `key=value` connection string of `c` without its password (for the registry).
+pub fn keywords(c: &ConnConfig) -> String {
+    let mut parts = Vec::new();
+    for key in ["host", "hostaddr", "port", "user", "dbname", "sslmode", "sslrootcert", "connect_timeout"] {
+        if let Some(v) = c.param(key) {
+            let v = if v.is_empty() || v.contains([' ', '\'', '\\']) {
+                format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+            } else {
+                v.to_string()
+            };
+            parts.push(format!("{key}={v}"));
+        }
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_plain_identifiers() {
+        for good in ["b", "shop_branch_1", "a_9"] {
+            check_name(good).unwrap();
+        }
+        for bad in ["", "Shop", "a-b", "1a", "a b", "x\"y"] {
+            assert!(check_name(bad).unwrap_err().to_string().contains("a branch name is"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keywords_leave_the_password_out_and_quote() {
+        let c = ConnConfig::parse(SideName::Parent, "host='/tmp/a dir' port=5433 user=app password=s3cret dbname=shop")
+            .unwrap();
+        let k = keywords(&c);
+        assert!(!k.contains("s3cret"), "{k}");
+        assert!(k.contains("host='/tmp/a dir'") && k.contains("dbname=shop"), "{k}");
+        let back = ConnConfig::parse_exact(SideName::Parent, &k).unwrap();
+        assert_eq!(back.param("host"), Some("/tmp/a dir"));
+    }
+}
