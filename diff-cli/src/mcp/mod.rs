@@ -194,6 +194,7 @@ async fn off_thread<T: Send + 'static>(
 
 /// `run_sql` input.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RunSqlArgs {
     /// A branch name from create_branch.
     pub branch: String,
@@ -203,6 +204,7 @@ pub struct RunSqlArgs {
 
 /// `diff` input.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DiffArgs {
     /// A branch name from create_branch.
     pub branch: String,
@@ -216,6 +218,7 @@ pub struct DiffArgs {
 
 /// `verdict` input.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VerdictArgs {
     /// A branch name from create_branch.
     pub branch: String,
@@ -228,6 +231,7 @@ pub struct VerdictArgs {
 
 /// A branch named by the agent.
 #[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BranchArg {
     /// A branch name from create_branch.
     pub branch: String,

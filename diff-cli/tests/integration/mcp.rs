@@ -131,14 +131,17 @@ fn an_agent_branches_migrates_verifies_and_cleans_up() {
         step("delete_branch", json!({ "branch": "$b1" })),
         step("list_branches", json!({})),
         step("diff", json!({ "branch": "$b1" })),
+        // An argument the tool does not take is refused, not ignored (an agent would believe it took effect).
+        step("diff", json!({ "branch": "$b2", "url": "postgresql://elsewhere/db" })),
     ]);
     let state = state_dir();
     let out = drive(&plan, &["--source", &conn(db), "--state-dir", state.path().to_str().unwrap()]);
     let calls = out["calls"].as_array().unwrap();
     let result = |i: usize| &calls[i]["result"];
     for (i, c) in calls.iter().enumerate() {
-        assert_eq!(c["error"], [7, 8, 14].contains(&i), "call {i} {}: {}", c["tool"], c["text"]);
+        assert_eq!(c["error"], [7, 8, 14, 15].contains(&i), "call {i} {}: {}", c["tool"], c["text"]);
     }
+    assert!(calls[15]["text"].as_str().unwrap().contains("unknown field `url`"), "{}", calls[15]);
 
     let tools: Vec<&str> = out["tools"].as_object().unwrap().keys().map(String::as_str).collect();
     for t in ["create_branch", "run_sql", "diff", "verdict", "reset_branch", "delete_branch", "list_branches"] {
