@@ -75,6 +75,10 @@ pub struct ReportArgs {
     /// object kinds (`index`, `trigger`, `function`, …); comma-separated or repeated.
     #[arg(long, value_name = "WHAT", value_delimiter = ',')]
     pub ignore: Vec<String>,
+    /// Set by `branch diff` and `mcp` for a branch whose objects belong to its own login role:
+    /// that hand-over is not a change (see `diff_core::schema::stand_in`).
+    #[arg(skip)]
+    pub stand_in_role: Option<String>,
     /// Fail (exit 1) only when a change of these classes is present: data-loss, deleted-rows,
     /// dropped-objects, schema, security, rows, any (comma-separated); otherwise exit 0.
     #[arg(long, value_name = "CLASSES")]

@@ -49,6 +49,7 @@ pub fn options(args: &ReportArgs) -> Result<Options> {
         strategy: args.strategy.parse()?,
         shard: args.shard.as_deref().map(str::parse).transpose()?,
         ignore: args.ignore.clone(),
+        stand_in_role: args.stand_in_role.clone(),
         max_rows_per_table: args.rows_kept(),
     })
 }

@@ -198,6 +198,17 @@ impl ConnConfig {
         c
     }
 
+    /// The same server and database as another role (`password` replaces or removes the password).
+    pub fn with_role(&self, user: &str, password: Option<&str>) -> ConnConfig {
+        let mut c = self.clone();
+        c.params.insert("user".into(), user.into());
+        match password {
+            Some(p) => c.params.insert("password".into(), p.into()),
+            None => c.params.remove("password"),
+        };
+        c
+    }
+
     /// Whether the host is a unix-socket directory.
     pub fn is_socket(&self) -> bool {
         self.params.get("host").is_some_and(|h| h.starts_with('/')) && !self.params.contains_key("hostaddr")

@@ -141,7 +141,10 @@ async fn prepare(p: &Side, c: &Side, opts: &Options) -> Result<Prepared> {
         && p.system_identifier == c.system_identifier
         && schema::shares_objects(&pobj, &cobj);
     let ignore = opts.ignored()?;
-    let (pobj, cobj) = (ignore.apply(pobj), ignore.apply(cobj));
+    let (pobj, mut cobj) = (ignore.apply(pobj), ignore.apply(cobj));
+    if let Some(role) = &opts.stand_in_role {
+        schema::stand_in::apply(&pobj, &mut cobj, role);
+    }
     // Renames guessed from the catalog alone stand only if the data agrees; a refuted guess is
     // compared again without it (which may leave another guess to check).
     let mut rejected: Vec<(String, String)> = vec![];

@@ -112,6 +112,11 @@ pub struct Options {
     /// Schema aspects not reported: object kinds (`index`, `trigger`, …) and
     /// `privileges`, `ownership`, `comments`, `sequence-state`.
     pub ignore: Vec<String>,
+    /// A role that stands in for the parent's owners on the child: a branch
+    /// whose objects were handed to a login role of its own (an agent's
+    /// branch) reports no ownership or privilege change for that hand-over.
+    /// See [`crate::schema::stand_in`].
+    pub stand_in_role: Option<String>,
 }
 
 /// What `--ignore` takes away from the schema diff.
@@ -184,6 +189,7 @@ impl Default for Options {
             strategy: Strategy::Auto,
             shard: None,
             ignore: vec![],
+            stand_in_role: None,
         }
     }
 }

@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use diff_core::{ConnConfig, SideName};
 
+use super::confine::{self, BranchRole};
 use super::provider;
 use super::registry::{now, Made, Record, Registry};
-use crate::check::branch::{self as template, Strategy};
+use crate::check::branch::{self as template, ident, Strategy};
 use crate::check::cluster::{self, Throwaway};
 use crate::check::pgbin::PgBin;
 use crate::check::restore;
@@ -73,40 +74,109 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Makes branch `name` of `source` and records it (owner `owner`).
-pub async fn create(registry: &Registry, source: &Source, name: &str, owner: &str) -> Result<Record> {
+/// Makes branch `name` of `source` and records it (owner `owner`). With `confine`, a TEMPLATE or
+/// snapshot branch is handed to a login role of its own ([`super::confine`]).
+pub async fn create(registry: &Registry, source: &Source, name: &str, owner: &str, confine: bool) -> Result<Record> {
     check_name(name)?;
     if registry.list()?.iter().any(|r| r.name == name) {
         bail!("a branch named \"{name}\" is already recorded (branch list shows it)");
     }
-    let (parent, branch, made) = match &source.method {
-        Method::Template => {
-            let src = source.live()?;
-            let b = template::create(src, name, Strategy::Auto).await?;
-            (keywords(src), keywords(&b.config), Made::Template)
-        }
-        Method::Snapshot { dump } => snapshot(source, dump.as_deref(), name).await?,
-        Method::Command { create, delete } => {
-            let m = provider::create(create, name).await?;
-            let parent = source.config.as_ref().map(keywords).unwrap_or_default();
-            (parent, m.url, Made::Command { create: create.clone(), delete: delete.clone(), id: m.id })
-        }
-    };
-    let record = Record {
+    let mut record = Record {
         name: name.to_string(),
         from: source.describe(),
-        parent,
-        branch,
+        parent: String::new(),
+        branch: String::new(),
         created: now(),
-        made,
+        made: Made::Template,
         owner: owner.to_string(),
+        role: None,
     };
+    match &source.method {
+        Method::Template => {
+            let src = source.live()?;
+            record.parent = keywords(src);
+            record.branch = keywords(&src.with_dbname(SideName::Child, name));
+            return template_branch(registry, src, record, confine).await;
+        }
+        Method::Snapshot { dump } => {
+            (record.parent, record.branch, record.made) = snapshot(source, dump.as_deref(), name).await?;
+        }
+        Method::Command { create, delete } => {
+            let m = provider::create(create, name).await?;
+            record.parent = source.config.as_ref().map(keywords).unwrap_or_default();
+            record.branch = m.url;
+            record.made = Made::Command { create: create.clone(), delete: delete.clone(), id: m.id };
+        }
+    }
     if let Err(e) = registry.add(record.clone()) {
         // Unrecorded, it could never be deleted by this tool: undo it now.
         let _ = remove(&record).await;
         return Err(e);
     }
+    if confine && matches!(record.made, Made::Snapshot { .. }) {
+        // The role lives and dies with the snapshot's cluster.
+        let role = BranchRole::new(name);
+        record.role = Some(role.clone());
+        let confined = async {
+            registry.replace(record.clone())?;
+            confine_snapshot(&record, &role).await
+        };
+        if let Err(e) = confined.await {
+            return Err(undo(registry, &record, e).await);
+        }
+    }
     Ok(record)
+}
+
+/// A TEMPLATE branch, recorded before it exists: an interrupted run leaves a record that
+/// `branch delete` clears. Only what this run made is undone on an error.
+async fn template_branch(registry: &Registry, src: &ConnConfig, mut record: Record, confine: bool) -> Result<Record> {
+    template::absent(src, &record.name).await?;
+    registry.add(record.clone())?;
+    if let Err(e) = template::create(src, &record.name, Strategy::Auto).await {
+        let _ = registry.remove(&record.name);
+        return Err(e);
+    }
+    if !confine {
+        return Ok(record);
+    }
+    let branch = branch_config(&record)?;
+    let role = BranchRole::new(&record.name);
+    if let Err(e) = confine::create_role(&branch, &role).await {
+        return Err(undo(registry, &record, e).await);
+    }
+    record.role = Some(role.clone());
+    let confined = async {
+        registry.replace(record.clone())?;
+        confine::hand_over(&branch, &role.name).await?;
+        confine::check_source(src, &role.name).await
+    };
+    match confined.await {
+        Ok(()) => Ok(record),
+        Err(e) => Err(undo(registry, &record, e).await),
+    }
+}
+
+/// Removes a branch that failed half-way and its record; returns the error that stopped it.
+async fn undo(registry: &Registry, record: &Record, e: anyhow::Error) -> anyhow::Error {
+    if let Err(cleanup) = remove(record).await {
+        eprintln!("pgbranchdiff: could not remove the half-made branch \"{}\": {cleanup:#}", record.name);
+    }
+    let _ = registry.remove(&record.name);
+    e
+}
+
+/// Hands a snapshot branch to its role; the restored copy (the diff's parent) is closed to it.
+async fn confine_snapshot(record: &Record, role: &BranchRole) -> Result<()> {
+    let branch = branch_config(record)?;
+    confine::create_role(&branch, role).await?;
+    confine::hand_over(&branch, &role.name).await?;
+    let parent = parent_config(record, None)?;
+    let (client, conn) = branch.connect().await?;
+    client.batch_execute(&format!("REVOKE CONNECT ON DATABASE {} FROM PUBLIC", ident(parent.dbname()))).await?;
+    drop(client);
+    let _ = conn.await;
+    confine::check_source(&parent, &role.name).await
 }
 
 /// Restores the snapshot into a new cluster, branches it there, and leaves the cluster running.
@@ -172,7 +242,14 @@ pub async fn delete(registry: &Registry, record: &Record) -> Result<()> {
 /// Removes the branch itself (not its record).
 async fn remove(record: &Record) -> Result<()> {
     match &record.made {
-        Made::Template => template::drop_branch(&as_branch(record)?).await,
+        Made::Template => {
+            template::drop_branch(&as_branch(record)?).await?;
+            match &record.role {
+                Some(role) => confine::drop_role(&branch_config(record)?, &role.name).await,
+                None => Ok(()),
+            }
+        }
+        // The role goes with the cluster.
         Made::Snapshot { dir, pg_ctl, .. } => {
             let (dir, pg_ctl) = (dir.clone(), pg_ctl.clone());
             tokio::task::spawn_blocking(move || cluster::stop_kept(&dir, &pg_ctl)).await?
@@ -198,6 +275,9 @@ pub async fn reset(registry: &Registry, record: &Record, source: Option<&ConnCon
                 None => ConnConfig::parse(SideName::Parent, &record.parent)?,
             };
             template::create(&src, &record.name, Strategy::Auto).await?;
+            if let Some(role) = &record.role {
+                confine::hand_over(&branch_config(record)?, &role.name).await?;
+            }
         }
         Made::Snapshot { restored, .. } => {
             let b = as_branch(record)?;
@@ -205,6 +285,9 @@ pub async fn reset(registry: &Registry, record: &Record, source: Option<&ConnCon
             let parent = b.config.with_dbname(SideName::Parent, restored);
             let version = server_version(&parent).await?;
             template::create(&parent, &record.name, cluster_strategy(version)).await?;
+            if let Some(role) = &record.role {
+                confine::hand_over(&b.config, &role.name).await?;
+            }
         }
         Made::Command { create, delete, .. } => {
             if delete.is_none() {
@@ -261,6 +344,24 @@ pub fn parent_config(record: &Record, source: Option<&ConnConfig>) -> Result<Con
     Ok(match record.made {
         Made::Snapshot { .. } => ConnConfig::parse_exact(SideName::Parent, &record.parent)?,
         _ => ConnConfig::parse(SideName::Parent, &record.parent)?,
+    })
+}
+
+/// How the agent connects to the branch: as its own role if it has one.
+pub fn agent_config(record: &Record) -> Result<ConnConfig> {
+    let branch = branch_config(record)?;
+    Ok(match &record.role {
+        Some(role) => role.config(&branch),
+        None => branch,
+    })
+}
+
+/// The URL an agent gets: its branch role's, password included (a credential for the branch
+/// alone, made for the agent); else the branch's URL without a password.
+pub fn agent_url(record: &Record) -> Result<String> {
+    Ok(match &record.role {
+        Some(role) => crate::migrate::database_url(&agent_config(record)?, Some(&role.password)),
+        None => url(record)?,
     })
 }
 

@@ -3,6 +3,7 @@
 //! ([`registry`]), compared with their source, reset and deleted. The MCP
 //! server ([`crate::mcp`]) makes its branches through the same functions.
 
+pub mod confine;
 pub mod lifecycle;
 pub mod provider;
 pub mod registry;
@@ -123,7 +124,7 @@ pub async fn run(cmd: &BranchCommand) -> Result<bool> {
         BranchCommand::Create { from, name, method } => {
             let source = method.source(from.as_deref())?;
             let name = name.clone().unwrap_or_else(|| lifecycle::new_name(&source));
-            let record = lifecycle::create(&method.registry()?, &source, &name, "cli").await?;
+            let record = lifecycle::create(&method.registry()?, &source, &name, "cli", false).await?;
             eprintln!("pgbranchdiff: made branch \"{}\" of {} ({})", record.name, record.from, record.method());
             println!("{}", lifecycle::url(&record)?);
             Ok(false)
@@ -149,7 +150,9 @@ pub async fn run(cmd: &BranchCommand) -> Result<bool> {
             let record = registry_in(state_dir)?.get(name)?;
             let parent = lifecycle::parent_config(&record, None)?;
             let child = lifecycle::branch_config(&record)?;
-            Ok(crate::diff::run(&parent, &child, report).await?.failed())
+            let mut report = report.as_ref().clone();
+            report.stand_in_role = record.role.as_ref().map(|r| r.name.clone());
+            Ok(crate::diff::run(&parent, &child, &report).await?.failed())
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct Record {
     pub made: Made,
     /// Who made it: `cli`, or `mcp:<pid>` for an MCP server (which deletes its own on exit).
     pub owner: String,
+    /// The branch's own login role, when its objects were handed to one (an agent's branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<super::confine::BranchRole>,
 }
 
 impl Record {
@@ -236,6 +239,7 @@ mod tests {
             created: 0,
             made: Made::Template,
             owner: "cli".into(),
+            role: None,
         }
     }
 

@@ -48,6 +48,10 @@ pub struct McpArgs {
     /// Leave the branches in place when the server exits (they stay in `branch list`).
     #[arg(long)]
     pub keep: bool,
+    /// Give the agent the operator's own role on TEMPLATE and snapshot branches instead of a role
+    /// of the branch's own: its URL and run_sql can then reach the source and the whole server.
+    #[arg(long)]
+    pub shared_role: bool,
     /// lock_timeout for run_sql's statements (e.g. 5s).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub lock_timeout: Option<Duration>,
@@ -93,12 +97,15 @@ struct State {
     report: ReportArgs,
     migrate: MigrateOptions,
     owner: String,
+    /// Whether branches get a role of their own (not `--shared-role`).
+    confine: bool,
     /// Names of the branches this server made and has not deleted.
     made: Mutex<BTreeSet<String>>,
 }
 
 impl State {
     async fn new(args: &McpArgs) -> Result<State> {
+        refuse_output_options(&args.report)?;
         let source = args.method.source(args.source.as_deref())?;
         let mut report = args.report.clone();
         if let Some(c) = &source.config {
@@ -120,6 +127,7 @@ impl State {
                 redact_output: false,
             },
             owner: format!("mcp:{}", std::process::id()),
+            confine: !args.shared_role,
             made: Mutex::new(BTreeSet::new()),
         })
     }
@@ -158,11 +166,31 @@ impl State {
     }
 }
 
-fn random_key() -> String {
+/// 16 random bytes as hex: a redaction key, a branch role's password.
+pub(crate) fn random_key() -> String {
     use std::io::Read;
     let mut bytes = [0u8; 16];
     let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Report options that shape a file or a terminal, not a tool result: refused rather than ignored.
+fn refuse_output_options(r: &ReportArgs) -> Result<()> {
+    let given = [
+        (r.format != crate::args::Format::Text, "--format"),
+        (r.output.is_some(), "--output"),
+        (r.max_rows.is_some(), "--max-rows"),
+        (r.fail_on.is_some(), "--fail-on"),
+        (!r.accept.is_empty() || r.accept_file.is_some(), "--accept"),
+        (r.quiet, "--quiet"),
+        (r.verbose, "--verbose"),
+        (r.reverse, "--reverse"),
+        (r.shard.is_some(), "--shard"),
+    ];
+    if let Some((_, name)) = given.iter().find(|(on, _)| *on) {
+        bail!("{name}: not an option of `pgbranchdiff mcp` (results are JSON tool results, paged; the agent asks for a verdict with its own fail_on and accept)");
+    }
+    Ok(())
 }
 
 /// An error as the CLI prints it: its causes on one line.
@@ -300,16 +328,17 @@ impl Server {
 
 async fn create_branch(s: Arc<State>) -> Result<BranchInfo> {
     let name = lifecycle::new_name(&s.source);
-    let record = lifecycle::create(&s.registry, &s.source, &name, &s.owner).await?;
+    let record = lifecycle::create(&s.registry, &s.source, &name, &s.owner, s.confine).await?;
     if let Ok(mut m) = s.made.lock() {
         m.insert(name.clone());
     }
-    Ok(BranchInfo { name, url: lifecycle::url(&record)? })
+    Ok(BranchInfo { name, url: lifecycle::agent_url(&record)? })
 }
 
 async fn run_sql(s: Arc<State>, a: RunSqlArgs) -> Result<SqlResult> {
     let record = s.ours(&a.branch)?;
-    let branch = lifecycle::branch_config(&record)?;
+    // As the agent's own role: run_sql reaches no more than the branch's URL does.
+    let branch = lifecycle::agent_config(&record)?;
     let mut report = migrate::apply(&branch, &Migration::Sql(a.sql), &s.migrate).await?;
     // Masked columns are among the patterns already (see `State::new`).
     report.redact(&crate::diff::redactor(&s.report)?, &[]);
@@ -348,7 +377,7 @@ async fn verdict(s: Arc<State>, a: VerdictArgs) -> Result<VerdictResult> {
 async fn reset_branch(s: Arc<State>, a: BranchArg) -> Result<BranchInfo> {
     let record = s.ours(&a.branch)?;
     let record = lifecycle::reset(&s.registry, &record, s.source.config.as_ref()).await?;
-    Ok(BranchInfo { url: lifecycle::url(&record)?, name: record.name })
+    Ok(BranchInfo { url: lifecycle::agent_url(&record)?, name: record.name })
 }
 
 async fn delete_branch(s: Arc<State>, a: BranchArg) -> Result<Deleted> {
@@ -365,7 +394,7 @@ async fn list_branches(s: Arc<State>) -> Result<BranchList> {
     let mut branches = Vec::new();
     for r in s.registry.list()?.into_iter().filter(|r| made.contains(&r.name)) {
         branches.push(BranchListItem {
-            url: lifecycle::url(&r)?,
+            url: lifecycle::agent_url(&r)?,
             method: r.method().to_string(),
             created: registry::utc(r.created),
             name: r.name,
@@ -392,7 +421,9 @@ async fn diff_pair(
 ) -> Result<(diff_core::Report, Option<diff_core::gate::Verdict>)> {
     let parent = lifecycle::parent_config(record, s.source.config.as_ref())?;
     let child = lifecycle::branch_config(record)?;
-    crate::diff::collect(&parent, &child, args, gate, ROWS_PER_TABLE).await
+    let mut args = args.clone();
+    args.stand_in_role = record.role.as_ref().map(|r| r.name.clone());
+    crate::diff::collect(&parent, &child, &args, gate, ROWS_PER_TABLE).await
 }
 
 /// `run_sql`'s result: the text report cut to size, the JSON with long strings and long lists cut.

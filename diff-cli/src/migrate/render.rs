@@ -125,7 +125,7 @@ fn applied_line(r: &MigrationReport) -> Option<String> {
     }
     let applied: Vec<&str> = r.statements.iter().filter(|s| s.applied).map(|s| s.location.as_str()).collect();
     Some(if applied.is_empty() {
-        "Nothing was applied: the branch is as it was, so the diff below shows no change made by the migration."
+        "Nothing was applied: the branch is as it was before the migration."
             .to_string()
     } else {
         const SHOWN: usize = 10;

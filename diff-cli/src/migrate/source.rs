@@ -179,6 +179,9 @@ fn meta(
             };
             steps.push(Step { location, kind: StepKind::Copy { sql: format!("COPY {args}"), data } });
         }
+        "o" | "out" if includes == Includes::Refused && !args.trim().is_empty() => {
+            bail!("{at}: \\{name} writes a file: not allowed in SQL given as text")
+        }
         "q" | "quit" => return Ok(Flow::Quit),
         // Files are read as UTF-8 and sent as UTF-8: only that encoding can be honoured.
         "encoding" if matches!(args.to_ascii_uppercase().replace('-', "").as_str(), "UTF8" | "UNICODE") => {}
@@ -280,6 +283,9 @@ mod tests {
         assert_eq!(steps[1].location, "sql:2");
         let e = load_text("SELECT 1;\n\\i /etc/passwd\n").unwrap_err().to_string();
         assert!(e.contains("sql:2: \\i reads a file"), "{e}");
+        let e = load_text("SELECT 1;\n\\o /tmp/out.txt\nSELECT 2;\n").unwrap_err().to_string();
+        assert!(e.contains("sql:2: \\o writes a file"), "{e}");
+        assert_eq!(sqls(&load_text("\\o\nSELECT 1;\n").unwrap()), ["SELECT 1"]);
         assert!(load_text("  \n").unwrap_err().to_string().contains("no SQL statement"));
     }
 

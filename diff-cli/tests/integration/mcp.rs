@@ -14,6 +14,10 @@ use serde_json::{json, Value as J};
 
 use crate::harness::{self, conn, connect};
 
+/// On PostgreSQL 13 and 14 PUBLIC may create in `public`; a branch's role must not write to the
+/// source, so an operator who hands branches to agents revokes that (as PostgreSQL 15 does).
+const CLOSED: &str = "REVOKE CREATE ON SCHEMA public FROM PUBLIC;";
+
 /// customers 1..=10: email `u<i % 8>@x` (ids 9 and 10 repeat the emails of 1 and 2), phone
 /// `555-01NN` under an Anonymizer masking rule, legacy_code set for even ids.
 const SETUP: &str = "
@@ -105,7 +109,7 @@ fn step(tool: &str, args: J) -> J {
 
 #[test]
 fn an_agent_branches_migrates_verifies_and_cleans_up() {
-    let pair = harness::branch("mcp", SETUP, "");
+    let pair = harness::branch("mcp", &format!("{CLOSED}{SETUP}"), "");
     let db = pair.parent.as_str();
     let before = checksum(db);
     // Expected values, from the source.
@@ -185,6 +189,8 @@ fn an_agent_branches_migrates_verifies_and_cleans_up() {
     // Two branches at once: the second sees only its own change.
     assert_ne!(result(0)["name"], result(9)["name"]);
     assert_eq!(result(11)["summary"]["updated"], 1);
+    // Handing the branch to its own role is not a change of the branch.
+    assert_eq!(result(11)["schema_changes"], json!([]), "{}", result(11));
     assert_eq!(result(11)["summary"]["deleted"], 0);
     let listed: Vec<&J> = result(13)["branches"].as_array().unwrap().iter().map(|b| &b["name"]).collect();
     assert_eq!(listed, [&result(9)["name"]]);
@@ -218,4 +224,202 @@ fn a_failing_provider_command_is_a_clear_tool_error() {
     assert_eq!(out["calls"][0]["error"], true);
     assert_eq!(out["calls"][0]["text"], "--branch-command exited 4: no such project");
     assert_eq!(out["calls"][1]["result"]["branches"], json!([]));
+}
+
+/// Objects of every kind an owner can hold, owned by a role that is not a superuser, with grants
+/// to another role (on the table, a column and the schema) and a large object.
+const OWNED: &str = "
+    DO $$ BEGIN CREATE ROLE mcp_app_owner; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+    DO $$ BEGIN CREATE ROLE mcp_reader; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+    CREATE SCHEMA app AUTHORIZATION mcp_app_owner;
+    SET ROLE mcp_app_owner;
+    CREATE TYPE app.mood AS ENUM ('sad', 'ok');
+    CREATE DOMAIN app.pos AS int CHECK (VALUE > 0);
+    CREATE TYPE app.pair AS (a int, b text);
+    CREATE TYPE app.span AS RANGE (subtype = float8);
+    CREATE TABLE app.t (id serial PRIMARY KEY, n app.pos, m app.mood, g int GENERATED ALWAYS AS IDENTITY, note text);
+    INSERT INTO app.t (n, m, note) SELECT i, 'ok', 'row ' || i FROM generate_series(1, 20) i;
+    CREATE TABLE app.p (id int, k int) PARTITION BY RANGE (id);
+    CREATE TABLE app.p1 PARTITION OF app.p FOR VALUES FROM (0) TO (100);
+    CREATE SEQUENCE app.s;
+    CREATE VIEW app.v AS SELECT id, note FROM app.t;
+    CREATE MATERIALIZED VIEW app.mv AS SELECT count(*) AS c FROM app.t;
+    CREATE FUNCTION app.f(x int) RETURNS int LANGUAGE sql AS 'SELECT x + 1';
+    CREATE PROCEDURE app.pr() LANGUAGE sql AS 'SELECT 1';
+    CREATE AGGREGATE app.total(int) (sfunc = int4pl, stype = int);
+    CREATE FUNCTION app.eq(app.pair, app.pair) RETURNS bool LANGUAGE sql AS 'SELECT $1.a = $2.a';
+    CREATE OPERATOR app.=== (leftarg = app.pair, rightarg = app.pair, function = app.eq);
+    CREATE COLLATION app.c2 FROM \"C\";
+    CREATE TEXT SEARCH CONFIGURATION app.ts (COPY = pg_catalog.simple);
+    CREATE STATISTICS app.st ON n, id FROM app.t;
+    SELECT lo_from_bytea(0, 'hello');
+    GRANT USAGE ON SCHEMA app TO mcp_reader;
+    GRANT SELECT ON app.t TO mcp_reader;
+    GRANT UPDATE (note) ON app.t TO mcp_reader;
+    RESET ROLE;";
+
+/// Objects of database `db` whose owner is `role` (`=`) or not (`<>`), as PostgreSQL records
+/// ownership for every kind of object: pg_shdepend.
+fn owned(db: &str, op: &str, role: &str) -> i64 {
+    count(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_shdepend WHERE deptype = 'o' AND refobjid {op} (SELECT oid FROM pg_roles WHERE rolname = '{role}')
+               AND dbid = (SELECT oid FROM pg_database WHERE datname = '{db}')"
+        ),
+    )
+}
+
+/// What a connection as the agent's role may do: the error, or None if it succeeded.
+fn as_agent(url: &str, db: Option<&str>, sql: &str) -> Option<String> {
+    let mut config: postgres::Config = url.parse().unwrap_or_else(|e| panic!("{url}: {e}"));
+    if let Some(db) = db {
+        config.dbname(db);
+    }
+    let mut client = config.connect(postgres::NoTls).unwrap_or_else(|e| panic!("connect as the agent: {e}"));
+    client.batch_execute(sql).err().map(|e| e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()))
+}
+
+#[test]
+fn an_agents_branch_role_reaches_its_branch_and_nothing_else() {
+    let pair = harness::branch("mcprole", &format!("{CLOSED}{OWNED}"), "");
+    let db = pair.parent.as_str();
+    let rows_before = strings(db, "SELECT string_agg(t::text, ';' ORDER BY id) FROM app.t");
+    let owned_in_source = owned(db, "=", "mcp_app_owner");
+    assert!(owned_in_source >= 16, "the fixture's objects are recorded as owned: {owned_in_source}");
+
+    let plan = json!([
+        { "tool": "create_branch", "as": "b" },
+        step("diff", json!({ "branch": "$b" })),
+        step("run_sql", json!({ "branch": "$b", "sql": "ALTER TABLE app.t ADD COLUMN z int;
+            ALTER TYPE app.mood ADD VALUE 'great'; UPDATE app.t SET note = 'changed' WHERE id = 1;
+            SELECT app.f(1); CALL app.pr(); REFRESH MATERIALIZED VIEW app.mv;" })),
+        step("run_sql", json!({ "branch": "$b", "sql": format!("DROP DATABASE {db}") })),
+        step("run_sql", json!({ "branch": "$b", "sql": "ALTER SYSTEM SET work_mem = '1MB'" })),
+        step("run_sql", json!({ "branch": "$b", "sql": "COPY (SELECT 1) TO '/tmp/pgbd_agent_escape'" })),
+        step("diff", json!({ "branch": "$b" })),
+    ]);
+    let state = state_dir();
+    let state_arg = state.path().to_str().unwrap();
+    let out = drive(&plan, &["--source", &conn(db), "--state-dir", state_arg, "--keep"]);
+    let calls = out["calls"].as_array().unwrap();
+    let result = |i: usize| &calls[i]["result"];
+    assert!(calls.iter().all(|c| c["error"] == false), "{calls:?}");
+    let name = result(0)["name"].as_str().unwrap().to_string();
+    let url = result(0)["url"].as_str().unwrap().to_string();
+
+    // The branch as made: nothing changed, the hand-over included.
+    assert_eq!(result(1)["schema_changes"], json!([]), "{}", result(1));
+    assert_eq!(result(1)["summary"]["updated"], 0);
+    // The agent's role owns every object of its branch: PostgreSQL's own record of ownership.
+    let others = strings(
+        &name,
+        &format!(
+            "SELECT pg_describe_object(classid, objid, objsubid) || ' of ' || pg_get_userbyid(refobjid) FROM pg_shdepend
+              WHERE deptype = 'o' AND refobjid <> '{name}'::regrole
+                AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
+    );
+    assert_eq!(others, Vec::<String>::new(), "objects of the branch not owned by its role");
+    assert!(owned(&name, "=", &name) >= owned_in_source, "the role owns at least what mcp_app_owner did");
+    // It changes its branch freely, and reaches nothing outside it.
+    assert_eq!(result(2)["applied"], true, "{}", result(2)["text"]);
+    for i in [3, 4, 5] {
+        assert_eq!(result(i)["applied"], false, "{}", result(i)["text"]);
+        let text = result(i)["text"].as_str().unwrap();
+        assert!(text.contains("must be") || text.contains("permission denied"), "{text}");
+    }
+    assert!(!Path::new("/tmp/pgbd_agent_escape").exists());
+    let changes = result(6)["schema_changes"].to_string();
+    assert!(changes.contains("app.t.z") && changes.contains("app.mood"), "{changes}");
+    assert!(!changes.contains("owner"), "{changes}");
+    assert_eq!(result(6)["summary"]["updated"], 1, "{}", result(6));
+
+    // With the URL the agent was given: its own role, no superuser, no way into the source.
+    assert!(url.contains(&format!("//{name}:")), "{url}");
+    let me = strings(&name, &format!("SELECT rolsuper::text FROM pg_roles WHERE rolname = '{name}'"));
+    assert_eq!(me, ["false"]);
+    assert_eq!(as_agent(&url, None, "CREATE TABLE app.mine (a int); DROP TABLE app.t CASCADE"), None);
+    for sql in [
+        "CREATE TABLE public.evil (a int)".to_string(),
+        "UPDATE app.t SET note = 'x'".to_string(),
+        "SELECT lo_unlink(oid) FROM pg_largeobject_metadata".to_string(),
+        format!("ALTER DATABASE {db} CONNECTION LIMIT 0"),
+    ] {
+        let e = as_agent(&url, Some(db), &sql);
+        assert!(e.as_deref().is_some_and(|m| m.contains("permission denied") || m.contains("must be")), "{sql}: {e:?}");
+    }
+
+    // Deleting the kept branch from the CLI removes its role too.
+    let run = harness::cli(&["branch", "delete", &name, "--state-dir", state_arg], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{name}'")), 0);
+    assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")), 0);
+    assert_eq!(strings(db, "SELECT string_agg(t::text, ';' ORDER BY id) FROM app.t"), rows_before);
+    assert_eq!(owned(db, "=", "mcp_app_owner"), owned_in_source, "the source's owners");
+}
+
+#[test]
+fn a_source_the_branch_role_could_write_is_refused() {
+    let pair = harness::branch("mcpopen", "GRANT CREATE ON SCHEMA public TO PUBLIC; CREATE TABLE t (id int PRIMARY KEY);", "");
+    let db = pair.parent.as_str();
+    let state = state_dir();
+    let state_arg = state.path().to_str().unwrap();
+    let plan = json!([{ "tool": "create_branch" }, step("list_branches", json!({}))]);
+    let out = drive(&plan, &["--source", &conn(db), "--state-dir", state_arg]);
+    assert_eq!(out["calls"][0]["error"], true);
+    let text = out["calls"][0]["text"].as_str().unwrap();
+    assert!(text.contains("could write to the source") && text.contains("CREATE on schema public"), "{text}");
+    assert_eq!(out["calls"][1]["result"]["branches"], json!([]));
+    let like = format!("{db}_branch%");
+    assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname LIKE '{like}'")), 0);
+    assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_roles WHERE rolname LIKE '{like}'")), 0);
+
+    // --shared-role: the operator's choice to hand over its own role.
+    let out = drive(&json!([{ "tool": "create_branch" }]), &["--source", &conn(db), "--state-dir", state_arg, "--shared-role"]);
+    let url = out["calls"][0]["result"]["url"].as_str().unwrap_or_else(|| panic!("{out}"));
+    let user = strings("postgres", "SELECT current_user::text").remove(0);
+    assert!(url.contains(&format!("//{user}@")), "{url}");
+}
+
+#[test]
+fn a_snapshot_branch_gets_its_own_role_and_cannot_reach_the_restored_copy() {
+    let pair = harness::branch("mcpsnap", &format!("{CLOSED}{OWNED}"), "");
+    let db = pair.parent.as_str();
+    let state = state_dir();
+    let state_arg = state.path().to_str().unwrap();
+    let plan = json!([
+        { "tool": "create_branch", "as": "b" },
+        step("diff", json!({ "branch": "$b" })),
+        step("run_sql", json!({ "branch": "$b", "sql": "ALTER TABLE app.t DROP COLUMN note" })),
+        step("run_sql", json!({ "branch": "$b", "sql": "COPY (SELECT 1) TO PROGRAM 'touch /tmp/pgbd_agent_program'" })),
+        step("diff", json!({ "branch": "$b" })),
+    ]);
+    let out = drive(&plan, &["--source", &conn(db), "--state-dir", state_arg, "--snapshot", "--keep"]);
+    let calls = out["calls"].as_array().unwrap();
+    let result = |i: usize| &calls[i]["result"];
+    assert!(calls.iter().all(|c| c["error"] == false), "{calls:?}");
+    let (name, url) = (result(0)["name"].as_str().unwrap(), result(0)["url"].as_str().unwrap());
+    assert!(url.contains(&format!("//{name}:")), "{url}");
+    assert_eq!(result(1)["schema_changes"], json!([]), "{}", result(1));
+    assert_eq!(result(2)["applied"], true, "{}", result(2)["text"]);
+    assert_eq!(result(3)["applied"], false, "{}", result(3)["text"]);
+    assert!(!Path::new("/tmp/pgbd_agent_program").exists());
+    let dropped = result(4)["data_loss"].as_array().unwrap().iter().find(|l| l["kind"] == "dropped_column").cloned();
+    assert_eq!(dropped.map(|d| d["count"].clone()), Some(json!(20)), "{}", result(4));
+    // The restored copy (the diff's parent) is closed to the agent's role.
+    let listed = harness::cli(&["branch", "list", "--json", "--state-dir", state_arg], &[]).json();
+    let parent_db = listed[0]["from"].as_str().map(|_| ()).and(
+        std::fs::read_to_string(state.path().join("branches.json")).ok().and_then(|t| {
+            let j: J = serde_json::from_str(&t).ok()?;
+            j.as_array().or(j["branches"].as_array())?.first()?["made"]["restored"].as_str().map(String::from)
+        }),
+    );
+    let parent_db = parent_db.unwrap_or_else(|| panic!("no restored copy recorded: {listed}"));
+    let mut config: postgres::Config = url.parse().unwrap();
+    config.dbname(&parent_db);
+    let e = config.connect(postgres::NoTls).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("permission denied"), "the agent's role connected to the restored copy: {e}");
+    let run = harness::cli(&["branch", "delete", name, "--state-dir", state_arg], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
 }

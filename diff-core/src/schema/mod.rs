@@ -10,6 +10,7 @@ mod large_objects;
 pub mod portable;
 pub mod read;
 mod read_more;
+pub mod stand_in;
 
 pub use compare::{compare, shares_objects, Inferred, Pairs};
 pub use read::{ObjKind, Object};
