@@ -391,7 +391,7 @@ fn a_snapshot_branch_gets_its_own_role_and_cannot_reach_the_restored_copy() {
     let plan = json!([
         { "tool": "create_branch", "as": "b" },
         step("diff", json!({ "branch": "$b" })),
-        step("run_sql", json!({ "branch": "$b", "sql": "ALTER TABLE app.t DROP COLUMN note" })),
+        step("run_sql", json!({ "branch": "$b", "sql": "ALTER TABLE app.t DROP COLUMN note CASCADE" })),
         step("run_sql", json!({ "branch": "$b", "sql": "COPY (SELECT 1) TO PROGRAM 'touch /tmp/pgbd_agent_program'" })),
         step("diff", json!({ "branch": "$b" })),
     ]);
@@ -418,7 +418,11 @@ fn a_snapshot_branch_gets_its_own_role_and_cannot_reach_the_restored_copy() {
     let parent_db = parent_db.unwrap_or_else(|| panic!("no restored copy recorded: {listed}"));
     let mut config: postgres::Config = url.parse().unwrap();
     config.dbname(&parent_db);
-    let e = config.connect(postgres::NoTls).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = config
+        .connect(postgres::NoTls)
+        .err()
+        .map(|e| e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()))
+        .unwrap_or_default();
     assert!(e.contains("permission denied"), "the agent's role connected to the restored copy: {e}");
     let run = harness::cli(&["branch", "delete", name, "--state-dir", state_arg], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
