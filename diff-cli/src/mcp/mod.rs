@@ -9,6 +9,7 @@
 //! `--redact`), errors are tool errors with the CLI's one-line messages, and
 //! the branches are deleted when the server exits unless `--keep`.
 
+mod framing;
 pub mod results;
 
 use std::collections::BTreeSet;
@@ -70,9 +71,12 @@ fn duration(s: &str) -> std::result::Result<Duration, String> {
 pub async fn run(args: &McpArgs) -> Result<()> {
     let state = Arc::new(State::new(args).await?);
     let server = Server::new(state.clone());
+    let (transport, writer) = framing::stdio();
     let served = async {
-        let running = server.serve(rmcp::transport::stdio()).await?;
+        let running = server.serve(transport).await?;
         running.waiting().await?;
+        // The last answers reach standard output before cleanup and exit.
+        let _ = writer.await;
         anyhow::Ok(())
     };
     let (result, interrupted) = tokio::select! {

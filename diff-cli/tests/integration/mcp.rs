@@ -395,7 +395,16 @@ fn a_snapshot_branch_gets_its_own_role_and_cannot_reach_the_restored_copy() {
         step("run_sql", json!({ "branch": "$b", "sql": "COPY (SELECT 1) TO PROGRAM 'touch /tmp/pgbd_agent_program'" })),
         step("diff", json!({ "branch": "$b" })),
     ]);
-    let out = drive(&plan, &["--source", &conn(db), "--state-dir", state_arg, "--snapshot", "--keep"]);
+    // A live snapshot needs a pg_dump at least as new as the server (npm server packages ship
+    // none): without one, the same fixture as a dump file.
+    let dump = state.path().join("setup.sql");
+    std::fs::write(&dump, format!("{CLOSED}{OWNED}")).unwrap();
+    let source = conn(db);
+    let how: Vec<&str> = match harness::pg_dump() {
+        Some(_) => vec!["--source", &source, "--snapshot"],
+        None => vec!["--dump", dump.to_str().unwrap()],
+    };
+    let out = drive(&plan, &[&how[..], &["--state-dir", state_arg, "--keep"]].concat());
     let calls = out["calls"].as_array().unwrap();
     let result = |i: usize| &calls[i]["result"];
     assert!(calls.iter().all(|c| c["error"] == false), "{calls:?}");
@@ -426,4 +435,31 @@ fn a_snapshot_branch_gets_its_own_role_and_cannot_reach_the_restored_copy() {
     assert!(e.contains("permission denied"), "the agent's role connected to the restored copy: {e}");
     let run = harness::cli(&["branch", "delete", name, "--state-dir", state_arg], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn a_line_that_is_not_json_gets_a_parse_error_and_the_server_goes_on() {
+    use std::io::{BufRead, Write};
+    let pair = harness::branch("mcpraw", "CREATE TABLE t (id int PRIMARY KEY);", "");
+    let state = state_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgbranchdiff"))
+        .args(["mcp", "--source", &conn(&pair.parent), "--state-dir", state.path().to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+        "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{init}\nthis is not json\n{{\"foo\": 1}}\n{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}}").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answers: Vec<J> = out.stdout.lines().map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect();
+    let error = |code: i64| answers.iter().find(|a| a["error"]["code"] == code).unwrap_or_else(|| panic!("{answers:?}"));
+    assert_eq!(error(-32700)["id"], J::Null);
+    assert_eq!(error(-32600)["id"], J::Null);
+    let listed = answers.iter().find(|a| a["id"] == 2).unwrap();
+    assert!(listed["result"]["tools"].as_array().is_some_and(|t| t.len() == 7), "{listed}");
 }
