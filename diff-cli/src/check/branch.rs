@@ -204,11 +204,15 @@ async fn maintenance(source: &ConnConfig) -> Result<(tokio_postgres::Client, tok
 /// this tool made, so it must not take over (and later drop) one that exists.
 pub async fn absent(source: &ConnConfig, name: &str) -> Result<()> {
     let (client, conn) = maintenance(source).await?;
-    let taken: bool = client.query_one("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", &[&name]).await?.get(0);
+    let taken: bool =
+        client.query_one("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", &[&name]).await?.get(0);
     drop(client);
     let _ = conn.await;
     if taken {
-        bail!("{}: a database named \"{name}\" already exists; choose another branch name", source.with_dbname(SideName::Parent, name).endpoint());
+        bail!(
+            "{}: a database named \"{name}\" already exists; choose another branch name",
+            source.with_dbname(SideName::Parent, name).endpoint()
+        );
     }
     Ok(())
 }

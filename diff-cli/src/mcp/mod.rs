@@ -261,6 +261,11 @@ pub struct VerdictArgs {
     pub accept: Option<Vec<String>>,
 }
 
+/// No arguments: any given are refused (an agent would believe they took effect).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
 /// A branch named by the agent.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -284,7 +289,7 @@ impl Server {
 
     #[tool(description = "Make a new branch: a private copy of the source database to change freely. \
                           Returns its name (for the other tools) and a postgresql:// URL for your own SQL tools.")]
-    async fn create_branch(&self) -> std::result::Result<Json<BranchInfo>, String> {
+    async fn create_branch(&self, Parameters(_): Parameters<NoArgs>) -> std::result::Result<Json<BranchInfo>, String> {
         off_thread(&self.state, |s| Box::pin(create_branch(s))).await.map(Json)
     }
 
@@ -325,7 +330,7 @@ impl Server {
     }
 
     #[tool(description = "List the branches this server made and has not deleted.")]
-    async fn list_branches(&self) -> std::result::Result<Json<BranchList>, String> {
+    async fn list_branches(&self, Parameters(_): Parameters<NoArgs>) -> std::result::Result<Json<BranchList>, String> {
         off_thread(&self.state, |s| Box::pin(list_branches(s))).await.map(Json)
     }
 }

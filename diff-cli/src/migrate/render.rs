@@ -125,8 +125,7 @@ fn applied_line(r: &MigrationReport) -> Option<String> {
     }
     let applied: Vec<&str> = r.statements.iter().filter(|s| s.applied).map(|s| s.location.as_str()).collect();
     Some(if applied.is_empty() {
-        "Nothing was applied: the branch is as it was before the migration."
-            .to_string()
+        "Nothing was applied: the branch is as it was before the migration.".to_string()
     } else {
         const SHOWN: usize = 10;
         let more = applied.len().saturating_sub(SHOWN);

@@ -361,7 +361,8 @@ fn an_agents_branch_role_reaches_its_branch_and_nothing_else() {
 
 #[test]
 fn a_source_the_branch_role_could_write_is_refused() {
-    let pair = harness::branch("mcpopen", "GRANT CREATE ON SCHEMA public TO PUBLIC; CREATE TABLE t (id int PRIMARY KEY);", "");
+    let pair =
+        harness::branch("mcpopen", "GRANT CREATE ON SCHEMA public TO PUBLIC; CREATE TABLE t (id int PRIMARY KEY);", "");
     let db = pair.parent.as_str();
     let state = state_dir();
     let state_arg = state.path().to_str().unwrap();
@@ -376,7 +377,10 @@ fn a_source_the_branch_role_could_write_is_refused() {
     assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_roles WHERE rolname LIKE '{like}'")), 0);
 
     // --shared-role: the operator's choice to hand over its own role.
-    let out = drive(&json!([{ "tool": "create_branch" }]), &["--source", &conn(db), "--state-dir", state_arg, "--shared-role"]);
+    let out = drive(
+        &json!([{ "tool": "create_branch" }]),
+        &["--source", &conn(db), "--state-dir", state_arg, "--shared-role"],
+    );
     let url = out["calls"][0]["result"]["url"].as_str().unwrap_or_else(|| panic!("{out}"));
     let user = strings("postgres", "SELECT current_user::text").remove(0);
     assert!(url.contains(&format!("//{user}@")), "{url}");
@@ -452,14 +456,39 @@ fn a_line_that_is_not_json_gets_a_parse_error_and_the_server_goes_on() {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
         "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
     let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "{init}\nthis is not json\n{{\"foo\": 1}}\n{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}}").unwrap();
+    writeln!(
+        stdin,
+        "{init}\nthis is not json\n{{\"foo\": 1}}\n{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}}"
+    )
+    .unwrap();
+    // A tool without arguments refuses any given, and takes none given at all.
+    let call = |id: i64, args: Option<J>| {
+        let mut params = json!({"name": "list_branches"});
+        if let Some(a) = args {
+            params["arguments"] = a;
+        }
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
+    };
+    writeln!(stdin, "{}\n{}", call(3, Some(json!({"name": "mine"}))), call(4, None)).unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let answers: Vec<J> = out.stdout.lines().map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect();
-    let error = |code: i64| answers.iter().find(|a| a["error"]["code"] == code).unwrap_or_else(|| panic!("{answers:?}"));
+    let error =
+        |code: i64| answers.iter().find(|a| a["error"]["code"] == code).unwrap_or_else(|| panic!("{answers:?}"));
     assert_eq!(error(-32700)["id"], J::Null);
     assert_eq!(error(-32600)["id"], J::Null);
     let listed = answers.iter().find(|a| a["id"] == 2).unwrap();
     assert!(listed["result"]["tools"].as_array().is_some_and(|t| t.len() == 7), "{listed}");
+    let by_id = |id: i64| answers.iter().find(|a| a["id"] == id).unwrap_or_else(|| panic!("{answers:?}"));
+    assert_eq!(by_id(3)["result"]["isError"], true, "{}", by_id(3));
+    assert!(by_id(3)["result"]["content"][0]["text"].as_str().unwrap().contains("unknown field `name`"));
+    assert_eq!(by_id(4)["result"]["structuredContent"], json!({"branches": []}));
+
+    // Report options that shape a file or a terminal are refused, not ignored.
+    for opt in [&["--format", "json"][..], &["--output", "/tmp/x.json"], &["--fail-on", "any"]] {
+        let run = harness::cli(&[&["mcp", "--source", &conn(&pair.parent)][..], opt].concat(), &[]);
+        assert_eq!(run.code, 2, "{opt:?}: {}", run.stderr);
+        assert!(run.stderr.contains(&format!("{}: not an option of `pgbranchdiff mcp`", opt[0])), "{}", run.stderr);
+    }
 }

@@ -25,7 +25,11 @@ pub fn apply(parent: &[Object], child: &mut [Object], role: &str) {
             .or_else(|| by_name.get(&(c.kind, c.name.as_str())));
         let Some(p) = twin else { continue };
         // A column's privileges are granted by its table's owner.
-        let owner = p.attrs.get("owner").map(String::as_str).or_else(|| p.parent.as_deref().and_then(|t| owners.get(t).copied()));
+        let owner = p
+            .attrs
+            .get("owner")
+            .map(String::as_str)
+            .or_else(|| p.parent.as_deref().and_then(|t| owners.get(t).copied()));
         let Some(owner) = owner else { continue };
         if c.attrs.get("owner").map(String::as_str) == Some(role) {
             c.attrs.insert("owner".into(), owner.to_string());
@@ -72,7 +76,10 @@ mod tests {
     fn the_stand_in_is_renamed_as_grantee_and_grantor_only() {
         let acl = "{agent_b=arwdDxt/agent_b,reader=r/agent_b,agent_bx=r/agent_b}";
         assert_eq!(rename_in_acl(acl, "agent_b", "app"), "{app=arwdDxt/app,reader=r/app,agent_bx=r/app}");
-        assert_eq!(rename_in_acl(acl, "agent_b", "App Owner"), "{\"App Owner\"=arwdDxt/\"App Owner\",reader=r/\"App Owner\",agent_bx=r/\"App Owner\"}");
+        assert_eq!(
+            rename_in_acl(acl, "agent_b", "App Owner"),
+            "{\"App Owner\"=arwdDxt/\"App Owner\",reader=r/\"App Owner\",agent_bx=r/\"App Owner\"}"
+        );
         assert_eq!(rename_in_acl("{=U/agent_b}", "agent_b", "app"), "{=U/app}");
     }
 }
