@@ -149,7 +149,8 @@ pub async fn run(cmd: &BranchCommand) -> Result<bool> {
         BranchCommand::Diff { name, state_dir, report } => {
             let record = registry_in(state_dir)?.get(name)?;
             let parent = lifecycle::parent_config(&record, None)?;
-            let child = lifecycle::branch_config(&record)?;
+            // As the branch's own role, if it has one: what an agent planted runs with no more rights.
+            let child = lifecycle::agent_config(&record)?;
             let mut report = report.as_ref().clone();
             report.stand_in_role = record.role.as_ref().map(|r| r.name.clone());
             Ok(crate::diff::run(&parent, &child, &report).await?.failed())

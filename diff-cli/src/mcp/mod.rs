@@ -429,7 +429,9 @@ async fn diff_pair(
     gate: Option<diff_core::gate::Gate>,
 ) -> Result<(diff_core::Report, Option<diff_core::gate::Verdict>)> {
     let parent = lifecycle::parent_config(record, s.source.config.as_ref())?;
-    let child = lifecycle::branch_config(record)?;
+    // The branch is read as its own role: nothing the agent planted in it (a cast, an operator, a
+    // function a view calls) can run with the operator's rights.
+    let child = lifecycle::agent_config(record)?;
     let mut args = args.clone();
     args.stand_in_role = record.role.as_ref().map(|r| r.name.clone());
     crate::diff::collect(&parent, &child, &args, gate, ROWS_PER_TABLE).await

@@ -239,6 +239,8 @@ const OWNED: &str = "
     CREATE TYPE app.span AS RANGE (subtype = float8);
     CREATE TABLE app.t (id serial PRIMARY KEY, n app.pos, m app.mood, g int GENERATED ALWAYS AS IDENTITY, note text);
     INSERT INTO app.t (n, m, note) SELECT i, 'ok', 'row ' || i FROM generate_series(1, 20) i;
+    CREATE TABLE app.pairs (id int PRIMARY KEY, v app.pair);
+    INSERT INTO app.pairs VALUES (1, ROW(1, 'a'));
     CREATE TABLE app.p (id int, k int) PARTITION BY RANGE (id);
     CREATE TABLE app.p1 PARTITION OF app.p FOR VALUES FROM (0) TO (100);
     CREATE SEQUENCE app.s;
@@ -257,6 +259,18 @@ const OWNED: &str = "
     GRANT SELECT ON app.t TO mcp_reader;
     GRANT UPDATE (note) ON app.t TO mcp_reader;
     RESET ROLE;";
+
+/// A cast from the composite to text that, when it runs
+/// as a superuser, creates file SPY (from the server's process).
+const PLANT: &str = "UPDATE app.pairs SET v = ROW(2, 'b');
+    CREATE FUNCTION app.spy(app.pair) RETURNS text LANGUAGE plpgsql AS $f$
+    BEGIN
+      IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch SPY''';
+      END IF;
+      RETURN ($1).b;
+    END $f$;
+    CREATE CAST (app.pair AS text) WITH FUNCTION app.spy(app.pair);";
 
 /// Objects of database `db` whose owner is `role` (`=`) or not (`<>`), as PostgreSQL records
 /// ownership for every kind of object: pg_shdepend.
@@ -285,6 +299,8 @@ fn an_agents_branch_role_reaches_its_branch_and_nothing_else() {
     let pair = harness::branch("mcprole", &format!("{CLOSED}{OWNED}"), "");
     let db = pair.parent.as_str();
     let rows_before = strings(db, "SELECT string_agg(t::text, ';' ORDER BY id) FROM app.t");
+    let spy = std::env::temp_dir().join(format!("pgbd_spy_{}", std::process::id()));
+    let _ = std::fs::remove_file(&spy);
     let owned_in_source = owned(db, "=", "mcp_app_owner");
     assert!(owned_in_source >= 16, "the fixture's objects are recorded as owned: {owned_in_source}");
 
@@ -297,6 +313,9 @@ fn an_agents_branch_role_reaches_its_branch_and_nothing_else() {
         step("run_sql", json!({ "branch": "$b", "sql": format!("DROP DATABASE {db}") })),
         step("run_sql", json!({ "branch": "$b", "sql": "ALTER SYSTEM SET work_mem = '1MB'" })),
         step("run_sql", json!({ "branch": "$b", "sql": "COPY (SELECT 1) TO '/tmp/pgbd_agent_escape'" })),
+        step("diff", json!({ "branch": "$b" })),
+        // A cast the diff's `::text` of a composite would call: as a superuser, it runs a program.
+        step("run_sql", json!({ "branch": "$b", "sql": PLANT.replace("SPY", &spy.to_string_lossy()) })),
         step("diff", json!({ "branch": "$b" })),
     ]);
     let state = state_dir();
@@ -334,6 +353,15 @@ fn an_agents_branch_role_reaches_its_branch_and_nothing_else() {
     assert!(changes.contains("app.t.z") && changes.contains("app.mood"), "{changes}");
     assert!(!changes.contains("owner"), "{changes}");
     assert_eq!(result(6)["summary"]["updated"], 1, "{}", result(6));
+
+    // The planted cast ran in the diff with the agent's rights only; as the operator's (a
+    // superuser) it would have run the program, as a plain diff of the branch shows.
+    assert_eq!(result(7)["applied"], true, "{}", result(7)["text"]);
+    assert!(calls[8]["error"] == false && result(8)["summary"]["updated"] == 2, "{}", calls[8]);
+    assert!(!spy.exists(), "the agent's cast ran as the operator during the MCP diff");
+    let plain = harness::cli(&[&conn(db), &conn(&name), "--format", "json"], &[]);
+    assert!(spy.exists(), "the premise: a superuser's diff calls the cast ({})", plain.stderr);
+    let _ = std::fs::remove_file(&spy);
 
     // With the URL the agent was given: its own role, no superuser, no way into the source.
     assert!(url.contains(&format!("//{name}:")), "{url}");
