@@ -124,7 +124,23 @@ pub async fn run(cmd: &BranchCommand) -> Result<bool> {
         BranchCommand::Create { from, name, method } => {
             let source = method.source(from.as_deref())?;
             let name = name.clone().unwrap_or_else(|| lifecycle::new_name(&source));
-            let record = lifecycle::create(&method.registry()?, &source, &name, "cli", false).await?;
+            let registry = method.registry()?;
+            // Interrupted, the half-made branch is removed (a snapshot's cluster stops as the future is
+            // dropped; a TEMPLATE copy is recorded before it is made, and deleted here).
+            let made = tokio::select! {
+                biased;
+                _ = crate::signal::interrupt() => None,
+                r = lifecycle::create(&registry, &source, &name, "cli", false) => Some(r),
+            };
+            let Some(made) = made else {
+                if let Ok(record) = registry.get(&name) {
+                    if let Err(e) = lifecycle::delete(&registry, &record).await {
+                        eprintln!("pgbranchdiff: could not remove the half-made branch \"{name}\": {e:#}");
+                    }
+                }
+                return Err(crate::signal::Interrupted.into());
+            };
+            let record = made?;
             eprintln!("pgbranchdiff: made branch \"{}\" of {} ({})", record.name, record.from, record.method());
             println!("{}", lifecycle::url(&record)?);
             Ok(false)

@@ -148,9 +148,14 @@ impl State {
     }
 
     async fn cleanup(&self, keep: bool) -> Result<()> {
-        let names: Vec<String> = self.made.lock().map(|m| m.iter().cloned().collect()).unwrap_or_default();
+        let mut names: BTreeSet<String> = self.made.lock().map(|m| m.clone()).unwrap_or_default();
+        // And any this server recorded but had not finished making (an interrupted create_branch).
+        names.extend(
+            self.registry.list().unwrap_or_default().into_iter().filter(|r| r.owner == self.owner).map(|r| r.name),
+        );
         if keep {
             if !names.is_empty() {
+                let names: Vec<String> = names.into_iter().collect();
                 eprintln!("pgbranchdiff: kept branches {} (pgbranchdiff branch list)", names.join(", "));
             }
             return Ok(());

@@ -199,3 +199,49 @@ fn param(key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} in {}", cluster().base))
         .to_string()
 }
+
+/// SIGTERM at moments spread over a TEMPLATE `branch create` (measured first): each run either
+/// made the branch (exit 0, recorded) or left nothing — no database of that name, no record.
+#[test]
+fn an_interrupted_create_leaves_a_branch_or_nothing() {
+    use std::process::{Command, Stdio};
+    let pair = harness::branch("brint", SETUP, "");
+    let state = state();
+    let registry = state.path().join("registry");
+    let start = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_pgbranchdiff"))
+            .args(["branch", "create", "--from", &conn(&pair.parent), "--name", name])
+            .env("PGBRANCHDIFF_STATE_DIR", &registry)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let began = std::time::Instant::now();
+    let whole = start("brint_measure").wait_with_output().unwrap();
+    assert!(whole.status.success(), "{}", String::from_utf8_lossy(&whole.stderr));
+    let span = began.elapsed().as_millis() as u64 + 20;
+    assert_eq!(branch_cmd(state.path(), &["delete", "brint_measure"]).code, 0);
+    let (mut made, mut stopped) = (0, 0);
+    for i in 0..12u64 {
+        let name = format!("brint_{i}");
+        let child = start(&name);
+        std::thread::sleep(std::time::Duration::from_millis(span * i / 11));
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = child.wait_with_output().unwrap();
+        let recorded = branch_cmd(state.path(), &["list"]).stdout.lines().any(|l| l.starts_with(&format!("{name}\t")));
+        match out.status.code() {
+            Some(0) => {
+                made += 1;
+                assert!(database_exists(&name) && recorded, "{name}: made but not whole");
+                assert_eq!(branch_cmd(state.path(), &["delete", &name]).code, 0);
+            }
+            code => {
+                stopped += 1;
+                assert!(!database_exists(&name), "{name}: interrupted ({code:?}) but its database is left");
+                assert!(!recorded, "{name}: interrupted ({code:?}) but still recorded");
+            }
+        }
+    }
+    assert!(stopped > 0, "no run was interrupted (made {made})");
+}
