@@ -58,9 +58,9 @@ pub fn block_count(rows: i64, bytes: i64) -> i64 {
 
 /// The bytes standing for one column's value under the equality rule, or
 /// NULL for NULL. `e` is the column reference on one side.
-fn value_bytes(kind: Kind, literal: bool, e: &str) -> String {
+fn value_bytes(kind: Kind, literal: bool, type_oid: u32, e: &str) -> String {
     if literal {
-        return format!("textsend(({e})::text)");
+        return format!("textsend({})", crate::plan::as_text(e, type_oid));
     }
     match kind {
         // Widened: an int4 → int8 change keeps the bytes of equal values equal.
@@ -101,8 +101,8 @@ fn columns_hash(cols: &[ColumnPlan], parent: bool, seed: i64) -> String {
     let parts: Vec<String> = cols
         .iter()
         .map(|c| {
-            let kind = if parent { c.parent_kind } else { c.kind };
-            value_bytes(kind, c.literal, &column_ref(c, parent))
+            let (kind, oid) = if parent { (c.parent_kind, c.type_oids.0) } else { (c.kind, c.type_oids.1) };
+            value_bytes(kind, c.literal, oid, &column_ref(c, parent))
         })
         .collect();
     format!("hash_array_extended(ARRAY[{}]::bytea[], {seed})", parts.join(", "))

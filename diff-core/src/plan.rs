@@ -49,6 +49,8 @@ pub struct ColumnPlan {
     pub parent_type: String,
     /// Child type.
     pub child_type: String,
+    /// The parent's and the child's type OIDs (a domain's own, not its base type's).
+    pub type_oids: (u32, u32),
     /// What renderers need to know of the column on both sides.
     pub info: crate::report::ColumnInfo,
     /// The parent's and the child's types as the values-lost rule reads them.
@@ -443,6 +445,7 @@ fn column_plan(pc: &Column, cc: &Column, is_key: bool) -> ColumnPlan {
         removed_labels: removed_labels(&pc.reading, &cc.reading),
         parent_type: pc.type_name.clone(),
         child_type: cc.type_name.clone(),
+        type_oids: (pc.type_oid, cc.type_oid),
         info: crate::report::ColumnInfo {
             compared_in_new_type: conversion.is_some(),
             ..crate::report::ColumnInfo::new(pc, cc)
@@ -483,9 +486,23 @@ fn removed_labels(p: &crate::reading::Reading, c: &crate::reading::Reading) -> V
 fn select_expr(col: &ColumnPlan, table_col: &Column) -> String {
     let ident = format!("{ALIAS}.{}", quote_ident(&table_col.name));
     if col.literal {
-        return format!("{ident}::text");
+        return as_text(&ident, table_col.type_oid);
     }
     ident
+}
+
+/// `e` of type `type_oid` as text by the type's output function. `::text` would call a cast to
+/// text if one exists, and whoever owns a type (an enum, a composite, a range, their arrays and
+/// domains) may create one: a branch could run its own function with the reader's rights. So
+/// the database's own types are printed with `format('%s', …)`, which calls the output function
+/// and no cast; built-in types, whose casts only a superuser could add, keep `::text` (some of
+/// their casts are not their output: `inet::text` shows the mask).
+pub fn as_text(e: &str, type_oid: u32) -> String {
+    if type_oid >= crate::reading::FIRST_NORMAL_OID {
+        format!("CASE WHEN pg_catalog.num_nulls({e}) = 0 THEN pg_catalog.format('%s', {e}) END")
+    } else {
+        format!("({e})::text")
+    }
 }
 
 /// The sort key of a key column: the server's order must be the one

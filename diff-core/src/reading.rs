@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Highest OID of objects created by initdb: built-in types below it are the
 /// same on every server and in every database.
-const FIRST_NORMAL_OID: u32 = 16384;
+pub(crate) const FIRST_NORMAL_OID: u32 = 16384;
 
 /// Types whose text form is looked up in other catalogs at read time
 /// (`regclass` prints a relation's current name): the same stored OID can read

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value as J};
 
-use crate::harness::{self, conn, connect};
+use crate::harness::{self, conn, connect, exec};
 
 /// On PostgreSQL 13 and 14 PUBLIC may create in `public`; a branch's role must not write to the
 /// source, so an operator who hands branches to agents revokes that (as PostgreSQL 15 does).
@@ -266,7 +266,7 @@ const PLANT: &str = "UPDATE app.pairs SET v = ROW(2, 'b');
     CREATE FUNCTION app.spy(app.pair) RETURNS text LANGUAGE plpgsql AS $f$
     BEGIN
       IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-        EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch SPY''';
+        EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch SPY; cat >/dev/null''';
       END IF;
       RETURN ($1).b;
     END $f$;
@@ -354,13 +354,22 @@ fn an_agents_branch_role_reaches_its_branch_and_nothing_else() {
     assert!(!changes.contains("owner"), "{changes}");
     assert_eq!(result(6)["summary"]["updated"], 1, "{}", result(6));
 
-    // The planted cast ran in the diff with the agent's rights only; as the operator's (a
-    // superuser) it would have run the program, as a plain diff of the branch shows.
+    // The planted cast is live (a superuser's `::text` runs it), yet no diff calls it: the MCP
+    // diff reads as the agent's role, and any diff prints the database's own types by their
+    // output function, not by a cast.
     assert_eq!(result(7)["applied"], true, "{}", result(7)["text"]);
     assert!(calls[8]["error"] == false && result(8)["summary"]["updated"] == 2, "{}", calls[8]);
     assert!(!spy.exists(), "the agent's cast ran as the operator during the MCP diff");
     let plain = harness::cli(&[&conn(db), &conn(&name), "--format", "json"], &[]);
-    assert!(spy.exists(), "the premise: a superuser's diff calls the cast ({})", plain.stderr);
+    assert_eq!(plain.json()["summary"]["updated"], 2, "{}", plain.stderr);
+    assert!(!spy.exists(), "the agent's cast ran during a superuser's diff");
+    for strategy in ["stream", "hash"] {
+        let run = harness::cli(&[&conn(db), &conn(&name), "--format", "json", "--strategy", strategy], &[]);
+        assert_eq!(run.json()["summary"]["updated"], 2, "{strategy}: {}", run.stderr);
+        assert!(!spy.exists(), "the agent's cast ran during a superuser's diff ({strategy})");
+    }
+    exec(&name, "SELECT v::text FROM app.pairs");
+    assert!(spy.exists(), "the premise: the planted cast runs a program as a superuser");
     let _ = std::fs::remove_file(&spy);
 
     // With the URL the agent was given: its own role, no superuser, no way into the source.

@@ -64,8 +64,7 @@ impl Pairs {
     }
 }
 
-/// Objects created by initdb have OIDs below this, the same in every database.
-const FIRST_NORMAL_OID: u32 = 16384;
+use crate::reading::FIRST_NORMAL_OID;
 
 /// Whether two databases of one cluster share lineage: a TEMPLATE copy keeps
 /// its source's OIDs, so user objects appear on both sides with the same OID
