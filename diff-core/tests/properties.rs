@@ -133,6 +133,7 @@ fn plan(kinds: &[Kind], nkey: usize) -> TablePlan {
                 removed_labels: vec![],
                 parent_type: format!("{kind:?}").to_lowercase(),
                 child_type: format!("{kind:?}").to_lowercase(),
+                type_oids: (0, 0),
                 info: diff_core::report::ColumnInfo::text(&format!("c{i}")),
                 loss_shapes: (Shape::builtin(kind), Shape::builtin(kind)),
                 type_changed: false,
