@@ -127,6 +127,7 @@ pub async fn create(source: &ConnConfig, name: &str, strategy: Strategy) -> Resu
 pub async fn drop_branch(branch: &Branch) -> Result<()> {
     let (client, conn) = maintenance(&branch.config).await?;
     let q = ident(&branch.name);
+    stop_copy(&client, &q).await?;
     // WITH (FORCE) exists from PostgreSQL 13; before, terminate the sessions first.
     let sql = if client.query_one("SHOW server_version_num", &[]).await?.get::<_, String>(0).parse::<u32>()? >= 130000 {
         format!("DROP DATABASE IF EXISTS {q} WITH (FORCE)")
@@ -145,6 +146,23 @@ pub async fn drop_branch(branch: &Branch) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot drop the branch database {q}: {}", super::pg_message(&e)))?;
     drop(client);
     let _ = conn.await;
+    Ok(())
+}
+
+/// A copy interrupted on this side still runs on the server (its backend learns of the closed
+/// connection only when it next writes to it), and would make the database after the drop:
+/// cancel it and wait until it has ended.
+async fn stop_copy(client: &tokio_postgres::Client, quoted: &str) -> Result<()> {
+    let running = format!("CREATE DATABASE {quoted} TEMPLATE %");
+    let sql = "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity
+                WHERE pid <> pg_backend_pid() AND state = 'active' AND query LIKE $1";
+    for _ in 0..300 {
+        let n: i64 = client.query_one(sql, &[&running]).await?.get(0);
+        if n == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     Ok(())
 }
 
