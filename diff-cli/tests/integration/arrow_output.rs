@@ -90,6 +90,14 @@ fn assert_same(doc: &J, arrow: &J) -> BTreeMap<(String, String, String), Vec<Str
         assert_eq!(t["columns"], a["columns"], "{name}");
         assert_eq!(t["key_source"]["source"], a["key_source"], "{name}");
         assert_eq!(t["stats"]["strategy"], a["strategy"], "{name}");
+        assert_eq!(t["stats"]["reason"], a["reason"], "{name}");
+        for side in ["parent", "child"] {
+            assert_eq!(t["stats"][side]["bytes"], a[format!("{side}_bytes")], "{name}");
+        }
+        for k in ["by", "count", "differing", "parts"] {
+            let json = t["stats"].get("blocks").map_or(J::Null, |b| b[k].clone());
+            assert_eq!(json, a[format!("blocks_{k}")], "{name} blocks.{k}");
+        }
         let rows = t["rows"].as_array().unwrap();
         assert_eq!(rows.is_empty(), a["file"].is_null(), "{name}: a file exactly when rows changed");
         if rows.is_empty() {
