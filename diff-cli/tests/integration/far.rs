@@ -313,6 +313,8 @@ const RANGE_SETUP: &str = "
 const RANGE_CHANGES: &str = "
     UPDATE ints SET v = 'x' WHERE id BETWEEN 100 AND 199;            -- clustered: 100 updated
     DELETE FROM ints WHERE id BETWEEN 5000 AND 5049;                 -- a deleted range: 50
+    -- Two neighbours (one block) swap their values: 2 updated, though the block holds the same values.
+    UPDATE ints SET v = CASE id WHEN 300 THEN md5('301') ELSE md5('300') END WHERE id IN (300, 301);
     INSERT INTO ints SELECT g, 'above' FROM generate_series(20001, 20010) g;  -- beyond the parent's max: 10
     INSERT INTO ints SELECT g, 'below' FROM generate_series(-5, 0) g;         -- below its min: 6
     UPDATE neg SET v = -v WHERE id < -40000;                         -- 7g - 50000 < -40000: g ≤ 1428
@@ -324,7 +326,7 @@ const RANGE_CHANGES: &str = "
     UPDATE words SET v = 0 WHERE k IN ('w1', 'w2');";
 
 const RANGE_EXPECTED: &[(&str, (u64, u64, u64), &str)] = &[
-    ("public.ints", (16, 100, 50), "key_range"),
+    ("public.ints", (16, 102, 50), "key_range"),
     ("public.neg", (2, 1428, 1), "key_range"),
     ("public.lead", (0, 100, 0), "key_range"),
     // 2^64 values apart: too sparse for ranges, hashed.
