@@ -1,14 +1,17 @@
 //! The `hash` strategy: block digests computed inside PostgreSQL in one scan
 //! per side, compared here, and only the rows of differing blocks read.
 //!
-//! A row's block is a hash of its key (of the whole row in a keyless table),
-//! not a key range: which block a row falls in depends on neither server's
-//! sort order nor collation, so two servers that sort text differently still
-//! agree, and any key type works. Each side returns, per block, the sum
-//! modulo 2^64 of 64-bit row hashes (order-independent, and duplicates of a
-//! multiset add up instead of cancelling). Blocks whose
-//! digests differ are read with one filtered COPY per side, in key order, and
-//! merged exactly like the stream path, which therefore decides every change.
+//! A row's block is a range of its key when the key is led by an integer
+//! column ([`crate::key_range`]): changes clustered in key order fall in few
+//! blocks, and differing blocks are read as index ranges. Otherwise it is a
+//! hash of its key (of the whole row in a keyless table): which block a row
+//! falls in then depends on neither server's sort order nor collation, so two
+//! servers that sort text differently still agree, and any key type works.
+//! Each side returns, per block, the sum modulo 2^64 of 64-bit row hashes
+//! (order-independent, and duplicates of a multiset add up instead of
+//! cancelling). Blocks whose digests differ are read with one filtered COPY
+//! per side, in key order, and merged exactly like the stream path, which
+//! therefore decides every change.
 //!
 //! Row hashes follow the diff's equality rule ("What counts as a change" in
 //! `docs/architecture.md`): every column is turned into bytes that are equal
@@ -23,6 +26,7 @@
 use futures_util::{pin_mut, TryStreamExt};
 
 use crate::error::Result;
+use crate::key_range::{self, Ranges};
 use crate::options::Shard;
 use crate::plan::{quote_ident, ColumnPlan, TablePlan, ALIAS};
 use crate::snapshot::Side;
@@ -108,14 +112,76 @@ fn columns_hash(cols: &[ColumnPlan], parent: bool, seed: i64) -> String {
     format!("hash_array_extended(ARRAY[{}]::bytea[], {seed})", parts.join(", "))
 }
 
-/// The row hash of one side.
+/// The row hash of one side. `hash_array_extended` is linear in its
+/// elements' hashes (`31·h + next`), so a sum of such row hashes over a block
+/// would be a sum over each column's values apart: two rows of a block
+/// swapping a column's values would leave it unchanged. Hashing that hash's
+/// bytes once more mixes the columns of a row together.
 pub fn row_hash(plan: &TablePlan, parent: bool) -> String {
-    columns_hash(&plan.columns, parent, 0)
+    format!("hash_array_extended(ARRAY[int8send({})]::bytea[], 0)", columns_hash(&plan.columns, parent, 0))
 }
 
-/// The block number of a row on one side: its key hash modulo `blocks`.
-pub fn block_expr(plan: &TablePlan, parent: bool, blocks: i64) -> String {
-    format!("((({}) & 9223372036854775807) % {blocks})::int4", columns_hash(&plan.columns[..plan.nkey], parent, 1))
+/// How rows are cut into blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Block `hash(key) mod count` (the whole row's hash without a key): any
+    /// key type under any collation.
+    KeyHash(i64),
+    /// Ranges of an integer leading key column ([`crate::key_range`]).
+    KeyRange(Ranges),
+}
+
+impl Cut {
+    /// Blocks the table is cut into.
+    pub fn count(&self) -> i64 {
+        match self {
+            Cut::KeyHash(n) => *n,
+            Cut::KeyRange(r) => r.count,
+        }
+    }
+
+    /// The block number of a row on one side.
+    pub fn block_expr(&self, plan: &TablePlan, parent: bool) -> String {
+        match self {
+            Cut::KeyHash(n) => {
+                format!(
+                    "((({}) & 9223372036854775807) % {n})::int4",
+                    columns_hash(&plan.columns[..plan.nkey], parent, 1)
+                )
+            }
+            Cut::KeyRange(r) => r.block_expr(plan, parent),
+        }
+    }
+
+    /// Filters selecting the rows of blocks `a..b` on one side: a condition
+    /// on the rows (a key range, which an index or a cheap filter serves), or
+    /// one on the computed block number `b` (key hashes: each connection of a
+    /// split table computes every row's key hash, but the row hash only of its
+    /// range's rows). None for all blocks.
+    fn part_filters(&self, plan: &TablePlan, parent: bool, (a, b): (i64, i64)) -> (Option<String>, Option<String>) {
+        match self {
+            _ if (a, b) == (0, self.count()) => (None, None),
+            Cut::KeyHash(_) => (None, Some(format!("b >= {a} AND b < {b}"))),
+            Cut::KeyRange(r) => (r.condition(plan, parent, (a, b)), None),
+        }
+    }
+}
+
+/// The cut for a table of about `rows` rows and `bytes` bytes: ranges of its
+/// integer leading key when both sides' bounds allow, key hashes otherwise.
+pub async fn cut(plan: &TablePlan, (p, c): (&Side, &Side), conn: usize) -> Result<Cut> {
+    let target = block_count(plan.rows, plan.bytes);
+    if !key_range::applies(plan) {
+        return Ok(Cut::KeyHash(target));
+    }
+    let (pb, cb) =
+        tokio::try_join!(key_range::side_bounds(p, conn, plan, true), key_range::side_bounds(c, conn, plan, false))?;
+    let bounds = match (pb, cb) {
+        (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+        (a, b) => a.or(b),
+    };
+    let ranges = bounds.and_then(|(lo, hi)| Ranges::new(lo, hi, target, plan.rows));
+    Ok(ranges.map_or(Cut::KeyHash(target), Cut::KeyRange))
 }
 
 /// The condition selecting one shard's rows on one side: a key hash of its
@@ -129,7 +195,7 @@ fn shard_condition(plan: &TablePlan, parent: bool, shard: Shard) -> String {
 /// What one digest query covers: blocks `lo..hi` of the table, within a shard.
 #[derive(Debug, Clone, Copy)]
 struct Scope {
-    blocks: i64,
+    cut: Cut,
     range: (i64, i64),
     shard: Option<Shard>,
 }
@@ -142,20 +208,21 @@ type Digest = (i32, i64);
 /// Per-block digests of one side for `scope`, sorted by block, and the bytes received.
 async fn digests(side: &Side, conn: usize, plan: &TablePlan, parent: bool, scope: Scope) -> Result<(Vec<Digest>, u64)> {
     let q = if parent { &plan.parent_query } else { &plan.child_query };
-    let blocks = scope.blocks;
-    let (lo, hi) = scope.range;
-    let part = if scope.range == (0, blocks) { String::new() } else { format!(" WHERE b >= {lo} AND b < {hi}") };
-    let shard = scope.shard.map(|s| format!(" WHERE {}", shard_condition(plan, parent, s))).unwrap_or_default();
+    let (rows, blocks) = scope.cut.part_filters(plan, parent, scope.range);
+    let rows: Vec<String> =
+        [rows, scope.shard.map(|s| shard_condition(plan, parent, s))].into_iter().flatten().collect();
+    let filter = if rows.is_empty() { String::new() } else { format!(" WHERE {}", rows.join(" AND ")) };
+    let part = blocks.map(|b| format!(" WHERE {b}")).unwrap_or_default();
     // sum(int8) is exact (numeric); reduced modulo 2^64 into int8's range, per block only. Each
     // digest is packed as int4send(block) || int8send(sum), ascending, 65,536 to a value.
     let sql = format!(
         "SELECT string_agg(int4send(b) || int8send(s), ''::bytea ORDER BY b)
          FROM (SELECT b, ((((sum(h) % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)
                           - 9223372036854775808)::int8 AS s
-               FROM (SELECT {b} AS b, {h} AS h FROM {from}{shard}) AS pgbd_h{part}
+               FROM (SELECT {b} AS b, {h} AS h FROM {from}{filter}) AS pgbd_h{part}
                GROUP BY b) AS pgbd_d
          GROUP BY b / {DIGESTS_PER_VALUE}",
-        b = block_expr(plan, parent, blocks),
+        b = scope.cut.block_expr(plan, parent),
         h = row_hash(plan, parent),
         from = q.from,
     );
@@ -185,10 +252,11 @@ fn unpack(packed: &[u8]) -> impl Iterator<Item = Digest> + '_ {
 }
 
 /// Blocks whose digests differ between two sorted digest lists (a block
-/// present on one side only differs).
-fn differing(p: &[Digest], c: &[Digest]) -> Vec<i32> {
-    let (mut i, mut j, mut out) = (0, 0, vec![]);
+/// present on one side only differs), and how many blocks hold rows on either side.
+fn differing(p: &[Digest], c: &[Digest]) -> (Vec<i32>, i64) {
+    let (mut i, mut j, mut out, mut present) = (0, 0, vec![], 0);
     while i < p.len() || j < c.len() {
+        present += 1;
         match (p.get(i), c.get(j)) {
             (Some(a), Some(b)) if a.0 == b.0 => {
                 if a != b {
@@ -208,14 +276,16 @@ fn differing(p: &[Digest], c: &[Digest]) -> Vec<i32> {
             _ => break,
         }
     }
-    out
+    (out, present)
 }
 
 /// What comparing the digests found.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Blocks {
-    /// Blocks the table was cut into.
-    pub count: i64,
+    /// How the table was cut into blocks.
+    pub cut: Cut,
+    /// Blocks holding rows on either side (key ranges may leave some empty).
+    pub present: i64,
     /// Blocks whose digests differ, ascending.
     pub differing: Vec<i32>,
     /// Digest bytes received from the parent, and from the child (wire size).
@@ -236,19 +306,21 @@ pub async fn compare(
     plan: &TablePlan,
     (p, c): (&Side, &Side),
     conns: &[usize],
-    count: i64,
+    cut: Cut,
     shard: Option<Shard>,
 ) -> Result<Blocks> {
+    let count = cut.count();
     let parts = (conns.len() as i64).min(count / MIN_BLOCKS_PER_PART).max(1);
     let scopes: Vec<(usize, Scope)> = (0..parts)
         .map(|i| {
             let range = (count * i / parts, count * (i + 1) / parts);
-            (conns[i as usize], Scope { blocks: count, range, shard })
+            (conns[i as usize], Scope { cut, range, shard })
         })
         .collect();
     let ((pd, pb), (cd, cb)) =
         tokio::try_join!(side_digests(p, plan, true, &scopes), side_digests(c, plan, false, &scopes))?;
-    Ok(Blocks { count, differing: differing(&pd, &cd), bytes: (pb, cb), parts: parts as u64 })
+    let (differing, present) = differing(&pd, &cd);
+    Ok(Blocks { cut, present, differing, bytes: (pb, cb), parts: parts as u64 })
 }
 
 /// One side's digests of every scope, sorted by block, and the bytes received.
@@ -272,13 +344,31 @@ pub fn shard_filter(plan: &TablePlan, parent: bool, shard: Shard) -> String {
     shard_condition(plan, parent, shard)
 }
 
+/// Share of the blocks holding rows past which, once that many differ, the
+/// whole table is read by one stream scan: the unchanged rows it reads on top
+/// (at most 1/9 more) cost less than filtering every row by block on the server.
+const MOSTLY_DIFFERING: (i64, i64) = (9, 10);
+
+impl Blocks {
+    /// Whether so many blocks differ that reading the whole table is cheaper.
+    pub fn mostly_differ(&self) -> bool {
+        let (num, den) = MOSTLY_DIFFERING;
+        self.present > 0 && self.differing.len() as i64 * den > self.present * num
+    }
+}
+
 /// `WHERE` clause selecting the rows of the differing blocks on one side (within the shard).
 pub fn filter(plan: &TablePlan, blocks: &Blocks, parent: bool, shard: Option<Shard>) -> String {
     if blocks.differing.is_empty() {
         return "false".into();
     }
-    let list: Vec<String> = blocks.differing.iter().map(i32::to_string).collect();
-    let f = format!("{} = ANY ('{{{}}}'::int4[])", block_expr(plan, parent, blocks.count), list.join(","));
+    let f = match &blocks.cut {
+        Cut::KeyRange(r) => r.filter(plan, parent, &blocks.differing),
+        Cut::KeyHash(_) => {
+            let list: Vec<String> = blocks.differing.iter().map(i32::to_string).collect();
+            format!("{} = ANY ('{{{}}}'::int4[])", blocks.cut.block_expr(plan, parent), list.join(","))
+        }
+    };
     match shard {
         Some(s) => format!("{} AND {f}", shard_condition(plan, parent, s)),
         None => f,
@@ -315,8 +405,8 @@ mod tests {
     fn differing_blocks_include_one_sided_ones() {
         let p = [(1, 10), (3, 7), (5, 1)];
         let c = [(1, 10), (2, 4), (3, 8)];
-        assert_eq!(differing(&p, &c), [2, 3, 5]);
-        assert_eq!(differing(&[], &c), [1, 2, 3]);
-        assert!(differing(&p, &p).is_empty());
+        assert_eq!(differing(&p, &c), (vec![2, 3, 5], 4));
+        assert_eq!(differing(&[], &c), (vec![1, 2, 3], 3));
+        assert_eq!(differing(&p, &p), (vec![], 3));
     }
 }

@@ -21,7 +21,8 @@ use crate::merge::{self, SideLabel};
 use crate::options::{Options, Shard, Strategy};
 use crate::plan::{self, TablePlan};
 use crate::report::{
-    BlockStats, BytesReceived, DataLoss, Endpoint, Event, ReadStrategy, Report, ReportBuilder, TableInfo, TableSummary,
+    BlockCut, BlockStats, BytesReceived, DataLoss, Endpoint, Event, ReadStrategy, Report, ReportBuilder, TableInfo,
+    TableSummary,
 };
 use crate::schema;
 use crate::snapshot::Side;
@@ -314,14 +315,19 @@ async fn diff_table(
     };
     let blocks = match way {
         Way::Hash => {
-            let count = block_hash::block_count(plan.rows, plan.bytes);
+            let cut = block_hash::cut(&plan, (p, c), conn).await?;
             let jobs = p.connections();
             let conns: Vec<usize> = (0..jobs).map(|k| (conn + k) % jobs).collect();
-            Some(block_hash::compare(&plan, (p, c), &conns, count, shard).await?)
+            Some(block_hash::compare(&plan, (p, c), &conns, cut, shard).await?)
         }
         _ => None,
     };
+    let whole = blocks.as_ref().is_some_and(|b| b.mostly_differ());
     let (pfilter, cfilter) = match (&blocks, shard) {
+        (Some(_), None) if whole => (None, None),
+        (Some(_), Some(s)) if whole => {
+            (Some(block_hash::shard_filter(&plan, true, s)), Some(block_hash::shard_filter(&plan, false, s)))
+        }
         (Some(b), _) => {
             (Some(block_hash::filter(&plan, b, true, shard)), Some(block_hash::filter(&plan, b, false, shard)))
         }
@@ -362,10 +368,17 @@ async fn diff_table(
         summary.strategy = ReadStrategy::Hash;
         summary.parent.bytes += b.bytes.0;
         summary.child.bytes += b.bytes.1;
-        summary.blocks =
-            Some(BlockStats { count: b.count as u64, differing: b.differing.len() as u64, parts: b.parts });
+        let by = match b.cut {
+            block_hash::Cut::KeyHash(_) => BlockCut::KeyHash,
+            block_hash::Cut::KeyRange(_) => BlockCut::KeyRange,
+        };
+        let (count, differing) = (b.cut.count() as u64, b.differing.len() as u64);
+        summary.blocks = Some(BlockStats { by, count, differing, parts: b.parts });
     }
-    summary.reason = reason;
+    summary.reason = match whole {
+        true => format!("{reason}; most blocks differed: the whole table streamed"),
+        false => reason,
+    };
     summary.fallback = fallback;
     summary.millis = started.elapsed().as_millis() as u64;
     Ok(summary)

@@ -34,6 +34,7 @@ pub mod error;
 pub mod filter;
 pub mod gate;
 pub mod identity;
+pub mod key_range;
 pub mod loss;
 pub mod merge;
 pub mod options;

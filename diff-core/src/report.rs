@@ -140,9 +140,32 @@ pub struct BytesReceived {
     pub child: u64,
 }
 
+/// How the hash strategy cut a table's rows into blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockCut {
+    /// By a hash of the key (of the whole row without a key): any key type and collation.
+    #[default]
+    KeyHash,
+    /// By ranges of an integer leading key column, read back as index ranges.
+    KeyRange,
+}
+
+impl BlockCut {
+    /// The name used in every output format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockCut::KeyHash => "key_hash",
+            BlockCut::KeyRange => "key_range",
+        }
+    }
+}
+
 /// The hash strategy's blocks of one table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BlockStats {
+    /// How rows were cut into blocks.
+    pub by: BlockCut,
     /// Blocks the table was cut into.
     pub count: u64,
     /// Blocks whose digests differed: only their rows were read.

@@ -55,11 +55,17 @@ fn tmp(tag: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// Runs the JSON and the Arrow report of `pair`; returns (JSON document, canonical Arrow).
 fn both(pair: &Pair, tag: &str) -> (J, J) {
+    both_with(pair, tag, &[])
+}
+
+/// [`both`] with more arguments for both runs.
+fn both_with(pair: &Pair, tag: &str, extra: &[&str]) -> (J, J) {
     let (p, c) = (conn(&pair.parent), conn(&pair.child));
-    let run = cli(&["--format", "json", "--quiet", &p, &c], &[]);
+    let run = cli(&[&["--format", "json", "--quiet", &p, &c], extra].concat(), &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let (_dir, out) = tmp(tag);
-    let arrow = cli(&["--format", "arrow", "--quiet", "--output", out.to_str().unwrap(), &p, &c], &[]);
+    let args = [&["--format", "arrow", "--quiet", "--output", out.to_str().unwrap(), &p, &c], extra].concat();
+    let arrow = cli(&args, &[]);
     assert_eq!(arrow.code, 1, "{}", arrow.stderr);
     assert!(arrow.stdout.is_empty(), "nothing on stdout: {}", arrow.stdout);
     (run.json(), canon(&out))
@@ -90,6 +96,14 @@ fn assert_same(doc: &J, arrow: &J) -> BTreeMap<(String, String, String), Vec<Str
         assert_eq!(t["columns"], a["columns"], "{name}");
         assert_eq!(t["key_source"]["source"], a["key_source"], "{name}");
         assert_eq!(t["stats"]["strategy"], a["strategy"], "{name}");
+        assert_eq!(t["stats"]["reason"], a["reason"], "{name}");
+        for side in ["parent", "child"] {
+            assert_eq!(t["stats"][side]["bytes"], a[format!("{side}_bytes")], "{name}");
+        }
+        for k in ["by", "count", "differing", "parts"] {
+            let json = t["stats"].get("blocks").map_or(J::Null, |b| b[k].clone());
+            assert_eq!(json, a[format!("blocks_{k}")], "{name} blocks.{k}");
+        }
         let rows = t["rows"].as_array().unwrap();
         assert_eq!(rows.is_empty(), a["file"].is_null(), "{name}: a file exactly when rows changed");
         if rows.is_empty() {
@@ -261,6 +275,24 @@ fn values_equal_the_json_report() {
     assert_eq!(numbers(&strip_nulls(&doc["data_loss"])), numbers(&strip_nulls(&arrow["data_loss"])));
     let meta = &arrow["metadata"];
     assert_eq!(meta["pgbranchdiff:parent"], doc["parent"]["endpoint"]);
+}
+
+#[test]
+fn hash_blocks_equal_the_json_report() {
+    let pair = branch(
+        "arrow_blocks",
+        "CREATE TABLE n (id int PRIMARY KEY, v int); INSERT INTO n SELECT g, g FROM generate_series(1, 3000) g;
+         CREATE TABLE w (k text PRIMARY KEY, v int); INSERT INTO w SELECT 'k' || g, g FROM generate_series(1, 3000) g;
+         ANALYZE;",
+        "UPDATE n SET v = 0 WHERE id BETWEEN 10 AND 20; UPDATE w SET v = 0 WHERE k = 'k7';",
+    );
+    let (doc, arrow) = both_with(&pair, "blocks", &["--strategy", "hash"]);
+    assert_same(&doc, &arrow);
+    let row = |name: &str| arrow["tables"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap().clone();
+    // Counted from the fixture: an integer key is cut by ranges, a text key by hashes.
+    assert_eq!((row("n")["blocks_by"].clone(), row("n")["updated"].clone()), (json!("key_range"), json!(11)));
+    assert_eq!((row("w")["blocks_by"].clone(), row("w")["updated"].clone()), (json!("key_hash"), json!(1)));
+    assert_eq!(row("n")["reason"], "--strategy hash");
 }
 
 #[test]

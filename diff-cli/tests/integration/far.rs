@@ -291,3 +291,91 @@ fn jobs_split_a_large_tables_blocks_across_connections() {
     let t = table(&four, "public.big");
     assert_eq!((t["counts"]["updated"].as_u64(), t["counts"]["deleted"].as_u64()), (Some(40), Some(1)));
 }
+
+/// Integer keys: rows in blocks of key ranges (read back as index ranges), on
+/// two clusters. Counts come from the fixture, by hand.
+const RANGE_SETUP: &str = "
+    CREATE TABLE ints (id int PRIMARY KEY, v text);
+    INSERT INTO ints SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+    CREATE TABLE neg (id bigint PRIMARY KEY, v int);
+    INSERT INTO neg SELECT g * 7 - 50000, g FROM generate_series(1, 10000) g;
+    CREATE TABLE lead (a int, b text, v int, PRIMARY KEY (a, b));
+    INSERT INTO lead SELECT g / 10, 'b' || g, g FROM generate_series(1, 5000) g;
+    CREATE TABLE extreme (id bigint PRIMARY KEY, v int);
+    INSERT INTO extreme SELECT g, g FROM generate_series(1, 1000) g;
+    INSERT INTO extreme VALUES (-9223372036854775808, 0), (9223372036854775807, 0);
+    CREATE TABLE churn (id int PRIMARY KEY, v int);
+    INSERT INTO churn SELECT g, g FROM generate_series(1, 2000) g;
+    CREATE TABLE words (k text PRIMARY KEY, v int);
+    INSERT INTO words SELECT 'w' || g, g FROM generate_series(1, 3000) g;
+    ANALYZE;";
+
+const RANGE_CHANGES: &str = "
+    UPDATE ints SET v = 'x' WHERE id BETWEEN 100 AND 199;            -- clustered: 100 updated
+    DELETE FROM ints WHERE id BETWEEN 5000 AND 5049;                 -- a deleted range: 50
+    -- Two neighbours (one block) swap their values: 2 updated, though the block holds the same values.
+    UPDATE ints SET v = CASE id WHEN 300 THEN md5('301') ELSE md5('300') END WHERE id IN (300, 301);
+    INSERT INTO ints SELECT g, 'above' FROM generate_series(20001, 20010) g;  -- beyond the parent's max: 10
+    INSERT INTO ints SELECT g, 'below' FROM generate_series(-5, 0) g;         -- below its min: 6
+    UPDATE neg SET v = -v WHERE id < -40000;                         -- 7g - 50000 < -40000: g ≤ 1428
+    INSERT INTO neg VALUES (-60000, 0), (-50000, 0);                 -- below the min (-49993): 2
+    DELETE FROM neg WHERE id = 20000;                                -- the max (g = 10000)
+    UPDATE lead SET v = 0 WHERE a BETWEEN 10 AND 19;                 -- g / 10 in 10..19: g in 100..199
+    UPDATE extreme SET v = 1 WHERE id IN (-9223372036854775808, 500);
+    UPDATE churn SET v = v + 1;                                      -- every row
+    UPDATE words SET v = 0 WHERE k IN ('w1', 'w2');";
+
+const RANGE_EXPECTED: &[(&str, (u64, u64, u64), &str)] = &[
+    ("public.ints", (16, 102, 50), "key_range"),
+    ("public.neg", (2, 1428, 1), "key_range"),
+    ("public.lead", (0, 100, 0), "key_range"),
+    // 2^64 values apart: too sparse for ranges, hashed.
+    ("public.extreme", (0, 2, 0), "key_hash"),
+    ("public.churn", (0, 2000, 0), "key_range"),
+    ("public.words", (0, 2, 0), "key_hash"),
+];
+
+#[test]
+fn integer_keys_are_cut_into_key_ranges_read_by_index() {
+    let (a, b) = (cluster(), second_cluster());
+    let tag = format!("farrange_{}", std::process::id());
+    let (pdb, cdb) = (format!("{tag}_p"), format!("{tag}_c"));
+    exec_on(a, "postgres", &format!("CREATE DATABASE {pdb}"));
+    exec_on(b, "postgres", &format!("CREATE DATABASE {cdb}"));
+    exec_on(a, &pdb, RANGE_SETUP);
+    exec_on(b, &cdb, RANGE_SETUP);
+    exec_on(b, &cdb, RANGE_CHANGES);
+    let (p, c) = (format!("{} dbname={pdb}", a.base), format!("{} dbname={cdb}", b.base));
+
+    let stream = run(&p, &c, &["--strategy", "stream"]);
+    let hash = run(&p, &c, &["--strategy", "hash"]);
+    assert_eq!(without_stats(&hash), without_stats(&stream), "hash and stream disagree");
+    for (name, want, by) in RANGE_EXPECTED {
+        let t = table(&hash, name);
+        let c = &t["counts"];
+        let got = (c["inserted"].as_u64().unwrap(), c["updated"].as_u64().unwrap(), c["deleted"].as_u64().unwrap());
+        assert_eq!(got, *want, "{name}");
+        assert_eq!(t["stats"]["strategy"], "hash", "{name}");
+        assert_eq!(t["stats"]["blocks"]["by"], *by, "{name}: {}", t["stats"]);
+    }
+    // Clustered changes in a few key ranges: few blocks differ, and each side
+    // receives a small share of what streaming the table does.
+    let ints = &table(&hash, "public.ints")["stats"];
+    let (count, differing) = (ints["blocks"]["count"].as_u64().unwrap(), ints["blocks"]["differing"].as_u64().unwrap());
+    assert!(differing * 20 < count, "{ints}");
+    let streamed = &table(&stream, "public.ints")["stats"];
+    for side in ["parent", "child"] {
+        let (h, s) = (ints[side]["bytes"].as_u64().unwrap(), streamed[side]["bytes"].as_u64().unwrap());
+        assert!(h * 20 < s, "{side}: {h} bytes hashed against {s} streamed");
+    }
+    // Every row of churn changed: read whole, and the reason says so.
+    let churn = &table(&hash, "public.churn")["stats"];
+    assert!(churn["reason"].as_str().unwrap().ends_with("most blocks differed: the whole table streamed"), "{churn}");
+    // --jobs splits the ranges across connections; the answer stays the same.
+    let four = run(&p, &c, &["--strategy", "hash", "--jobs", "4"]);
+    assert_eq!(without_stats(&four), without_stats(&stream), "--jobs 4");
+
+    for (cl, db) in [(a, &pdb), (b, &cdb)] {
+        exec_on(cl, "postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+    }
+}

@@ -76,6 +76,7 @@ pub(crate) fn tables(
         }
     }
     let num = |f: &dyn Fn(&TableSummary) -> u64| numbers((0..n).map(|i| Some(f(s(i)))));
+    let blocks = |f: &dyn Fn(&crate::report::BlockStats) -> u64| numbers((0..n).map(|i| s(i).blocks.as_ref().map(f)));
     let key_sources: Vec<String> = infos.iter().map(|t| label(&t.key_source)).collect();
     let strategies: Vec<String> = (0..n).map(|i| label(&s(i).strategy)).collect();
     batch(
@@ -92,6 +93,12 @@ pub(crate) fn tables(
             ("deleted", num(&|s| s.counts.deleted)),
             ("strategy", strings(strategies.iter().map(|k| Some(k.as_str())))),
             ("fallback", strings((0..n).map(|i| s(i).fallback.as_deref()))),
+            ("reason", strings((0..n).map(|i| Some(s(i).reason.as_str())))),
+            // The hash strategy's blocks, null for tables read otherwise (as JSON's `blocks`).
+            ("blocks_by", strings((0..n).map(|i| s(i).blocks.map(|b| b.by.as_str())))),
+            ("blocks_count", blocks(&|b| b.count)),
+            ("blocks_differing", blocks(&|b| b.differing)),
+            ("blocks_parts", blocks(&|b| b.parts)),
             ("parent_rows", num(&|s| s.parent.rows)),
             ("parent_bytes", num(&|s| s.parent.bytes)),
             ("parent_identity_checked", num(&|s| s.parent.identity_checked)),

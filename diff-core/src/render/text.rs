@@ -136,8 +136,11 @@ fn how_read(r: &Report) -> String {
         if let Some(b) = s.blocks {
             let _ = write!(
                 out,
-                ", {} of {} blocks differed, hashed on {} connection(s) a side",
-                b.differing, b.count, b.parts
+                ", {} of {} blocks ({}) differed, hashed on {} connection(s) a side",
+                b.differing,
+                b.count,
+                b.by.as_str().replace('_', " "),
+                b.parts
             );
         }
         if let Some(f) = &s.fallback {
