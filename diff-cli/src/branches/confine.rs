@@ -5,16 +5,20 @@
 //! superuser, writes to the source for its owner. So every object of the
 //! branch is handed to a new role (`NOSUPERUSER NOCREATEDB NOCREATEROLE
 //! NOREPLICATION NOBYPASSRLS`, a random password stored as a SCRAM verifier),
-//! and the agent's URL and `run_sql` use that role. The diff reads with the
-//! operator's role and does not count the hand-over as a change
-//! ([`diff_core::schema::stand_in`]).
+//! and the agent's URL and `run_sql` use that role. The branch database
+//! itself stays the operator's (its owner could make it a template, which
+//! cannot be dropped, or set parameters that break the diff's sessions); the
+//! role gets CONNECT, CREATE and TEMPORARY on it, and PUBLIC loses them, so
+//! no other branch's role gets in. The diff does not count the hand-over as a
+//! change ([`diff_core::schema::stand_in`]).
 //!
-//! What the role could still write outside its branch comes from grants to
-//! PUBLIC: before a branch is handed out, the source is checked for them
-//! (CONNECT with CREATE on a schema, or INSERT/UPDATE/DELETE/TRUNCATE on a
-//! table, or USAGE/UPDATE on a sequence), and a branch whose role could write
-//! the source is refused, naming the grant.
-
+//! A role that can connect to the source could write to it through whatever
+//! PUBLIC may do there: create in a schema, write a table, call a SECURITY
+//! DEFINER function, create a large object. Rather than chase each of those,
+//! a branch is refused unless the role cannot connect to the source at all
+//! (the operator revokes CONNECT from PUBLIC there). Deleting the branch
+//! first takes the role's LOGIN away, then drops what it made in other
+//! databases of the server (`DROP OWNED`), then the role.
 use anyhow::{bail, Context, Result};
 use diff_core::{ConnConfig, SideName};
 use serde::{Deserialize, Serialize};
@@ -69,12 +73,11 @@ pub async fn create_role(branch: &ConnConfig, role: &BranchRole) -> Result<()> {
             role.name
         );
     }
-    let verifier = postgres_protocol::password::scram_sha_256(role.password.as_bytes());
     let q = ident(&role.name);
     client
         .batch_execute(&format!(
             "CREATE ROLE {q} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}",
-            literal(&verifier)
+            verifier(&role.password)
         ))
         .await
         .with_context(|| format!("{}: cannot create the branch's role \"{}\"", branch.endpoint(), role.name))?;
@@ -87,11 +90,16 @@ pub async fn create_role(branch: &ConnConfig, role: &BranchRole) -> Result<()> {
     Ok(())
 }
 
-/// Gives the branch database and every object in it to `role` (again, after a reset).
+/// Gives every object of the branch database to `role` and lets it (and no one else but the
+/// operator) connect there (again, after a reset).
 pub async fn hand_over(branch: &ConnConfig, role: &str) -> Result<()> {
     let (mut client, conn) = branch.connect().await?;
     let tx = client.transaction().await?;
-    let mut statements = vec![format!("ALTER DATABASE {} OWNER TO {}", ident(branch.dbname()), ident(role))];
+    let (db, r) = (ident(branch.dbname()), ident(role));
+    let mut statements = vec![
+        format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC"),
+        format!("GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {db} TO {r}"),
+    ];
     for row in tx.query(OWNED_OBJECTS, &[&role]).await? {
         statements.push(row.get(0));
     }
@@ -111,8 +119,8 @@ pub async fn hand_over(branch: &ConnConfig, role: &str) -> Result<()> {
 }
 
 /// `ALTER … OWNER TO $1::text` for every object of the database outside the system schemas and
-/// extensions. Indexes, identity and serial sequences follow their tables, multiranges and
-/// array types their types; objects owned by `pg_database_owner` follow the database.
+/// extensions, `pg_database_owner`'s too (the database stays the operator's). Indexes, identity
+/// and serial sequences follow their tables, multiranges and array types their types.
 const OWNED_OBJECTS: &str = r#"
 WITH ns AS (
   SELECT oid, nspname, nspowner FROM pg_namespace
@@ -122,8 +130,7 @@ WITH ns AS (
   SELECT classid, objid FROM pg_depend WHERE deptype = 'e'
 )
 SELECT format('ALTER SCHEMA %I OWNER TO %I', n.nspname, $1::text) FROM ns n
- WHERE pg_get_userbyid(n.nspowner) <> 'pg_database_owner'
-   AND NOT EXISTS (SELECT 1 FROM ext WHERE classid = 'pg_namespace'::regclass AND objid = n.oid)
+ WHERE NOT EXISTS (SELECT 1 FROM ext WHERE classid = 'pg_namespace'::regclass AND objid = n.oid)
 UNION ALL
 SELECT format('ALTER %s %s OWNER TO %I',
               CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
@@ -131,7 +138,6 @@ SELECT format('ALTER %s %s OWNER TO %I',
               CASE c.relkind WHEN 'c' THEN c.reltype::regtype::text ELSE c.oid::regclass::text END, $1::text)
   FROM pg_class c JOIN ns n ON n.oid = c.relnamespace
  WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')
-   AND pg_get_userbyid(c.relowner) <> 'pg_database_owner'
    AND NOT EXISTS (SELECT 1 FROM ext WHERE classid = 'pg_class'::regclass AND objid = c.oid)
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE c.relkind = 'S' AND d.classid = 'pg_class'::regclass
                       AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
@@ -179,57 +185,88 @@ SELECT format('ALTER TYPE %s OWNER TO %I', t.oid::regtype, $1::text)
    AND t.typowner <> (SELECT oid FROM pg_roles WHERE rolname = $1::text)
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')";
 
-/// Refuses when `role` could write to the source database (grants to PUBLIC, or to the role).
+/// Refuses when `role` could connect to the source database: from there, whatever PUBLIC may
+/// do (create in a schema, call a SECURITY DEFINER function, make a large object) writes to it.
 pub async fn check_source(source: &ConnConfig, role: &str) -> Result<()> {
     let (client, conn) = source.connect().await?;
     client.batch_execute("START TRANSACTION READ ONLY").await?;
-    let row = client.query_one(EXPOSURE, &[&role]).await?;
-    let (connect, writable): (bool, Vec<String>) = (row.get(0), row.get(1));
+    let row =
+        client.query_one("SELECT has_database_privilege($1::text, current_database(), 'CONNECT')", &[&role]).await?;
+    let connect: bool = row.get(0);
     let _ = client.batch_execute("ROLLBACK").await;
     drop(client);
     let _ = conn.await;
-    if connect && !writable.is_empty() {
-        let more = if writable.len() > 3 { format!(" and {} more", writable.len() - 3) } else { String::new() };
-        let shown: Vec<&str> = writable.iter().take(3).map(String::as_str).collect();
+    if connect {
+        let db = ident(source.dbname());
         bail!(
-            "{}: the branch's role could write to the source through grants to PUBLIC ({}{more}); revoke them \
-             (e.g. REVOKE CREATE ON SCHEMA public FROM PUBLIC, as PostgreSQL 15 does) or REVOKE CONNECT ON DATABASE {} \
-             FROM PUBLIC, or use --snapshot",
-            source.endpoint(),
-            shown.join(", "),
-            ident(source.dbname())
+            "{}: the branch's role could connect to the source database {db} (CONNECT is granted to PUBLIC) and \
+             write there through what PUBLIC may do; run REVOKE CONNECT ON DATABASE {db} FROM PUBLIC (granting \
+             CONNECT to the roles that need it), or use --snapshot, or --shared-role",
+            source.endpoint()
         );
     }
     Ok(())
 }
 
-/// Whether role `$1::text` may connect to the current database, and what it could write there.
-const EXPOSURE: &str = r#"
-SELECT has_database_privilege($1::text, current_database(), 'CONNECT'),
-       ARRAY(
-         SELECT 'CREATE on schema ' || quote_ident(n.nspname) FROM pg_namespace n
-          WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname <> 'information_schema'
-            AND has_schema_privilege($1::text, n.oid, 'CREATE')
-         UNION ALL
-         SELECT * FROM (
-           SELECT 'writes to ' || c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'
-              AND ((c.relkind IN ('r', 'p', 'v', 'f') AND (has_table_privilege($1::text, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
-                                                           OR has_any_column_privilege($1::text, c.oid, 'INSERT, UPDATE')))
-                   OR (c.relkind = 'S' AND has_sequence_privilege($1::text, c.oid, 'USAGE, UPDATE')))
-            ORDER BY 1) t)
-"#;
-
-/// Drops the branch's role on `server` (after its database: it owns nothing else).
-pub async fn drop_role(server: &ConnConfig, role: &str) -> Result<()> {
+/// Takes LOGIN and the password away from the branch's role and ends its sessions (before its
+/// branch is dropped, so nothing it runs outlives the branch).
+pub async fn disable_role(server: &ConnConfig, role: &str) -> Result<()> {
     let (client, conn) = server.with_dbname(SideName::Parent, "postgres").connect().await?;
-    client
-        .batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(role)))
-        .await
-        .with_context(|| format!("{}: cannot drop the branch's role \"{role}\"", server.endpoint()))?;
+    let exists: bool =
+        client.query_one("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1::text)", &[&role]).await?.get(0);
+    if exists {
+        client
+            .batch_execute(&format!("ALTER ROLE {} NOLOGIN PASSWORD NULL", ident(role)))
+            .await
+            .with_context(|| format!("{}: cannot disable the branch's role \"{role}\"", server.endpoint()))?;
+        client
+            .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1::text", &[&role])
+            .await?;
+    }
     drop(client);
     let _ = conn.await;
     Ok(())
+}
+
+/// Drops the branch's role on `server` (after its database), and first what it made in other
+/// databases it could reach: `DROP OWNED` there (its objects, large objects, grants to it).
+pub async fn drop_role(server: &ConnConfig, role: &str) -> Result<()> {
+    let admin = server.with_dbname(SideName::Parent, "postgres");
+    let (client, conn) = admin.connect().await?;
+    let elsewhere: Vec<(String, bool)> = client
+        .query(
+            "SELECT DISTINCT d.datname, d.datallowconn FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+              WHERE s.refclassid = 'pg_authid'::regclass
+                AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1::text) ORDER BY 1",
+            &[&role],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let fail = || format!("{}: cannot drop the branch's role \"{role}\"", server.endpoint());
+    for (db, allowed) in &elsewhere {
+        if !allowed {
+            bail!("{}: it still owns objects in database {} (which allows no connections)", fail(), ident(db));
+        }
+        let (other, other_conn) = admin.with_dbname(SideName::Parent, db).connect().await?;
+        other
+            .batch_execute(&format!("DROP OWNED BY {}", ident(role)))
+            .await
+            .with_context(|| format!("{}: DROP OWNED in database {}", fail(), ident(db)))?;
+        drop(other);
+        let _ = other_conn.await;
+    }
+    client.batch_execute(&format!("DROP ROLE IF EXISTS {}", ident(role))).await.with_context(fail)?;
+    drop(client);
+    let _ = conn.await;
+    Ok(())
+}
+
+/// `password` as a SCRAM verifier in an SQL literal (the server stores it as given, so the
+/// password itself never reaches the server or its log).
+pub fn verifier(password: &str) -> String {
+    literal(&postgres_protocol::password::scram_sha_256(password.as_bytes()))
 }
 
 /// A string as an SQL literal.

@@ -117,11 +117,7 @@ pub async fn create(registry: &Registry, source: &Source, name: &str, owner: &st
         // The role lives and dies with the snapshot's cluster.
         let role = BranchRole::new(name);
         record.role = Some(role.clone());
-        let confined = async {
-            registry.replace(record.clone())?;
-            confine_snapshot(&record, &role).await
-        };
-        if let Err(e) = confined.await {
+        if let Err(e) = confine_snapshot(registry, &mut record, &role).await {
             return Err(undo(registry, &record, e).await);
         }
     }
@@ -166,17 +162,45 @@ async fn undo(registry: &Registry, record: &Record, e: anyhow::Error) -> anyhow:
     e
 }
 
-/// Hands a snapshot branch to its role; the restored copy (the diff's parent) is closed to it.
-async fn confine_snapshot(record: &Record, role: &BranchRole) -> Result<()> {
+/// Hands a snapshot branch to its role; every other database of the cluster, the restored copy
+/// (the diff's parent) first, is closed to it.
+async fn confine_snapshot(registry: &Registry, record: &mut Record, role: &BranchRole) -> Result<()> {
+    registry.replace(record.clone())?;
     let branch = branch_config(record)?;
     confine::create_role(&branch, role).await?;
     confine::hand_over(&branch, &role.name).await?;
     let parent = parent_config(record, None)?;
     let (client, conn) = branch.connect().await?;
-    client.batch_execute(&format!("REVOKE CONNECT ON DATABASE {} FROM PUBLIC", ident(parent.dbname()))).await?;
+    let others = format!("{}, postgres, template1", ident(parent.dbname()));
+    client.batch_execute(&format!("REVOKE CONNECT ON DATABASE {others} FROM PUBLIC")).await?;
     drop(client);
     let _ = conn.await;
-    confine::check_source(&parent, &role.name).await
+    confine::check_source(&parent, &role.name).await?;
+    lock_cluster(registry, record).await
+}
+
+/// Closes a snapshot's cluster to connections without a password. It was made with `trust` on a
+/// socket in a private directory, but the agent runs as the operator's user and could reach that
+/// socket: as the cluster's superuser it could rewrite the restored copy the diff compares with.
+async fn lock_cluster(registry: &Registry, record: &mut Record) -> Result<()> {
+    let Made::Snapshot { dir, password, .. } = &mut record.made else { return Ok(()) };
+    let secret = crate::mcp::random_key();
+    let config = ConnConfig::parse_exact(SideName::Child, &record.branch)?;
+    let (client, conn) = config.connect().await?;
+    client.batch_execute(&format!("ALTER ROLE CURRENT_USER PASSWORD {}", confine::verifier(&secret))).await?;
+    let hba = dir.join("data").join("pg_hba.conf");
+    std::fs::write(
+        &hba,
+        "# pgbranchdiff: an agent's branch; every connection gives a password\nlocal all all scram-sha-256\n",
+    )
+    .with_context(|| format!("cannot write {}", hba.display()))?;
+    *password = Some(secret);
+    // Recorded before the server asks for it: a run that stops here can still use the cluster.
+    registry.replace(record.clone())?;
+    client.batch_execute("SELECT pg_reload_conf()").await?;
+    drop(client);
+    let _ = conn.await;
+    Ok(())
 }
 
 /// Restores the snapshot into a new cluster, branches it there, and leaves the cluster running.
@@ -201,7 +225,12 @@ async fn snapshot(source: &Source, dump: Option<&std::path::Path>, name: &str) -
     let parent = cluster.config(SideName::Parent, &restored)?;
     template::create(&parent, name, cluster_strategy(cluster.version_num())).await?;
     let branch = cluster.conninfo(name);
-    let made = Made::Snapshot { dir: cluster.dir().to_path_buf(), pg_ctl: cluster.pg_ctl().to_path_buf(), restored };
+    let made = Made::Snapshot {
+        dir: cluster.dir().to_path_buf(),
+        pg_ctl: cluster.pg_ctl().to_path_buf(),
+        restored,
+        password: None,
+    };
     let parent = cluster.conninfo(parent.dbname());
     cluster.keep();
     Ok((parent, branch, made))
@@ -243,6 +272,9 @@ pub async fn delete(registry: &Registry, record: &Record) -> Result<()> {
 async fn remove(record: &Record) -> Result<()> {
     match &record.made {
         Made::Template => {
+            if let Some(role) = &record.role {
+                confine::disable_role(&branch_config(record)?, &role.name).await?;
+            }
             template::drop_branch(&as_branch(record)?).await?;
             match &record.role {
                 Some(role) => confine::drop_role(&branch_config(record)?, &role.name).await,
@@ -274,9 +306,9 @@ pub async fn reset(registry: &Registry, record: &Record, source: Option<&ConnCon
                 Some(s) => s.clone(),
                 None => ConnConfig::parse(SideName::Parent, &record.parent)?,
             };
-            template::create(&src, &record.name, Strategy::Auto).await?;
+            template::create(&src, &record.name, Strategy::Auto).await.with_context(|| dropped(record))?;
             if let Some(role) = &record.role {
-                confine::hand_over(&branch_config(record)?, &role.name).await?;
+                confine::hand_over(&branch_config(record)?, &role.name).await.with_context(|| dropped(record))?;
             }
         }
         Made::Snapshot { restored, .. } => {
@@ -284,9 +316,11 @@ pub async fn reset(registry: &Registry, record: &Record, source: Option<&ConnCon
             template::drop_branch(&b).await?;
             let parent = b.config.with_dbname(SideName::Parent, restored);
             let version = server_version(&parent).await?;
-            template::create(&parent, &record.name, cluster_strategy(version)).await?;
+            template::create(&parent, &record.name, cluster_strategy(version))
+                .await
+                .with_context(|| dropped(record))?;
             if let Some(role) = &record.role {
-                confine::hand_over(&b.config, &role.name).await?;
+                confine::hand_over(&b.config, &role.name).await.with_context(|| dropped(record))?;
             }
         }
         Made::Command { create, delete, .. } => {
@@ -302,6 +336,14 @@ pub async fn reset(registry: &Registry, record: &Record, source: Option<&ConnCon
     next.created = now();
     registry.replace(next.clone())?;
     Ok(next)
+}
+
+/// A reset that dropped the branch and could not make it again: what is left, and what to do.
+fn dropped(record: &Record) -> String {
+    format!(
+        "branch \"{0}\" was dropped to be made again and is not there now (reset it again, or delete it)",
+        record.name
+    )
 }
 
 async fn server_version(c: &ConnConfig) -> Result<u32> {
@@ -327,10 +369,23 @@ fn as_branch(record: &Record) -> Result<template::Branch> {
 
 /// How to connect to the branch (passwords from the environment or ~/.pgpass, except a provider's URL).
 pub fn branch_config(record: &Record) -> Result<ConnConfig> {
-    Ok(match record.made {
-        Made::Snapshot { .. } => ConnConfig::parse_exact(SideName::Child, &record.branch)?,
+    Ok(match &record.made {
+        Made::Snapshot { password, .. } => {
+            with_password(ConnConfig::parse_exact(SideName::Child, &record.branch)?, password.as_deref())
+        }
         _ => ConnConfig::parse(SideName::Child, &record.branch)?,
     })
+}
+
+/// `c` with the snapshot cluster's superuser password, if it has one.
+fn with_password(c: ConnConfig, password: Option<&str>) -> ConnConfig {
+    match password {
+        Some(p) => {
+            let user = c.param("user").unwrap_or("postgres").to_string();
+            c.with_role(&user, Some(p))
+        }
+        None => c,
+    }
 }
 
 /// How to connect to the diff's parent: the restored copy for a snapshot, else the source.
@@ -341,8 +396,10 @@ pub fn parent_config(record: &Record, source: Option<&ConnConfig>) -> Result<Con
     if record.parent.is_empty() {
         bail!("branch \"{}\" has no recorded source to compare with (give --from URL)", record.name);
     }
-    Ok(match record.made {
-        Made::Snapshot { .. } => ConnConfig::parse_exact(SideName::Parent, &record.parent)?,
+    Ok(match &record.made {
+        Made::Snapshot { password, .. } => {
+            with_password(ConnConfig::parse_exact(SideName::Parent, &record.parent)?, password.as_deref())
+        }
         _ => ConnConfig::parse(SideName::Parent, &record.parent)?,
     })
 }

@@ -28,6 +28,10 @@ pub enum Made {
         /// The restored source database in that cluster: the diff's parent and
         /// the template of a reset.
         restored: String,
+        /// The cluster superuser's password, once an agent's branch closed the cluster to
+        /// password-less connections (the file is private).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
     },
     /// A provider's command made it; another command deletes it.
     Command {

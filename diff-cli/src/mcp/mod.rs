@@ -59,6 +59,10 @@ pub struct McpArgs {
     /// statement_timeout for run_sql's statements (e.g. 2m).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub statement_timeout: Option<Duration>,
+    /// The longest one run_sql call may take: then its statement is cancelled and the call
+    /// reports where it stopped. Kept by the server, so the agent's own SET cannot lift it.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "10m")]
+    pub max_duration: Duration,
     #[command(flatten)]
     pub report: ReportArgs,
 }
@@ -127,7 +131,7 @@ impl State {
             migrate: MigrateOptions {
                 lock_timeout: args.lock_timeout,
                 statement_timeout: args.statement_timeout,
-                max_duration: None,
+                max_duration: Some(args.max_duration),
                 redact_output: false,
             },
             owner: format!("mcp:{}", std::process::id()),

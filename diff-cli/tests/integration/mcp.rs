@@ -14,9 +14,10 @@ use serde_json::{json, Value as J};
 
 use crate::harness::{self, conn, connect, exec};
 
-/// On PostgreSQL 13 and 14 PUBLIC may create in `public`; a branch's role must not write to the
-/// source, so an operator who hands branches to agents revokes that (as PostgreSQL 15 does).
-const CLOSED: &str = "REVOKE CREATE ON SCHEMA public FROM PUBLIC;";
+/// A branch's role must not reach the source: an operator who hands branches to agents revokes
+/// PUBLIC's CONNECT on it (and on PostgreSQL 13 and 14 PUBLIC's CREATE in `public`, as 15 does).
+const CLOSED: &str = "REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+    DO $c$ BEGIN EXECUTE format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', current_database()); END $c$;";
 
 /// customers 1..=10: email `u<i % 8>@x` (ids 9 and 10 repeat the emails of 1 and 2), phone
 /// `555-01NN` under an Anonymizer masking rule, legacy_code set for even ids.
@@ -284,6 +285,16 @@ fn owned(db: &str, op: &str, role: &str) -> i64 {
     )
 }
 
+/// Why the agent's role cannot connect to database `db` ("" if it can).
+fn connect_error(url: &str, db: &str) -> String {
+    let mut config: postgres::Config = url.parse().unwrap_or_else(|e| panic!("{url}: {e}"));
+    config.dbname(db);
+    match config.connect(postgres::NoTls) {
+        Ok(_) => String::new(),
+        Err(e) => e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()),
+    }
+}
+
 /// What a connection as the agent's role may do: the error, or None if it succeeded.
 fn as_agent(url: &str, db: Option<&str>, sql: &str) -> Option<String> {
     let mut config: postgres::Config = url.parse().unwrap_or_else(|e| panic!("{url}: {e}"));
@@ -317,10 +328,14 @@ fn an_agents_branch_role_reaches_its_branch_and_nothing_else() {
         // A cast the diff's `::text` of a composite would call: as a superuser, it runs a program.
         step("run_sql", json!({ "branch": "$b", "sql": PLANT.replace("SPY", &spy.to_string_lossy()) })),
         step("diff", json!({ "branch": "$b" })),
+        // The server's budget holds whatever the session sets.
+        step("run_sql", json!({ "branch": "$b", "sql": "SET statement_timeout = 0; SELECT pg_sleep(120)" })),
     ]);
     let state = state_dir();
     let state_arg = state.path().to_str().unwrap();
-    let out = drive(&plan, &["--source", &conn(db), "--state-dir", state_arg, "--keep"]);
+    let started = std::time::Instant::now();
+    let out = drive(&plan, &["--source", &conn(db), "--state-dir", state_arg, "--keep", "--max-duration", "3s"]);
+    assert!(started.elapsed().as_secs() < 100, "the budget did not stop pg_sleep(120)");
     let calls = out["calls"].as_array().unwrap();
     let result = |i: usize| &calls[i]["result"];
     assert!(calls.iter().all(|c| c["error"] == false), "{calls:?}");
@@ -371,27 +386,42 @@ fn an_agents_branch_role_reaches_its_branch_and_nothing_else() {
     exec(&name, "SELECT v::text FROM app.pairs");
     assert!(spy.exists(), "the premise: the planted cast runs a program as a superuser");
     let _ = std::fs::remove_file(&spy);
+    assert_eq!(result(9)["applied"], false, "{}", result(9));
+    assert!(result(9)["text"].as_str().unwrap().contains("budget of 3"), "{}", result(9)["text"]);
 
     // With the URL the agent was given: its own role, no superuser, no way into the source.
     assert!(url.contains(&format!("//{name}:")), "{url}");
     let me = strings(&name, &format!("SELECT rolsuper::text FROM pg_roles WHERE rolname = '{name}'"));
     assert_eq!(me, ["false"]);
     assert_eq!(as_agent(&url, None, "CREATE TABLE app.mine (a int); DROP TABLE app.t CASCADE"), None);
-    for sql in [
-        "CREATE TABLE public.evil (a int)".to_string(),
-        "UPDATE app.t SET note = 'x'".to_string(),
-        "SELECT lo_unlink(oid) FROM pg_largeobject_metadata".to_string(),
-        format!("ALTER DATABASE {db} CONNECTION LIMIT 0"),
-    ] {
-        let e = as_agent(&url, Some(db), &sql);
-        assert!(e.as_deref().is_some_and(|m| m.contains("permission denied") || m.contains("must be")), "{sql}: {e:?}");
+    let e = connect_error(&url, db);
+    assert!(e.contains("permission denied for database"), "the agent's role connected to the source: {e}");
+    // The branch database stays the operator's: the role cannot make it a template (undroppable)
+    // or set its parameters, and PUBLIC (another branch's role) cannot connect to it.
+    for sql in [format!("ALTER DATABASE {name} IS_TEMPLATE true"), format!("ALTER DATABASE {name} SET search_path = x")]
+    {
+        let e = as_agent(&url, None, &sql);
+        assert!(e.as_deref().is_some_and(|m| m.contains("must be owner")), "{sql}: {e:?}");
     }
+    let public = format!("SELECT count(*) FROM pg_database WHERE datname = '{name}' AND has_database_privilege('public', oid, 'CONNECT')");
+    assert_eq!(count("postgres", &public), 0);
+    // What it makes elsewhere on the server (a large object in `postgres`) goes with it.
+    assert_eq!(as_agent(&url, Some("postgres"), "SELECT lo_create(0)"), None);
+    let left = format!("SELECT count(*) FROM pg_largeobject_metadata WHERE lomowner::regrole::text = '{name}'");
+    assert_eq!(count("postgres", &left), 1);
 
     // Deleting the kept branch from the CLI removes its role too.
     let run = harness::cli(&["branch", "delete", &name, "--state-dir", state_arg], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{name}'")), 0);
     assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")), 0);
+    assert_eq!(
+        count(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_largeobject_metadata WHERE lomowner NOT IN (SELECT oid FROM pg_roles)")
+        ),
+        0
+    );
     assert_eq!(strings(db, "SELECT string_agg(t::text, ';' ORDER BY id) FROM app.t"), rows_before);
     assert_eq!(owned(db, "=", "mcp_app_owner"), owned_in_source, "the source's owners");
 }
@@ -407,7 +437,7 @@ fn a_source_the_branch_role_could_write_is_refused() {
     let out = drive(&plan, &["--source", &conn(db), "--state-dir", state_arg]);
     assert_eq!(out["calls"][0]["error"], true);
     let text = out["calls"][0]["text"].as_str().unwrap();
-    assert!(text.contains("could write to the source") && text.contains("CREATE on schema public"), "{text}");
+    assert!(text.contains("could connect to the source database") && text.contains("REVOKE CONNECT"), "{text}");
     assert_eq!(out["calls"][1]["result"]["branches"], json!([]));
     let like = format!("{db}_branch%");
     assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname LIKE '{like}'")), 0);
@@ -474,6 +504,15 @@ fn a_snapshot_branch_gets_its_own_role_and_cannot_reach_the_restored_copy() {
         .map(|e| e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()))
         .unwrap_or_default();
     assert!(e.contains("permission denied"), "the agent's role connected to the restored copy: {e}");
+    // The cluster's superuser, which the agent's OS user could reach on the socket, needs a password.
+    let mut superuser = config.clone();
+    superuser.user("postgres").password("").dbname(&parent_db);
+    let e = superuser
+        .connect(postgres::NoTls)
+        .err()
+        .map(|e| e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()))
+        .unwrap_or_default();
+    assert!(e.contains("password"), "the snapshot's cluster let its superuser in without a password: {e}");
     let run = harness::cli(&["branch", "delete", name, "--state-dir", state_arg], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
@@ -507,20 +546,31 @@ fn a_line_that_is_not_json_gets_a_parse_error_and_the_server_goes_on() {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
     };
     writeln!(stdin, "{}\n{}", call(3, Some(json!({"name": "mine"}))), call(4, None)).unwrap();
+    // Bytes that are not UTF-8, then a request over the SDK's 16 MiB limit: errors, and the
+    // server goes on to answer request 6.
+    stdin.write_all(b"{\"x\": \"\xff\xfe\"}\n").unwrap();
+    let mut big = call(5, Some(json!({})));
+    big["params"]["padding"] = J::String("x".repeat(17 << 20));
+    writeln!(stdin, "{big}\n{}", call(6, None)).unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let answers: Vec<J> = out.stdout.lines().map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect();
     let error =
         |code: i64| answers.iter().find(|a| a["error"]["code"] == code).unwrap_or_else(|| panic!("{answers:?}"));
-    assert_eq!(error(-32700)["id"], J::Null);
+    let parse_errors = answers.iter().filter(|a| a["error"]["code"] == -32700 && a["id"] == J::Null).count();
+    assert_eq!(parse_errors, 2, "not JSON, and not UTF-8: {answers:?}");
     assert_eq!(error(-32600)["id"], J::Null);
+    let too_big = answers.iter().find(|a| a["id"] == 5).unwrap_or_else(|| panic!("no answer to the 17 MiB request"));
+    assert_eq!(too_big["error"]["code"], -32600, "{too_big}");
+    assert!(too_big["error"]["message"].as_str().unwrap().contains("16 MiB"), "{too_big}");
     let listed = answers.iter().find(|a| a["id"] == 2).unwrap();
     assert!(listed["result"]["tools"].as_array().is_some_and(|t| t.len() == 7), "{listed}");
     let by_id = |id: i64| answers.iter().find(|a| a["id"] == id).unwrap_or_else(|| panic!("{answers:?}"));
     assert_eq!(by_id(3)["result"]["isError"], true, "{}", by_id(3));
     assert!(by_id(3)["result"]["content"][0]["text"].as_str().unwrap().contains("unknown field `name`"));
     assert_eq!(by_id(4)["result"]["structuredContent"], json!({"branches": []}));
+    assert_eq!(by_id(6)["result"]["structuredContent"], json!({"branches": []}));
 
     // Report options that shape a file or a terminal are refused, not ignored.
     for opt in [&["--format", "json"][..], &["--output", "/tmp/x.json"], &["--fail-on", "any"]] {
