@@ -53,6 +53,7 @@ fn plan() -> TablePlan {
         removed_labels: vec![],
         parent_type: String::new(),
         child_type: String::new(),
+        type_oids: (0, 0),
         info: diff_core::report::ColumnInfo::text(name),
         loss_shapes: (Shape::builtin(kind), Shape::builtin(kind)),
         type_changed: false,
