@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use diff_core::ConnConfig;
 use futures_util::SinkExt;
 use tokio_postgres::Client;
@@ -276,6 +276,13 @@ fn is_dml(sql: &str) -> bool {
             .all(|w| matches!(w.first().map(String::as_str), Some("insert" | "update" | "delete" | "merge" | "copy")))
 }
 
+/// Whether `sql` has a `COPY … TO STDOUT`.
+fn copies_out(sql: &str) -> bool {
+    sub_statements(sql)
+        .iter()
+        .any(|w| w.first().is_some_and(|f| f == "copy") && w.windows(2).any(|p| p[0] == "to" && p[1] == "stdout"))
+}
+
 /// The top-level statements of a text (more than one when joined with `\;`), as their words.
 fn sub_statements(sql: &str) -> Vec<Vec<String>> {
     let mut out = vec![Vec::new()];
@@ -370,6 +377,15 @@ async fn run_step(
     deadline: Option<tokio::time::Instant>,
     sampler: &Sampler,
 ) -> Result<Outcome> {
+    if let StepKind::Sql(sql) = &step.kind {
+        if copies_out(sql) {
+            // The server would stream rows the connection has no reader for, and the session breaks.
+            bail!(
+                "{}: COPY … TO STDOUT is not run here (its rows have nowhere to go); SELECT them instead",
+                step.location
+            );
+        }
+    }
     let mark = marker(i);
     let work = send(client, &step.kind, &mark);
     tokio::pin!(work);
@@ -528,6 +544,16 @@ pub(super) fn fill_locks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_to_stdout_is_told_from_other_copies() {
+        assert!(copies_out("COPY t TO STDOUT"));
+        assert!(copies_out("copy (select 1) to stdout with (format csv)"));
+        assert!(copies_out("SELECT 1 \\; COPY t TO STDOUT"));
+        assert!(!copies_out("COPY t FROM STDIN"));
+        assert!(!copies_out("COPY t TO '/tmp/x'"));
+        assert!(!copies_out("SELECT 'copy t to stdout'"));
+    }
 
     #[test]
     fn statements_shortened_to_one_line_without_leading_comments() {
