@@ -565,11 +565,15 @@ fn sigterm_at_any_moment_leaves_nothing() {
             .spawn()
             .unwrap()
     };
-    let t0 = Instant::now();
-    let whole = run(tmp.path()).wait_with_output().unwrap();
-    assert_eq!(whole.status.code(), Some(1));
-    let span = t0.elapsed().as_millis() as usize;
-    assert_no_leftovers(tmp.path());
+    // The shorter of two whole runs: on a loaded machine one slow run would put most moments after the end.
+    let mut span = usize::MAX;
+    for _ in 0..2 {
+        let t0 = Instant::now();
+        let whole = run(tmp.path()).wait_with_output().unwrap();
+        assert_eq!(whole.status.code(), Some(1));
+        span = span.min(t0.elapsed().as_millis() as usize);
+        assert_no_leftovers(tmp.path());
+    }
     let default_server = std::env::var_os("PGBRANCHDIFF_PG_BIN").is_none();
     let n: usize = std::env::var("PGBRANCHDIFF_INTERRUPTS")
         .ok()
