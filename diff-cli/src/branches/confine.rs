@@ -208,10 +208,10 @@ pub async fn check_source(source: &ConnConfig, role: &str) -> Result<()> {
     Ok(())
 }
 
-/// Takes LOGIN and the password away from the branch's role and ends its sessions (before its
+/// Takes LOGIN and the password away from the branch's role, then [`end_sessions`] (before its
 /// branch is dropped, so nothing it runs outlives the branch).
 pub async fn disable_role(server: &ConnConfig, role: &str) -> Result<()> {
-    let (client, conn) = server.with_dbname(SideName::Parent, "postgres").connect().await?;
+    let (client, conn) = admin(server, "postgres").await?;
     let exists: bool =
         client.query_one("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1::text)", &[&role]).await?.get(0);
     if exists {
@@ -219,20 +219,83 @@ pub async fn disable_role(server: &ConnConfig, role: &str) -> Result<()> {
             .batch_execute(&format!("ALTER ROLE {} NOLOGIN PASSWORD NULL", ident(role)))
             .await
             .with_context(|| format!("{}: cannot disable the branch's role \"{role}\"", server.endpoint()))?;
+    }
+    drop(client);
+    let _ = conn.await;
+    end_sessions(server, role).await
+}
+
+/// Ends what the role runs on the server: its sessions, and its prepared transactions in every
+/// database (they outlive sessions and restarts, hold locks on the branch and keep an old xid).
+pub async fn end_sessions(server: &ConnConfig, role: &str) -> Result<()> {
+    let (client, conn) = admin(server, "postgres").await?;
+    client.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1::text", &[&role]).await?;
+    let prepared: Vec<(String, String)> = client
+        .query("SELECT gid, database::text FROM pg_prepared_xacts WHERE owner = $1::text ORDER BY 2, 1", &[&role])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    drop(client);
+    let _ = conn.await;
+    for (gid, db) in prepared {
+        // ROLLBACK PREPARED runs in the transaction's own database.
+        let (other, other_conn) = admin(server, &db).await?;
+        other.batch_execute(&format!("ROLLBACK PREPARED {}", literal(&gid))).await.with_context(|| {
+            format!(
+                "{}: cannot roll back the branch role's prepared transaction {gid:?} in {}",
+                server.endpoint(),
+                ident(&db)
+            )
+        })?;
+        drop(other);
+        let _ = other_conn.await;
+    }
+    Ok(())
+}
+
+/// Clears what the agent may have set on its role (per-role and per-database defaults, its
+/// password): they would apply to the diff's sessions, which log in as the role.
+pub async fn restore_role(server: &ConnConfig, role: &BranchRole) -> Result<()> {
+    let (client, conn) = admin(server, "postgres").await?;
+    let q = ident(&role.name);
+    let mut statements = vec![format!("ALTER ROLE {q} PASSWORD {}", verifier(&role.password))];
+    for row in client
+        .query(
+            "SELECT d.datname FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase
+              WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1::text)",
+            &[&role.name],
+        )
+        .await?
+    {
+        statements.push(match row.get::<_, Option<String>>(0) {
+            Some(db) => format!("ALTER ROLE {q} IN DATABASE {} RESET ALL", ident(&db)),
+            None => format!("ALTER ROLE {q} RESET ALL"),
+        });
+    }
+    for st in &statements {
         client
-            .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1::text", &[&role])
-            .await?;
+            .batch_execute(st)
+            .await
+            .with_context(|| format!("{}: cannot restore the branch's role \"{}\"", server.endpoint(), role.name))?;
     }
     drop(client);
     let _ = conn.await;
     Ok(())
 }
 
+/// The operator's session on database `db` of the server, never waiting long for a lock the
+/// agent's sessions might hold.
+async fn admin(server: &ConnConfig, db: &str) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
+    let (client, conn) = server.with_dbname(SideName::Parent, db).connect().await?;
+    client.batch_execute("SET lock_timeout = '30s'").await?;
+    Ok((client, conn))
+}
+
 /// Drops the branch's role on `server` (after its database), and first what it made in other
 /// databases it could reach: `DROP OWNED` there (its objects, large objects, grants to it).
 pub async fn drop_role(server: &ConnConfig, role: &str) -> Result<()> {
-    let admin = server.with_dbname(SideName::Parent, "postgres");
-    let (client, conn) = admin.connect().await?;
+    let (client, conn) = admin(server, "postgres").await?;
     let elsewhere: Vec<(String, bool)> = client
         .query(
             "SELECT DISTINCT d.datname, d.datallowconn FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
@@ -249,7 +312,7 @@ pub async fn drop_role(server: &ConnConfig, role: &str) -> Result<()> {
         if !allowed {
             bail!("{}: it still owns objects in database {} (which allows no connections)", fail(), ident(db));
         }
-        let (other, other_conn) = admin.with_dbname(SideName::Parent, db).connect().await?;
+        let (other, other_conn) = admin(server, db).await?;
         other
             .batch_execute(&format!("DROP OWNED BY {}", ident(role)))
             .await

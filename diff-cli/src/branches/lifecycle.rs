@@ -110,7 +110,7 @@ pub async fn create(registry: &Registry, source: &Source, name: &str, owner: &st
     }
     if let Err(e) = registry.add(record.clone()) {
         // Unrecorded, it could never be deleted by this tool: undo it now.
-        let _ = remove(&record).await;
+        let _ = remove(&record, source.config.as_ref()).await;
         return Err(e);
     }
     if confine && matches!(record.made, Made::Snapshot { .. }) {
@@ -118,7 +118,7 @@ pub async fn create(registry: &Registry, source: &Source, name: &str, owner: &st
         let role = BranchRole::new(name);
         record.role = Some(role.clone());
         if let Err(e) = confine_snapshot(registry, &mut record, &role).await {
-            return Err(undo(registry, &record, e).await);
+            return Err(undo(registry, &record, None, e).await);
         }
     }
     Ok(record)
@@ -134,12 +134,15 @@ async fn template_branch(registry: &Registry, src: &ConnConfig, mut record: Reco
         return Err(e);
     }
     if !confine {
+        if let Err(e) = carry_database_acl(src, &record.name).await {
+            return Err(undo(registry, &record, Some(src), e).await);
+        }
         return Ok(record);
     }
-    let branch = branch_config(&record)?;
+    let branch = src.with_dbname(SideName::Child, &record.name);
     let role = BranchRole::new(&record.name);
     if let Err(e) = confine::create_role(&branch, &role).await {
-        return Err(undo(registry, &record, e).await);
+        return Err(undo(registry, &record, Some(src), e).await);
     }
     record.role = Some(role.clone());
     let confined = async {
@@ -149,16 +152,55 @@ async fn template_branch(registry: &Registry, src: &ConnConfig, mut record: Reco
     };
     match confined.await {
         Ok(()) => Ok(record),
-        Err(e) => Err(undo(registry, &record, e).await),
+        Err(e) => Err(undo(registry, &record, Some(src), e).await),
     }
 }
 
-/// Removes a branch that failed half-way and its record; returns the error that stopped it.
-async fn undo(registry: &Registry, record: &Record, e: anyhow::Error) -> anyhow::Error {
-    if let Err(cleanup) = remove(record).await {
-        eprintln!("pgbranchdiff: could not remove the half-made branch \"{}\": {cleanup:#}", record.name);
+/// Gives branch `name` the source database's own privileges (a TEMPLATE copy starts with the
+/// defaults, CONNECT and TEMPORARY for PUBLIC, whatever the source revoked).
+async fn carry_database_acl(src: &ConnConfig, name: &str) -> Result<()> {
+    let (client, conn) = src.connect().await?;
+    let acl = client
+        .query(
+            "SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END
+               FROM pg_database d, aclexplode(d.datacl) a
+              WHERE d.datname = current_database() AND a.grantee <> d.datdba",
+            &[],
+        )
+        .await?;
+    let explicit: bool = client
+        .query_one("SELECT datacl IS NOT NULL FROM pg_database WHERE datname = current_database()", &[])
+        .await?
+        .get(0);
+    if explicit {
+        let q = ident(name);
+        let mut sql = format!("REVOKE ALL ON DATABASE {q} FROM PUBLIC;");
+        for row in &acl {
+            let (privilege, grantee): (String, String) = (row.get(0), row.get(1));
+            sql += &format!("GRANT {privilege} ON DATABASE {q} TO {grantee};");
+        }
+        client
+            .batch_execute(&sql)
+            .await
+            .with_context(|| format!("{}: cannot give branch {q} the source's database privileges", src.endpoint()))?;
     }
-    let _ = registry.remove(&record.name);
+    drop(client);
+    let _ = conn.await;
+    Ok(())
+}
+
+/// Removes a branch that failed half-way and its record; returns the error that stopped it.
+async fn undo(registry: &Registry, record: &Record, source: Option<&ConnConfig>, e: anyhow::Error) -> anyhow::Error {
+    match remove(record, source).await {
+        Ok(()) => {
+            let _ = registry.remove(&record.name);
+        }
+        // The record stays: it is what lets `branch delete` finish the job later.
+        Err(cleanup) => eprintln!(
+            "pgbranchdiff: could not remove the half-made branch \"{}\" (still recorded; branch delete removes it): {cleanup:#}",
+            record.name
+        ),
+    }
     e
 }
 
@@ -262,22 +304,24 @@ async fn pg_dump(bin: &PgBin, source: &ConnConfig, out: &std::path::Path) -> Res
     Ok(())
 }
 
-/// Deletes a recorded branch and its record.
-pub async fn delete(registry: &Registry, record: &Record) -> Result<()> {
-    remove(record).await?;
+/// Deletes a recorded branch and its record (`source`: the live source's connection, whose
+/// password the operator's sessions on a TEMPLATE branch's server reuse).
+pub async fn delete(registry: &Registry, record: &Record, source: Option<&ConnConfig>) -> Result<()> {
+    remove(record, source).await?;
     registry.remove(&record.name)
 }
 
 /// Removes the branch itself (not its record).
-async fn remove(record: &Record) -> Result<()> {
+async fn remove(record: &Record, source: Option<&ConnConfig>) -> Result<()> {
     match &record.made {
         Made::Template => {
+            let server = operator_config(record, source)?;
             if let Some(role) = &record.role {
-                confine::disable_role(&branch_config(record)?, &role.name).await?;
+                confine::disable_role(&server, &role.name).await?;
             }
-            template::drop_branch(&as_branch(record)?).await?;
+            template::drop_branch(&as_branch(record, source)?).await?;
             match &record.role {
-                Some(role) => confine::drop_role(&branch_config(record)?, &role.name).await,
+                Some(role) => confine::drop_role(&server, &role.name).await,
                 None => Ok(()),
             }
         }
@@ -301,18 +345,29 @@ pub async fn reset(registry: &Registry, record: &Record, source: Option<&ConnCon
     let mut next = record.clone();
     match &record.made {
         Made::Template => {
-            template::drop_branch(&as_branch(record)?).await?;
+            let server = operator_config(record, source)?;
+            if let Some(role) = &record.role {
+                confine::end_sessions(&server, &role.name).await?;
+            }
+            template::drop_branch(&as_branch(record, source)?).await?;
             let src = match source {
                 Some(s) => s.clone(),
                 None => ConnConfig::parse(SideName::Parent, &record.parent)?,
             };
             template::create(&src, &record.name, Strategy::Auto).await.with_context(|| dropped(record))?;
+            if record.role.is_none() {
+                carry_database_acl(&src, &record.name).await.with_context(|| dropped(record))?;
+            }
             if let Some(role) = &record.role {
-                confine::hand_over(&branch_config(record)?, &role.name).await.with_context(|| dropped(record))?;
+                confine::hand_over(&server, &role.name).await.with_context(|| dropped(record))?;
+                confine::restore_role(&server, role).await?;
             }
         }
         Made::Snapshot { restored, .. } => {
-            let b = as_branch(record)?;
+            let b = as_branch(record, None)?;
+            if let Some(role) = &record.role {
+                confine::end_sessions(&b.config, &role.name).await?;
+            }
             template::drop_branch(&b).await?;
             let parent = b.config.with_dbname(SideName::Parent, restored);
             let version = server_version(&parent).await?;
@@ -321,13 +376,14 @@ pub async fn reset(registry: &Registry, record: &Record, source: Option<&ConnCon
                 .with_context(|| dropped(record))?;
             if let Some(role) = &record.role {
                 confine::hand_over(&b.config, &role.name).await.with_context(|| dropped(record))?;
+                confine::restore_role(&b.config, role).await?;
             }
         }
         Made::Command { create, delete, .. } => {
             if delete.is_none() {
                 bail!("branch \"{}\" cannot be reset: no --delete-command was given to remove it first", record.name);
             }
-            remove(record).await?;
+            remove(record, source).await?;
             let m = provider::create(create, &record.name).await?;
             next.branch = m.url;
             next.made = Made::Command { create: create.clone(), delete: delete.clone(), id: m.id };
@@ -355,8 +411,8 @@ async fn server_version(c: &ConnConfig) -> Result<u32> {
 }
 
 /// The record as the TEMPLATE module's branch (to drop it by name on its server).
-fn as_branch(record: &Record) -> Result<template::Branch> {
-    let config = branch_config(record)?;
+fn as_branch(record: &Record, source: Option<&ConnConfig>) -> Result<template::Branch> {
+    let config = operator_config(record, source)?;
     Ok(template::Branch {
         name: config.dbname().to_string(),
         source: String::new(),
@@ -365,6 +421,24 @@ fn as_branch(record: &Record) -> Result<template::Branch> {
         checkpoint: false,
         config,
     })
+}
+
+/// The operator's connection to the branch: the source's, password included, on a TEMPLATE
+/// branch's server when the source is at hand; else [`branch_config`].
+fn operator_config(record: &Record, source: Option<&ConnConfig>) -> Result<ConnConfig> {
+    match (&record.made, source) {
+        (Made::Template, Some(src)) => Ok(src.with_dbname(SideName::Child, &record.name)),
+        _ => branch_config(record),
+    }
+}
+
+/// How the diff reads an agent's branch: as its role ([`agent_config`]), once what the agent set
+/// on that role (defaults that would apply to the diff's sessions, its password) is cleared.
+pub async fn read_as_agent(record: &Record, source: Option<&ConnConfig>) -> Result<ConnConfig> {
+    if let (Some(role), Made::Template | Made::Snapshot { .. }) = (&record.role, &record.made) {
+        confine::restore_role(&operator_config(record, source)?, role).await?;
+    }
+    agent_config(record)
 }
 
 /// How to connect to the branch (passwords from the environment or ~/.pgpass, except a provider's URL).

@@ -134,7 +134,7 @@ pub async fn run(cmd: &BranchCommand) -> Result<bool> {
             };
             let Some(made) = made else {
                 if let Ok(record) = registry.get(&name) {
-                    if let Err(e) = lifecycle::delete(&registry, &record).await {
+                    if let Err(e) = lifecycle::delete(&registry, &record, source.config.as_ref()).await {
                         eprintln!("pgbranchdiff: could not remove the half-made branch \"{name}\": {e:#}");
                     }
                 }
@@ -151,7 +151,7 @@ pub async fn run(cmd: &BranchCommand) -> Result<bool> {
         }
         BranchCommand::Delete { name, state_dir } => {
             let registry = registry_in(state_dir)?;
-            lifecycle::delete(&registry, &registry.get(name)?).await?;
+            lifecycle::delete(&registry, &registry.get(name)?, None).await?;
             eprintln!("pgbranchdiff: deleted branch \"{name}\"");
             Ok(false)
         }
@@ -166,7 +166,7 @@ pub async fn run(cmd: &BranchCommand) -> Result<bool> {
             let record = registry_in(state_dir)?.get(name)?;
             let parent = lifecycle::parent_config(&record, None)?;
             // As the branch's own role, if it has one: what an agent planted runs with no more rights.
-            let child = lifecycle::agent_config(&record)?;
+            let child = lifecycle::read_as_agent(&record, None).await?;
             let mut report = report.as_ref().clone();
             report.stand_in_role = record.role.as_ref().map(|r| r.name.clone());
             Ok(crate::diff::run(&parent, &child, &report).await?.failed())

@@ -100,9 +100,10 @@ async fn next_line<R: AsyncBufRead + Unpin>(input: &mut R) -> Option<Line> {
 
 /// Ok if the line is JSON (UTF-8 included); else the parse error to answer.
 fn check(line: &[u8]) -> Result<(), String> {
-    // serde_json skips the bytes of a string it ignores without checking them.
+    // Read whole, as the SDK will: ignoring a value would let through what it cannot read (bytes
+    // that are not UTF-8, a lone surrogate escape, nesting past its depth limit) and then drops.
     let text = std::str::from_utf8(line).map_err(|e| parse_error(&format!("not UTF-8: {e}")))?;
-    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+    match serde_json::from_str::<serde_json::Value>(text) {
         Ok(_) => Ok(()),
         Err(e) => Err(parse_error(&format!("not JSON ({e})"))),
     }
@@ -216,6 +217,9 @@ mod tests {
         let Some(Line::Whole(bad)) = next_line(&mut input).await else { panic!("the invalid line") };
         assert!(check(&bad).unwrap_err().contains("-32700"));
         assert!(check(b"{\"x\": \"\xff\"}").unwrap_err().contains("not UTF-8"));
+        assert!(check(br#"{"id":1,"method":"a\ud800"}"#).unwrap_err().contains("-32700"));
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(check(deep.as_bytes()).unwrap_err().contains("-32700"));
         assert!(next_line(&mut input).await.is_none());
     }
 }

@@ -167,7 +167,7 @@ impl State {
         let mut first_error = Ok(());
         for name in names {
             let removed = match self.registry.get(&name) {
-                Ok(r) => lifecycle::delete(&self.registry, &r).await,
+                Ok(r) => lifecycle::delete(&self.registry, &r, self.source.config.as_ref()).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = removed {
@@ -382,14 +382,8 @@ async fn verdict(s: Arc<State>, a: VerdictArgs) -> Result<VerdictResult> {
     let mut cut = Vec::new();
     let headline = v.headline();
     let reasons = results::first(v.reasons, results::LIST_ITEMS * 2, "reasons", &mut cut);
-    Ok(VerdictResult {
-        passed: v.passed,
-        headline,
-        reasons,
-        accepted: v.accepted,
-        unused_accepts: v.unused_accepts,
-        cut,
-    })
+    let unused_accepts = results::first(v.unused_accepts, results::LIST_ITEMS, "unused_accepts", &mut cut);
+    Ok(VerdictResult { passed: v.passed, headline, reasons, accepted: v.accepted, unused_accepts, cut })
 }
 
 async fn reset_branch(s: Arc<State>, a: BranchArg) -> Result<BranchInfo> {
@@ -400,7 +394,7 @@ async fn reset_branch(s: Arc<State>, a: BranchArg) -> Result<BranchInfo> {
 
 async fn delete_branch(s: Arc<State>, a: BranchArg) -> Result<Deleted> {
     let record = s.ours(&a.branch)?;
-    lifecycle::delete(&s.registry, &record).await?;
+    lifecycle::delete(&s.registry, &record, s.source.config.as_ref()).await?;
     if let Ok(mut m) = s.made.lock() {
         m.remove(&a.branch);
     }
@@ -440,7 +434,7 @@ async fn diff_pair(
     let parent = lifecycle::parent_config(record, s.source.config.as_ref())?;
     // The branch is read as its own role: nothing the agent planted in it (a cast, an operator, a
     // function a view calls) can run with the operator's rights.
-    let child = lifecycle::agent_config(record)?;
+    let child = lifecycle::read_as_agent(record, s.source.config.as_ref()).await?;
     let mut args = args.clone();
     args.stand_in_role = record.role.as_ref().map(|r| r.name.clone());
     crate::diff::collect(&parent, &child, &args, gate, ROWS_PER_TABLE).await

@@ -60,11 +60,30 @@ fn url_conn(url: &str) -> String {
 #[test]
 fn template_branches_are_made_listed_compared_reset_and_deleted() {
     let pair = harness::branch("brtpl", SETUP, "");
+    // The source is closed to PUBLIC and open to one role: so is the branch (a TEMPLATE copy
+    // alone would start with PUBLIC's default CONNECT).
+    let acl = |db: &str| {
+        let sql = format!(
+            "SELECT has_database_privilege('public', oid, 'CONNECT')::text || ' ' || has_database_privilege('brtpl_reader', oid, 'CONNECT')::text
+               FROM pg_database WHERE datname = '{db}'"
+        );
+        connect("postgres").query_one(&sql, &[]).unwrap().get::<_, String>(0)
+    };
+    harness::exec(
+        &pair.parent,
+        &format!(
+            "DO $r$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'brtpl_reader') THEN CREATE ROLE brtpl_reader; END IF; END $r$;
+             REVOKE CONNECT ON DATABASE {0} FROM PUBLIC; GRANT CONNECT ON DATABASE {0} TO brtpl_reader;",
+            pair.parent
+        ),
+    );
+    assert_eq!(acl(&pair.parent), "false true");
     let state = state();
     let name = format!("{}_work", pair.parent);
     let made = branch_cmd(state.path(), &["create", "--from", &conn(&pair.parent), "--name", &name]);
     assert_eq!(made.code, 0, "{}", made.stderr);
     assert!(database_exists(&name));
+    assert_eq!(acl(&name), "false true", "the branch's database privileges are the source's");
     assert!(made.stdout.trim().ends_with(&format!("/{name}?host={}&port={}", sock(), port())), "{}", made.stdout);
 
     let list = branch_cmd(state.path(), &["list", "--json"]);
@@ -81,6 +100,7 @@ fn template_branches_are_made_listed_compared_reset_and_deleted() {
     let rows: i64 = connect(&name).query_one("SELECT sum(qty) FROM items", &[]).unwrap().get(0);
     assert_eq!(rows, 55, "the reset branch holds the source's rows again");
     assert_eq!(diff_counts(state.path(), &name), (0, (0, 0, 0)));
+    assert_eq!(acl(&name), "false true", "a reset keeps the source's database privileges");
 
     let deleted = branch_cmd(state.path(), &["delete", &name]);
     assert_eq!(deleted.code, 0, "{}", deleted.stderr);

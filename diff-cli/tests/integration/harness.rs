@@ -145,7 +145,7 @@ fn start() -> Cluster {
     let opts = |tls: bool| {
         format!(
             "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
-             -c synchronous_commit=off -c max_connections=200 -c shared_buffers=256MB {}",
+             -c synchronous_commit=off -c max_prepared_transactions=20 -c max_connections=200 -c shared_buffers=256MB {}",
             if tls {
                 format!("-c ssl=on -c ssl_cert_file={sock}/server.crt -c ssl_key_file={sock}/server.key")
             } else {

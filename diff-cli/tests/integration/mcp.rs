@@ -411,12 +411,39 @@ fn an_agents_branch_role_reaches_its_branch_and_nothing_else() {
     let left = format!("SELECT count(*) FROM pg_largeobject_metadata WHERE lomowner::regrole::text = '{name}'");
     assert_eq!(count("postgres", &left), 1);
 
+    // Defaults the agent sets on its own role would apply to the diff's sessions (it reads as the
+    // role): `branch diff` clears them first, and says what it said before they were set.
+    let branch_diff = || harness::cli(&["branch", "diff", &name, "--state-dir", state_arg, "--format", "json"], &[]);
+    let before = branch_diff();
+    assert_eq!(before.code, 1, "{}", before.stderr);
+    let settings = format!(
+        "ALTER ROLE CURRENT_USER SET quote_all_identifiers = on;
+         ALTER ROLE CURRENT_USER IN DATABASE {name} SET idle_in_transaction_session_timeout = '5ms';
+         ALTER ROLE CURRENT_USER PASSWORD 'mine'"
+    );
+    assert_eq!(as_agent(&url, None, &settings), None);
+    let after = branch_diff();
+    assert_eq!(after.code, 1, "{}", after.stderr);
+    assert_eq!(after.json()["summary"], before.json()["summary"], "{}", after.stdout);
+    assert_eq!(as_agent(&url, None, "SELECT 1"), None, "the recorded password is the role's again");
+    // Prepared transactions outlive the role's sessions: one holding a lock in the branch, one in
+    // `postgres`. Deleting rolls them back (servers that allow them).
+    let prepared = "SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'agent_px%'";
+    if strings("postgres", "SHOW max_prepared_transactions") != ["0"] {
+        let px = "BEGIN; LOCK TABLE app.mine; PREPARE TRANSACTION 'agent_px1'";
+        assert_eq!(as_agent(&url, None, px), None);
+        let px = "BEGIN; SELECT lo_create(0); PREPARE TRANSACTION 'agent_px2'";
+        assert_eq!(as_agent(&url, Some("postgres"), px), None);
+        assert_eq!(count("postgres", prepared), 2);
+    }
+
     // Deleting the kept branch from the CLI removes its role too.
     let run = harness::cli(&["branch", "delete", &name, "--state-dir", state_arg], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{name}'")), 0);
     assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")), 0);
     assert_eq!(count("postgres", "SELECT count(*) FROM pg_largeobject_metadata"), objects_in_postgres);
+    assert_eq!(count("postgres", prepared), 0);
     assert_eq!(strings(db, "SELECT string_agg(t::text, ';' ORDER BY id) FROM app.t"), rows_before);
     assert_eq!(owned(db, "=", "mcp_app_owner"), owned_in_source, "the source's owners");
 }
