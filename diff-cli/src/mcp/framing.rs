@@ -104,9 +104,32 @@ fn check(line: &[u8]) -> Result<(), String> {
     // that are not UTF-8, a lone surrogate escape, nesting past its depth limit) and then drops.
     let text = std::str::from_utf8(line).map_err(|e| parse_error(&format!("not UTF-8: {e}")))?;
     match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(_) => Ok(()),
+        Ok(message) => bad_tool_call(&message).map_or(Ok(()), Err),
         Err(e) => Err(parse_error(&format!("not JSON ({e})"))),
     }
+}
+
+/// A `tools/call` without a tool's name or with arguments that are not an object: JSON-RPC's
+/// invalid-params error (the SDK answers "method not found").
+fn bad_tool_call(message: &serde_json::Value) -> Option<String> {
+    if message.get("method").and_then(|m| m.as_str()) != Some("tools/call") || message.get("id").is_none() {
+        return None;
+    }
+    let params = message.get("params");
+    let why = match params {
+        Some(p) if !p.get("name").is_some_and(|n| n.is_string()) => "params.name must be the tool's name",
+        Some(p) if p.get("arguments").is_some_and(|a| !a.is_object() && !a.is_null()) => {
+            "params.arguments must be an object"
+        }
+        Some(_) => return None,
+        None => "params with the tool's name are required",
+    };
+    let answer = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": message["id"],
+        "error": { "code": -32602, "message": format!("Invalid params: {why}") }
+    });
+    Some(answer.to_string())
 }
 
 /// JSON-RPC's invalid-request error for a message over the limit, with its id when it shows.
@@ -218,6 +241,11 @@ mod tests {
         assert!(check(&bad).unwrap_err().contains("-32700"));
         assert!(check(b"{\"x\": \"\xff\"}").unwrap_err().contains("not UTF-8"));
         assert!(check(br#"{"id":1,"method":"a\ud800"}"#).unwrap_err().contains("-32700"));
+        let call =
+            |params: &str| check(format!(r#"{{"jsonrpc":"2.0","id":4,"method":"tools/call"{params}}}"#).as_bytes());
+        assert!(call(r#","params":{"name":"diff","arguments":[]}"#).unwrap_err().contains("-32602"));
+        assert!(call("").unwrap_err().contains(r#""id":4"#));
+        assert!(call(r#","params":{"name":"diff","arguments":{}}"#).is_ok());
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(check(deep.as_bytes()).unwrap_err().contains("-32700"));
         assert!(next_line(&mut input).await.is_none());
