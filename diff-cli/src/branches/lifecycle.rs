@@ -432,8 +432,8 @@ fn operator_config(record: &Record, source: Option<&ConnConfig>) -> Result<ConnC
     }
 }
 
-/// How the diff reads an agent's branch: as its role ([`agent_config`]), once what the agent set
-/// on that role (defaults that would apply to the diff's sessions, its password) is cleared.
+/// How the diff and `run_sql` reach an agent's branch: as its role ([`agent_config`]), once what
+/// the agent set on that role (defaults that would apply to their sessions, its password) is cleared.
 pub async fn read_as_agent(record: &Record, source: Option<&ConnConfig>) -> Result<ConnConfig> {
     if let (Some(role), Made::Template | Made::Snapshot { .. }) = (&record.role, &record.made) {
         confine::restore_role(&operator_config(record, source)?, role).await?;

@@ -356,7 +356,7 @@ async fn create_branch(s: Arc<State>) -> Result<BranchInfo> {
 async fn run_sql(s: Arc<State>, a: RunSqlArgs) -> Result<SqlResult> {
     let record = s.ours(&a.branch)?;
     // As the agent's own role: run_sql reaches no more than the branch's URL does.
-    let branch = lifecycle::agent_config(&record)?;
+    let branch = lifecycle::read_as_agent(&record, s.source.config.as_ref()).await?;
     let mut report = migrate::apply(&branch, &Migration::Sql(a.sql), &s.migrate).await?;
     // Masked columns are among the patterns already (see `State::new`).
     report.redact(&crate::diff::redactor(&s.report)?, &[]);

@@ -133,14 +133,34 @@ pub fn shorten_text(s: String, max: usize, what: &str, cut: &mut Vec<String>) ->
     format!("{}…", s.chars().take(max).collect::<String>())
 }
 
+/// Schema changes with each consequence (a view dropped with the column it read) under its
+/// cause's `consequences`, as the text report indents them; a consequence whose cause is not
+/// listed stays at the top.
+fn nest_consequences(changes: Vec<J>, cut: &mut Vec<String>) -> Vec<J> {
+    let (mut roots, consequences): (Vec<J>, Vec<J>) = changes.into_iter().partition(|c| c.get("cause").is_none());
+    let mut under: std::collections::BTreeMap<usize, Vec<J>> = std::collections::BTreeMap::new();
+    for c in consequences {
+        let cause = c["cause"].as_str().unwrap_or("");
+        match roots.iter().position(|r| r["object"].as_str() == Some(cause)) {
+            Some(i) => under.entry(i).or_default().push(c),
+            None => roots.push(c),
+        }
+    }
+    for (i, list) in under {
+        let list = first(list, LIST_ITEMS, &format!("consequences of {}", roots[i]["object"]), cut);
+        roots[i]["consequences"] = J::Array(list);
+    }
+    roots
+}
+
 /// The `diff` result from the JSON document of a report: summary, loss and
 /// schema first, then page `page` (from 1) of the rows.
 pub fn diff(doc: &J, page: usize) -> Result<DiffResult, String> {
     let mut cut = Vec::new();
     let list = |key: &str| doc[key].as_array().cloned().unwrap_or_default();
     let mut data_loss = first(list("data_loss"), LIST_ITEMS, "data_loss", &mut cut);
-    let roots: Vec<J> = list("schema_changes").into_iter().filter(|c| c.get("cause").is_none()).collect();
-    let mut schema_changes = first(roots, LIST_ITEMS, "schema_changes", &mut cut);
+    let schema_changes = nest_consequences(list("schema_changes"), &mut cut);
+    let mut schema_changes = first(schema_changes, LIST_ITEMS, "schema_changes", &mut cut);
     let mut long = 0;
     for v in data_loss.iter_mut().chain(schema_changes.iter_mut()) {
         long += shorten(v, VALUE_CHARS);
@@ -235,5 +255,26 @@ mod tests {
         assert_eq!(total, 100);
         assert!(diff(&doc, first_page.pages + 1).unwrap_err().contains("numbered from 1"));
         assert!(serde_json::to_string(&first_page).unwrap().len() < PAGE_CHARS * 2);
+    }
+
+    #[test]
+    fn consequences_are_listed_under_their_cause() {
+        let change = |object: &str, cause: Option<&str>| {
+            let mut c = json!({"kind": "view", "op": "dropped", "object": object, "danger": ["breaks_clients"]});
+            if let Some(cause) = cause {
+                c["cause"] = json!(cause);
+            }
+            c
+        };
+        let doc = json!({
+            "identical": false, "summary": {}, "tables": [], "data_loss": [],
+            "schema_changes": [change("public.t.c", None), change("public.v", Some("public.t.c")),
+                               change("public.w", None), change("public.x", Some("public.gone"))]
+        });
+        let result = diff(&doc, 1).unwrap();
+        let objects: Vec<&str> = result.schema_changes.iter().map(|c| c["object"].as_str().unwrap()).collect();
+        assert_eq!(objects, ["public.t.c", "public.w", "public.x"]);
+        assert_eq!(result.schema_changes[0]["consequences"][0]["object"], "public.v");
+        assert!(result.schema_changes[1].get("consequences").is_none());
     }
 }

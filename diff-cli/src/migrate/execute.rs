@@ -278,9 +278,18 @@ fn is_dml(sql: &str) -> bool {
 
 /// Whether `sql` has a `COPY … TO STDOUT`.
 fn copies_out(sql: &str) -> bool {
+    copies(sql, "to", "stdout")
+}
+
+/// Whether `sql` has a `COPY … FROM STDIN` (one with its rows after it is a step of its own).
+fn copies_in(sql: &str) -> bool {
+    copies(sql, "from", "stdin")
+}
+
+fn copies(sql: &str, direction: &str, stream: &str) -> bool {
     sub_statements(sql)
         .iter()
-        .any(|w| w.first().is_some_and(|f| f == "copy") && w.windows(2).any(|p| p[0] == "to" && p[1] == "stdout"))
+        .any(|w| w.first().is_some_and(|f| f == "copy") && w.windows(2).any(|p| p[0] == direction && p[1] == stream))
 }
 
 /// The top-level statements of a text (more than one when joined with `\;`), as their words.
@@ -378,10 +387,17 @@ async fn run_step(
     sampler: &Sampler,
 ) -> Result<Outcome> {
     if let StepKind::Sql(sql) = &step.kind {
+        // The server would stream rows the connection has no reader for, or wait for rows it is
+        // never sent, and the session breaks.
         if copies_out(sql) {
-            // The server would stream rows the connection has no reader for, and the session breaks.
             bail!(
                 "{}: COPY … TO STDOUT is not run here (its rows have nowhere to go); SELECT them instead",
+                step.location
+            );
+        }
+        if copies_in(sql) {
+            bail!(
+                "{}: COPY … FROM STDIN needs its rows on the lines after the statement, ended by \\. (as psql reads them)",
                 step.location
             );
         }
@@ -551,6 +567,8 @@ mod tests {
         assert!(copies_out("copy (select 1) to stdout with (format csv)"));
         assert!(copies_out("SELECT 1 \\; COPY t TO STDOUT"));
         assert!(!copies_out("COPY t FROM STDIN"));
+        assert!(copies_in("COPY t FROM STDIN") && copies_in("select 1 \\; copy t (a) from stdin with csv"));
+        assert!(!copies_in("COPY t FROM '/tmp/x'"));
         assert!(!copies_out("COPY t TO '/tmp/x'"));
         assert!(!copies_out("SELECT 'copy t to stdout'"));
     }
