@@ -242,8 +242,9 @@ pub async fn end_sessions(server: &ConnConfig, role: &str) -> Result<()> {
         // ROLLBACK PREPARED runs in the transaction's own database, by a superuser or the role that
         // prepared it (the operator is a member of the branch's role).
         let (other, other_conn) = admin(server, &db).await?;
-        let sql = format!("SET ROLE {}; ROLLBACK PREPARED {}", ident(role), literal(&gid));
-        other.batch_execute(&sql).await.with_context(|| {
+        // Two messages: in one, ROLLBACK PREPARED would be inside the implicit transaction block.
+        other.batch_execute(&format!("SET ROLE {}", ident(role))).await?;
+        other.batch_execute(&format!("ROLLBACK PREPARED {}", literal(&gid))).await.with_context(|| {
             format!(
                 "{}: cannot roll back the branch role's prepared transaction {gid:?} in {}",
                 server.endpoint(),
