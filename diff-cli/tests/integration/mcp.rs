@@ -601,3 +601,39 @@ fn a_line_that_is_not_json_gets_a_parse_error_and_the_server_goes_on() {
         assert!(run.stderr.contains(&format!("{}: not an option of `pgbranchdiff mcp`", opt[0])), "{}", run.stderr);
     }
 }
+
+/// The operator need not be a superuser: a role with CREATEDB and CREATEROLE that owns the source
+/// makes and confines branches, and deleting one rolls back what the agent prepared (which only a
+/// superuser or the preparing role may do).
+#[test]
+fn a_non_superuser_operator_cleans_up_what_the_agent_prepared() {
+    let pair = harness::branch("mcpop", "SELECT 1", "");
+    let db = pair.parent.as_str();
+    let op = format!("{db}_op");
+    exec(
+        db,
+        &format!(
+            "CREATE ROLE {op} LOGIN CREATEDB CREATEROLE; ALTER DATABASE {db} OWNER TO {op};
+             ALTER SCHEMA public OWNER TO {op}; REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+             REVOKE CONNECT ON DATABASE {db} FROM PUBLIC;
+             SET ROLE {op}; CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 5);"
+        ),
+    );
+    let state = state_dir();
+    let state_arg = state.path().to_str().unwrap();
+    let source = format!("{} user={op}", conn(db));
+    let out = drive(&json!([{ "tool": "create_branch" }]), &["--source", &source, "--state-dir", state_arg, "--keep"]);
+    let made = &out["calls"][0];
+    assert_eq!(made["error"], false, "{made}");
+    let (name, url) = (made["result"]["name"].as_str().unwrap(), made["result"]["url"].as_str().unwrap());
+    let prepared = "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'op_px'";
+    if strings("postgres", "SHOW max_prepared_transactions") != ["0"] {
+        assert_eq!(as_agent(url, None, "BEGIN; LOCK TABLE t; PREPARE TRANSACTION 'op_px'"), None);
+        assert_eq!(count("postgres", prepared), 1);
+    }
+    let run = harness::cli(&["branch", "delete", name, "--state-dir", state_arg], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(count("postgres", prepared), 0);
+    assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{name}'")), 0);
+    assert_eq!(count("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")), 0);
+}
