@@ -289,6 +289,11 @@ fn owned(db: &str, op: &str, role: &str) -> i64 {
 fn connect_error(url: &str, db: &str) -> String {
     let mut config: postgres::Config = url.parse().unwrap_or_else(|e| panic!("{url}: {e}"));
     config.dbname(db);
+    refusal(&config)
+}
+
+/// Why a connection with `config` is refused ("" if it is not): the server's message.
+fn refusal(config: &postgres::Config) -> String {
     match config.connect(postgres::NoTls) {
         Ok(_) => String::new(),
         Err(e) => e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()),
@@ -518,22 +523,12 @@ fn a_snapshot_branch_gets_its_own_role_and_cannot_reach_the_restored_copy() {
         }),
     );
     let parent_db = parent_db.unwrap_or_else(|| panic!("no restored copy recorded: {listed}"));
-    let mut config: postgres::Config = url.parse().unwrap();
-    config.dbname(&parent_db);
-    let e = config
-        .connect(postgres::NoTls)
-        .err()
-        .map(|e| e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()))
-        .unwrap_or_default();
+    let e = connect_error(url, &parent_db);
     assert!(e.contains("permission denied"), "the agent's role connected to the restored copy: {e}");
     // The cluster's superuser, which the agent's OS user could reach on the socket, needs a password.
-    let mut superuser = config.clone();
+    let mut superuser: postgres::Config = url.parse().unwrap();
     superuser.user("postgres").password("").dbname(&parent_db);
-    let e = superuser
-        .connect(postgres::NoTls)
-        .err()
-        .map(|e| e.as_db_error().map(|d| d.message().to_string()).unwrap_or(e.to_string()))
-        .unwrap_or_default();
+    let e = refusal(&superuser);
     assert!(e.contains("password"), "the snapshot's cluster let its superuser in without a password: {e}");
     let run = harness::cli(&["branch", "delete", name, "--state-dir", state_arg], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
