@@ -58,9 +58,11 @@ pub struct ReportArgs {
     /// Write the report to FILE instead of standard output (`--format arrow`: a directory).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Connections per side; tables are compared this many at a time.
-    #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub jobs: u16,
+    /// Connections per side; tables are compared this many at a time [default: 4]. Given, it also
+    /// says each server has N cores to spare: block hashing then cuts a large table across
+    /// connections too (by its share of all rows), which on a busier server only adds scans.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
     /// How rows are read: `auto` (tuple identity on one instance; across servers block hashes for
     /// tables of 8 MB or more, else stream), `stream` (every row, in key order), `hash` (blocks of
     /// rows hashed inside PostgreSQL, one scan per side; only rows of differing blocks are read).

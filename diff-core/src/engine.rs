@@ -266,18 +266,21 @@ async fn drive(
     if !opts.data {
         return Ok(());
     }
+    let all_rows: i64 = plan.tables.iter().map(|t| t.rows.max(1)).sum();
     let mut queue: Vec<TablePlan> = plan.tables;
     queue.sort_by_key(|t| std::cmp::Reverse(t.bytes));
     let queue = Arc::new(Mutex::new(VecDeque::from(queue)));
     let use_identity = p.same_instance(&c);
-    let (strategy, shard) = (opts.strategy, opts.shard);
+    let (strategy, shard, split) = (opts.strategy, opts.shard, opts.split_tables);
     let workers = (0..p.connections()).map(|w| {
         let (p, c, queue, tx, moved) = (p.clone(), c.clone(), queue.clone(), tx.clone(), moved.clone());
         async move {
             loop {
                 let Some(table) = queue.lock().expect("queue lock").pop_front() else { return Ok(()) };
+                let parts = if split { hash_parts(table.rows, all_rows, p.connections()) } else { 1 };
                 let mut summary =
-                    diff_table(Arc::new(table.clone()), &p, &c, w, tx.clone(), (strategy, shard), use_identity).await?;
+                    diff_table(Arc::new(table.clone()), &p, &c, (w, parts), tx.clone(), (strategy, shard), use_identity)
+                        .await?;
                 let moved_out = moved.get(&table.parent_qualified).copied().unwrap_or(0);
                 for loss in row_losses(&table, &mut summary, moved_out, &c, w).await? {
                     send(&tx, Event::DataLoss(loss)).await?;
@@ -290,11 +293,23 @@ async fn drive(
     Ok(())
 }
 
+/// Connections a table's blocks are hashed on: as many as its share of all
+/// tables' rows is of the `jobs` connections, rounded up. Workers already hash
+/// that many tables at once, so cutting a table that is no larger than its
+/// share would only add scans (each part is a range or filtered scan of its
+/// own) and contention; a table holding most of the rows gets most connections.
+fn hash_parts(rows: i64, all_rows: i64, jobs: usize) -> usize {
+    let jobs = jobs.max(1) as i64;
+    let (num, den) = (rows.max(1) as i128 * jobs as i128, all_rows.max(1) as i128);
+    let share = (num + den - 1) / den;
+    share.clamp(1, jobs as i128) as usize
+}
+
 async fn diff_table(
     plan: Arc<TablePlan>,
     p: &Side,
     c: &Side,
-    conn: usize,
+    (conn, parts): (usize, usize),
     tx: mpsc::Sender<Result<Event>>,
     (strategy, shard): (Strategy, Option<Shard>),
     use_identity: bool,
@@ -317,7 +332,7 @@ async fn diff_table(
         Way::Hash => {
             let cut = block_hash::cut(&plan, (p, c), conn).await?;
             let jobs = p.connections();
-            let conns: Vec<usize> = (0..jobs).map(|k| (conn + k) % jobs).collect();
+            let conns: Vec<usize> = (0..parts).map(|k| (conn + k) % jobs).collect();
             Some(block_hash::compare(&plan, (p, c), &conns, cut, shard).await?)
         }
         _ => None,
@@ -585,5 +600,21 @@ async fn forward<S>(
     batch.extend(last);
     if !batch.is_empty() {
         let _ = tx.send(Ok(batch)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hash_parts;
+
+    #[test]
+    fn a_table_gets_connections_by_its_share_of_the_rows() {
+        // The benchmark's shop: orders 5 M, users and events 1 M each, four connections.
+        assert_eq!(hash_parts(5_000_000, 7_000_000, 4), 3);
+        assert_eq!(hash_parts(1_000_000, 7_000_000, 4), 1);
+        // One table alone gets them all; an empty one among others still gets one.
+        assert_eq!(hash_parts(40_000, 40_000, 4), 4);
+        assert_eq!(hash_parts(0, 1_000_000, 4), 1);
+        assert_eq!(hash_parts(i64::MAX, i64::MAX, 64), 64);
     }
 }

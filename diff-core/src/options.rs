@@ -99,6 +99,11 @@ pub struct Options {
     pub keys: Vec<KeyOverride>,
     /// Connections per side (tables are diffed this many at a time).
     pub jobs: usize,
+    /// Also cut a large table's block hashing across connections, by its share of
+    /// all tables' rows: for servers with at least `jobs` idle cores each. Each
+    /// part is a scan of its own, so on a server without spare cores cutting only
+    /// adds work (measured in `docs/benchmarks.md`); tables are hashed `jobs` at a time either way.
+    pub split_tables: bool,
     /// Compare rows.
     pub data: bool,
     /// Compare the schema.
@@ -183,6 +188,7 @@ impl Default for Options {
             exclude_columns: vec![],
             keys: vec![],
             jobs: 2,
+            split_tables: false,
             data: true,
             schema: true,
             max_rows_per_table: None,

@@ -105,6 +105,11 @@ pub struct Query {
     pub from: String,
     /// Key order, empty when there are no columns.
     pub order_by: String,
+    /// Both sides' text is UTF-8 (or SQL_ASCII, passed through as is): its
+    /// bytes are what the client receives, so block hashes hash them as
+    /// stored; otherwise both sides convert to UTF-8 first, so that equal
+    /// text still hashes equal.
+    pub utf8: bool,
 }
 
 impl Query {
@@ -275,6 +280,7 @@ fn table_plan(
     let nkey = if whole_row { columns.len() } else { key_names.len() };
     // Rows with equal keys in SQL but printed differently must still come in one order.
     let tie_break = matches!(key_source, KeySource::WholeRow | KeySource::Override);
+    let utf8 = [encodings.0, encodings.1].iter().all(|e| matches!(*e, "UTF8" | "SQL_ASCII"));
     Ok(TablePlan {
         id,
         schema: c.schema.clone(),
@@ -282,8 +288,8 @@ fn table_plan(
         parent_qualified: p.qualified(),
         identity_blocker: identity_blocker(p, c, &columns, &key_source),
         hash_blocker: hash_blocker(&key_source),
-        parent_query: side_query(p, &columns, nkey, true, tie_break, encodings.0),
-        child_query: side_query(c, &columns, nkey, false, tie_break, encodings.1),
+        parent_query: Query { utf8, ..side_query(p, &columns, nkey, true, tie_break, encodings.0) },
+        child_query: Query { utf8, ..side_query(c, &columns, nkey, false, tie_break, encodings.1) },
         key_source,
         nkey,
         bytes: p.bytes.max(c.bytes),
@@ -549,5 +555,6 @@ fn side_query(t: &Table, columns: &[ColumnPlan], nkey: usize, parent: bool, tie_
         select: if exprs.is_empty() { "NULL".to_string() } else { exprs.join(", ") },
         from: format!("{only}{}.{} AS {ALIAS}", quote_ident(&t.schema), quote_ident(&t.name)),
         order_by: order.join(", "),
+        utf8: false,
     }
 }

@@ -286,6 +286,10 @@ fn jobs_split_a_large_tables_blocks_across_connections() {
     let blocks = |d: &Value| table(d, "public.big")["stats"]["blocks"].clone();
     assert_eq!(blocks(&one)["parts"], 1);
     assert_eq!(blocks(&four)["parts"], 4, "{}", blocks(&four));
+    // Without --jobs nothing says the server has cores to spare: four connections, one per table.
+    let default = run(&p, &c, &["--strategy", "hash"]);
+    assert_eq!(blocks(&default)["parts"], 1, "{}", blocks(&default));
+    assert_eq!(without_stats(&one), without_stats(&default));
     assert_eq!(blocks(&one)["count"], blocks(&four)["count"]);
     assert_eq!(blocks(&one)["differing"], blocks(&four)["differing"]);
     let t = table(&four, "public.big");
@@ -377,5 +381,188 @@ fn integer_keys_are_cut_into_key_ranges_read_by_index() {
 
     for (cl, db) in [(a, &pdb), (b, &cdb)] {
         exec_on(cl, "postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+    }
+}
+
+/// Pairs of (column type, parent value, child value), as SQL expressions: values the rule tells
+/// apart or not, chosen where a weaker hash would fail. `hashint8extended` folds a bigint to 32
+/// bits (`lo ^ hi`), and timestamps hash like bigints: the generated pairs keep that fold.
+fn value_pairs(version_num: i32) -> Vec<(String, String, String)> {
+    let mut pairs: Vec<(String, String, String)> = vec![];
+    let mut add = |ty: &str, a: &str, b: &str| pairs.push((ty.into(), a.into(), b.into()));
+    // A small generator, so the folded pairs are many and fixed.
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..6 {
+        let (v, m) = (next() >> 2, next() >> 34);
+        add("int8", &v.to_string(), &(v ^ (m << 32 | m)).to_string());
+    }
+    add("int8", "0", "4294967297");
+    add("int8", "7", "7");
+    for _ in 0..4 {
+        // Microseconds since 2000 with both halves even: adding 2^32 + 1 keeps `lo ^ hi`.
+        let v = (next() % (1 << 49)) & !(1 | 1 << 32);
+        let ts = |us: u64| {
+            format!(
+                "timestamp '2000-01-01' + {} * interval '1 second' + {} * interval '1 microsecond'",
+                us / 1_000_000,
+                us % 1_000_000
+            )
+        };
+        add("timestamp", &ts(v), &ts(v + (1 << 32) + 1));
+        add("timestamptz", &format!("({})::timestamptz", ts(v)), &format!("({})::timestamptz", ts(v + (1 << 32) + 1)));
+    }
+    for (ty, a, b) in [
+        ("int2", "1", "2"),
+        ("int4", "-1", "1"),
+        ("oid", "4294967295", "0"),
+        ("numeric", "1.0", "1.00"),
+        ("numeric", "1.0", "1.0"),
+        ("numeric", "0", "0.0"),
+        ("numeric", "1e-20", "0.00000000000000000001"),
+        ("numeric", "'NaN'", "'NaN'"),
+        ("numeric", "12345678901234567890.5", "12345678901234567890.50"),
+        ("float8", "0", "'-0'"),
+        ("float8", "'NaN'", "-('NaN'::float8)"),
+        ("float8", "1e308", "'Infinity'"),
+        ("float8", "1.0000000000000002", "1"),
+        ("float8", "0.1", "0.1"),
+        ("float4", "0", "'-0'"),
+        ("float4", "1.5", "1.5"),
+        ("bool", "true", "false"),
+        ("bool", "true", "true"),
+        ("text", "'Foo'", "'foo'"),
+        ("text", "'a'", "'a '"),
+        ("text", "''", "NULL"),
+        ("text", "NULL", "NULL"),
+        ("text", "'same'", "'same'"),
+        ("char(4)", "'ab'", "'ab  '"),
+        ("varchar(9)", "'x'", "'X'"),
+        ("bytea", "'\\x00'", "'\\x'"),
+        ("bytea", "'\\x0001'", "'\\x0100'"),
+        ("bytea", "'\\xff'", "'\\xff'"),
+        ("uuid", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'"),
+        ("date", "'infinity'", "'-infinity'"),
+        ("date", "'2024-01-01'", "'2024-01-02'"),
+        ("date", "'2024-01-01'", "'2024-01-01'"),
+        ("time", "'12:00'", "'12:00:00.000001'"),
+        ("timestamptz", "'2024-01-01 12:00+00'", "'2024-01-01 14:00+02'"),
+        ("timestamptz", "'infinity'", "'-infinity'"),
+        ("jsonb", "'{\"a\": 1.0}'", "'{\"a\": 1.00}'"),
+        ("jsonb", "'{\"b\": 1, \"a\": 2}'", "'{\"a\": 2, \"b\": 1}'"),
+        ("json", "'{\"b\": 1, \"a\": 2}'", "'{\"a\": 2, \"b\": 1}'"),
+        ("interval", "'1 day'", "'24 hours'"),
+        ("interval", "'1 day'", "'1 day'"),
+        ("numeric[]", "'{1.0}'", "'{1.00}'"),
+        ("int4range", "'[1,3)'", "'[1,2]'"),
+        ("mood", "'sad'", "'ok'"),
+        ("mood", "'ok'", "'ok'"),
+    ] {
+        add(ty, a, b);
+    }
+    if version_num >= 140000 {
+        add("numeric", "'Infinity'", "'-Infinity'");
+        add("numeric", "'Infinity'", "'NaN'");
+    }
+    pairs
+}
+
+/// Whether PostgreSQL prints the two values differently under the settings every diff pins: the
+/// rule itself, asked of the server.
+fn printed_differently(c: &Cluster, ty: &str, a: &str, b: &str) -> bool {
+    let mut client = postgres::Client::connect(&format!("{} dbname=postgres", c.base), postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+             SET extra_float_digits = 3; SET bytea_output = 'hex'",
+        )
+        .unwrap();
+    let ty = if ty == "mood" { "text" } else { ty };
+    let sql = format!("SELECT (({a})::{ty})::text COLLATE \"C\" IS DISTINCT FROM (({b})::{ty})::text COLLATE \"C\"");
+    client.query_one(&sql, &[]).unwrap().get(0)
+}
+
+/// Every pair in a table of its own (as a value, and as the key where it can be one), so each
+/// row is a block alone: the block differs exactly when PostgreSQL prints the values differently,
+/// and the report says updated (or deleted and inserted) then. Across two clusters, the child's
+/// text in a case-insensitive collation, and again from a LATIN1 parent to a UTF-8 child.
+#[test]
+fn block_hashes_differ_exactly_when_the_values_print_differently() {
+    let (a, b) = (cluster(), second_cluster());
+    let tag = format!("farv_{}", std::process::id());
+    let (pdb, cdb) = (format!("{tag}_p"), format!("{tag}_c"));
+    exec_on(a, "postgres", &format!("CREATE DATABASE {pdb}"));
+    exec_on(b, "postgres", &format!("CREATE DATABASE {cdb}"));
+    let collation = other_collation(b, &cdb).map(|c| format!(" COLLATE {c}")).unwrap_or_default();
+    let pairs = value_pairs(a.version_num.min(b.version_num));
+    let (mut ps, mut cs) = (vec![], vec![]);
+    let mut want = vec![];
+    for (n, (ty, pa, cb)) in pairs.iter().enumerate() {
+        let differ = printed_differently(a, ty, pa, cb);
+        let coll = if ty == "text" { collation.as_str() } else { "" };
+        ps.push(format!("CREATE TABLE v{n} (k int PRIMARY KEY, v {ty}); INSERT INTO v{n} VALUES (1, {pa});"));
+        cs.push(format!("CREATE TABLE v{n} (k int PRIMARY KEY, v {ty}{coll}); INSERT INTO v{n} VALUES (1, {cb});"));
+        want.push((format!("public.v{n}"), if differ { (0, 1, 0) } else { (0, 0, 0) }, differ));
+        let keyable = !["json", "NULL"].iter().any(|x| ty == x || pa == x || cb == x);
+        if keyable {
+            ps.push(format!("CREATE TABLE k{n} (v {ty} PRIMARY KEY); INSERT INTO k{n} VALUES ({pa});"));
+            cs.push(format!("CREATE TABLE k{n} (v {ty}{coll} PRIMARY KEY); INSERT INTO k{n} VALUES ({cb});"));
+            want.push((format!("public.k{n}"), if differ { (1, 0, 1) } else { (0, 0, 0) }, differ));
+        }
+    }
+    let enum_type = "CREATE TYPE mood AS ENUM ('sad', 'ok');";
+    exec_on(a, &pdb, &format!("{enum_type}{}", ps.join("\n")));
+    exec_on(b, &cdb, &format!("{enum_type}{}", cs.join("\n")));
+    let (p, c) = (format!("{} dbname={pdb}", a.base), format!("{} dbname={cdb}", b.base));
+    let differing = want.iter().filter(|w| w.2).count();
+    assert!(differing > 20 && want.len() - differing > 20, "both kinds of pairs: {differing} of {}", want.len());
+    check_pairs(&p, &c, &want);
+
+    // Text in a LATIN1 parent and a UTF-8 child: the same text is other bytes, and the same
+    // bytes (C3 A9) are 'Ã©' in one and 'é' in the other.
+    let (lp, lc) = (format!("{tag}_lp"), format!("{tag}_lc"));
+    exec_on(
+        a,
+        "postgres",
+        &format!("CREATE DATABASE {lp} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"),
+    );
+    exec_on(b, "postgres", &format!("CREATE DATABASE {lc}"));
+    let mut lwant = vec![];
+    for (n, (pa, cb)) in [("'é'", "'é'"), ("'Ã©'", "'é'"), ("'abc'", "'abc'"), ("'ÿ'", "'Ÿ'")].iter().enumerate()
+    {
+        exec_on(a, &lp, &format!("CREATE TABLE e{n} (k int PRIMARY KEY, v text); INSERT INTO e{n} VALUES (1, {pa})"));
+        exec_on(b, &lc, &format!("CREATE TABLE e{n} (k int PRIMARY KEY, v text); INSERT INTO e{n} VALUES (1, {cb})"));
+        let differ = pa != cb;
+        lwant.push((format!("public.e{n}"), if differ { (0, 1, 0) } else { (0, 0, 0) }, differ));
+    }
+    check_pairs(&format!("{} dbname={lp}", a.base), &format!("{} dbname={lc}", b.base), &lwant);
+
+    for (cl, db) in [(a, &pdb), (b, &cdb), (a, &lp), (b, &lc)] {
+        exec_on(cl, "postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+    }
+}
+
+/// Hash and stream give the same report; per table, the counts wanted and one differing block
+/// exactly when the values differ.
+fn check_pairs(p: &str, c: &str, want: &[(String, (u64, u64, u64), bool)]) {
+    let stream = run(p, c, &["--strategy", "stream"]);
+    let hash = run(p, c, &["--strategy", "hash"]);
+    assert_eq!(without_stats(&hash), without_stats(&stream), "hash and stream disagree");
+    for (name, counts, differ) in want {
+        let t = table(&hash, name);
+        let got = (
+            t["counts"]["inserted"].as_u64().unwrap(),
+            t["counts"]["updated"].as_u64().unwrap(),
+            t["counts"]["deleted"].as_u64().unwrap(),
+        );
+        assert_eq!(got, *counts, "{name}: {}", t["columns"]);
+        assert_eq!(t["stats"]["strategy"], "hash", "{name}");
+        let blocks = t["stats"]["blocks"]["differing"].as_u64().unwrap();
+        assert_eq!(blocks > 0, *differ, "{name}: {} differing blocks", blocks);
     }
 }
