@@ -278,9 +278,16 @@ async fn drive(
             loop {
                 let Some(table) = queue.lock().expect("queue lock").pop_front() else { return Ok(()) };
                 let parts = if split { hash_parts(table.rows, all_rows, p.connections()) } else { 1 };
-                let mut summary =
-                    diff_table(Arc::new(table.clone()), &p, &c, (w, parts), tx.clone(), (strategy, shard), use_identity)
-                        .await?;
+                let mut summary = diff_table(
+                    Arc::new(table.clone()),
+                    &p,
+                    &c,
+                    (w, parts),
+                    tx.clone(),
+                    (strategy, shard),
+                    use_identity,
+                )
+                .await?;
                 let moved_out = moved.get(&table.parent_qualified).copied().unwrap_or(0);
                 for loss in row_losses(&table, &mut summary, moved_out, &c, w).await? {
                     send(&tx, Event::DataLoss(loss)).await?;
