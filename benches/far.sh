@@ -10,7 +10,8 @@
 #
 # Needs: `cargo build --release -p diff-cli -p benches`; cluster A from `benches/cluster.sh start
 # /tmp/bench` with `shopbench generate --scale SCALE` run on it (conninfo in $S). Starts cluster B
-# in /tmp/bench-far on port 54339 (kept for later runs; stop it with cluster.sh stop).
+# in /tmp/bench-far on port 54339 (kept for later runs; stop it with cluster.sh stop). Branches are
+# restored once per scale (far<SCALE>_scattered, …); FAR_PREPARE_ONLY=1 stops after restoring them.
 set -euo pipefail
 scale=$1; mbit=${2:-0}; delay=${3:-0}
 here=$(cd "$(dirname "$0")" && pwd); root=$(dirname "$here")
@@ -32,14 +33,15 @@ copy_to_b() { # database on A → database on B (once)
     echo "restored $from as $to on B" >&2
   fi
 }
-copy_to_b "${parent}_branch" far_scattered
-copy_to_b "$parent" far_identical
-if [ "$(psql_b postgres -Atc "SELECT count(*) FROM pg_database WHERE datname = 'far_clustered'")" = 0 ]; then
-  copy_to_b "$parent" far_clustered
+copy_to_b "${parent}_branch" far${scale}_scattered
+copy_to_b "$parent" far${scale}_identical
+if [ "$(psql_b postgres -Atc "SELECT count(*) FROM pg_database WHERE datname = 'far${scale}_clustered'")" = 0 ]; then
+  copy_to_b "$parent" far${scale}_clustered
   # 0.15 % of orders' rows changed, all within the first 1 % of its keys.
-  psql_b far_clustered -c "UPDATE orders SET status = 'clustered' WHERE id <= $scale * 10000 AND id % 7 = 0"
-  psql_b far_clustered -c "VACUUM ANALYZE orders"
+  psql_b far${scale}_clustered -c "UPDATE orders SET status = 'clustered' WHERE id <= $scale * 10000 AND id % 7 = 0"
+  psql_b far${scale}_clustered -c "VACUUM ANALYZE orders"
 fi
+[ -n "${FAR_PREPARE_ONLY:-}" ] && exit 0   # restore the branches only (untimed), run later
 
 tmp=$(mktemp -d)
 cleanup() { kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"; }
@@ -51,7 +53,7 @@ pconn="host=127.0.0.1 port=55431 user=postgres sslmode=disable dbname=$parent"
 
 echo "scale $scale, ${mbit:-0} Mbit/s (0: unlimited), ${delay} ms each way"
 printf '%-10s %-7s %9s %12s %12s %12s %12s %8s  %s\n' branch strategy seconds "proxy A MiB" "proxy B MiB" "recv P MiB" "recv C MiB" "peak MB" "tables hashed/streamed"
-for branch in far_scattered far_clustered far_identical; do
+for branch in far${scale}_scattered far${scale}_clustered far${scale}_identical; do
   for strategy in stream hash auto; do
     read -r _ a0 _ _ <"$tmp/a"; read -r _ b0 _ _ <"$tmp/b"
     cconn="host=127.0.0.1 port=55432 user=postgres sslmode=disable dbname=$branch"

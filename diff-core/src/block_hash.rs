@@ -14,14 +14,14 @@
 //! therefore decides every change.
 //!
 //! Row hashes follow the diff's equality rule ("What counts as a change" in
-//! `docs/architecture.md`): every column is turned into bytes that are equal
-//! exactly when the values are equal under the rule — the binary send format
-//! where it is canonical (integers widened to int8, numeric with its scale,
-//! floats with `-0` and one NaN, timestamps, uuid, jsonb), the text bytes
-//! otherwise (character data byte-exact whatever the collation, char(n)
-//! without its padding, and every type read as text: arrays, composites,
-//! intervals, json …, so the rule holds at every depth) — and the bytes are
-//! hashed with `hash_array_extended`, which exists from PostgreSQL 11 on.
+//! `docs/architecture.md`): each column is hashed, with its position as seed,
+//! by a function that sees exactly what the rule compares (integers widened
+//! to int8, numeric with its scale, floats with `-0` and one NaN, character
+//! data as bytes whatever the collation, char(n) without its padding, and
+//! every type read as text — arrays, composites, intervals, json … — as its
+//! text, so the rule holds at every depth); dates, times, timestamps and bytea
+//! go into one array of their send formats. The column hashes are combined by
+//! XOR and mixed once. Every function used exists from PostgreSQL 11 on.
 
 use futures_util::{pin_mut, TryStreamExt};
 
