@@ -11,7 +11,8 @@
 # Needs: `cargo build --release -p diff-cli -p benches`; cluster A from `benches/cluster.sh start
 # /tmp/bench` with `shopbench generate --scale SCALE` run on it (conninfo in $S). Starts cluster B
 # in /tmp/bench-far on port 54339 (kept for later runs; stop it with cluster.sh stop). Branches are
-# restored once per scale (far<SCALE>_scattered, …); FAR_PREPARE_ONLY=1 stops after restoring them.
+# restored once per scale (far<SCALE>_scattered, …); FAR_PREPARE_ONLY=1 stops after restoring them;
+# FAR_BRANCHES="scattered" runs only those.
 set -euo pipefail
 scale=$1; mbit=${2:-0}; delay=${3:-0}
 here=$(cd "$(dirname "$0")" && pwd); root=$(dirname "$here")
@@ -53,7 +54,8 @@ pconn="host=127.0.0.1 port=55431 user=postgres sslmode=disable dbname=$parent"
 
 echo "scale $scale, ${mbit:-0} Mbit/s (0: unlimited), ${delay} ms each way"
 printf '%-10s %-7s %9s %12s %12s %12s %12s %8s  %s\n' branch strategy seconds "proxy A MiB" "proxy B MiB" "recv P MiB" "recv C MiB" "peak MB" "tables hashed/streamed"
-for branch in far${scale}_scattered far${scale}_clustered far${scale}_identical; do
+for kind in ${FAR_BRANCHES:-scattered clustered identical}; do
+  branch=far${scale}_$kind
   for strategy in stream hash auto; do
     read -r _ a0 _ _ <"$tmp/a"; read -r _ b0 _ _ <"$tmp/b"
     cconn="host=127.0.0.1 port=55432 user=postgres sslmode=disable dbname=$branch"
