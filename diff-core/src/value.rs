@@ -23,11 +23,11 @@ pub enum Kind {
     Int8,
     /// oid
     Oid,
-    /// float4: -0 equals 0, NaN equals NaN.
+    /// float4: `-0` differs from 0 (it prints differently), every NaN equals every NaN.
     Float4,
-    /// float8: -0 equals 0, NaN equals NaN.
+    /// float8: `-0` differs from 0 (it prints differently), every NaN equals every NaN.
     Float8,
-    /// numeric: compared by value, display scale ignored.
+    /// numeric: compared by value and display scale (`1.0` and `1.00` print differently).
     Numeric,
     /// text, varchar, name, and every type selected as text.
     Text,
@@ -47,7 +47,7 @@ pub enum Kind {
     Timestamptz,
     /// json: text kept and compared exactly.
     Json,
-    /// jsonb: semantic (key order and number scale are not changes).
+    /// jsonb: its canonical text (key order is not a change, a number's scale is).
     Jsonb,
 }
 
