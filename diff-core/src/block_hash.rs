@@ -281,29 +281,39 @@ async fn digests(side: &Side, conn: usize, plan: &TablePlan, parent: bool, scope
         [rows, scope.shard.map(|s| shard_condition(plan, parent, s))].into_iter().flatten().collect();
     let filter = if rows.is_empty() { String::new() } else { format!(" WHERE {}", rows.join(" AND ")) };
     let part = blocks.map(|b| format!(" WHERE {b}")).unwrap_or_default();
-    // sum(int8) is exact (numeric); reduced modulo 2^64 into int8's range, per block only. Each
-    // digest is packed as int4send(block) || int8send(sum), ascending, 65,536 to a value.
-    let sql = format!(
+    let rows = format!(
+        "SELECT {} AS b, {} AS h FROM {}{filter}",
+        scope.cut.block_expr(plan, parent),
+        row_hash(plan, parent),
+        q.from
+    );
+    let context = format!("hashing the blocks of {}", plan.qualified());
+    fetch_digests(side, conn, &digest_sql(&rows, &part), scope.range.1 - scope.range.0, &context).await
+}
+
+/// The digest query over `rows` (a query of block numbers `b` and row hashes
+/// `h`), `part` filtering its block numbers. sum(int8) is exact (numeric);
+/// reduced modulo 2^64 into int8's range, per block only. Each digest is
+/// packed as int4send(block) || int8send(sum), ascending, 65,536 to a value.
+fn digest_sql(rows: &str, part: &str) -> String {
+    format!(
         "SELECT string_agg(int4send(b) || int8send(s), ''::bytea ORDER BY b)
          FROM (SELECT b, ((((sum(h) % 18446744073709551616) + 18446744073709551616) % 18446744073709551616)
                           - 9223372036854775808)::int8 AS s
-               FROM (SELECT {b} AS b, {h} AS h FROM {from}{filter}) AS pgbd_h{part}
+               FROM ({rows}) AS pgbd_h{part}
                GROUP BY b) AS pgbd_d
-         GROUP BY b / {DIGESTS_PER_VALUE}",
-        b = scope.cut.block_expr(plan, parent),
-        h = row_hash(plan, parent),
-        from = q.from,
-    );
-    let context = format!("hashing the blocks of {}", plan.qualified());
-    fit_work_mem(side, conn, scope.range.1 - scope.range.0, &context).await?;
-    let rows = side
-        .client(conn)
-        .query_raw(&sql, std::iter::empty::<i32>())
-        .await
-        .map_err(|e| side.query_error(&context, &e))?;
+         GROUP BY b / {DIGESTS_PER_VALUE}"
+    )
+}
+
+/// Runs a digest query summing about `blocks` blocks: the digests, sorted by block, and the bytes received.
+async fn fetch_digests(side: &Side, conn: usize, sql: &str, blocks: i64, context: &str) -> Result<(Vec<Digest>, u64)> {
+    fit_work_mem(side, conn, blocks, context).await?;
+    let rows =
+        side.client(conn).query_raw(sql, std::iter::empty::<i32>()).await.map_err(|e| side.query_error(context, &e))?;
     pin_mut!(rows);
     let (mut out, mut bytes) = (vec![], 0);
-    while let Some(r) = rows.try_next().await.map_err(|e| side.query_error(&context, &e))? {
+    while let Some(r) = rows.try_next().await.map_err(|e| side.query_error(context, &e))? {
         let packed: &[u8] = r.get(0);
         bytes += packed.len() as u64 + 11;
         out.extend(unpack(packed));
@@ -361,6 +371,20 @@ pub struct Blocks {
     pub bytes: (u64, u64),
     /// Connections per side the blocks were hashed on.
     pub parts: u64,
+    /// The differing blocks hashed again in finer ranges ([`refine`]).
+    pub refined: Option<Refined>,
+}
+
+/// Differing key-range blocks hashed again, each cut into sub-ranges: only
+/// the rows of differing sub-ranges are read.
+#[derive(Debug, Clone)]
+pub struct Refined {
+    /// The finer cut ([`Ranges::refine`]).
+    pub ranges: Ranges,
+    /// Sub-ranges holding rows on either side, within the differing blocks.
+    pub present: i64,
+    /// Sub-ranges whose digests differ, ascending.
+    pub differing: Vec<i32>,
 }
 
 /// Blocks each connection hashes at least when a table's blocks are split
@@ -389,7 +413,7 @@ pub async fn compare(
     let ((pd, pb), (cd, cb)) =
         tokio::try_join!(side_digests(p, plan, true, &scopes), side_digests(c, plan, false, &scopes))?;
     let (differing, present) = differing(&pd, &cd);
-    Ok(Blocks { cut, present, differing, bytes: (pb, cb), parts: parts as u64 })
+    Ok(Blocks { cut, present, differing, bytes: (pb, cb), parts: parts as u64, refined: None })
 }
 
 /// One side's digests of every scope, sorted by block, and the bytes received.
@@ -426,8 +450,91 @@ impl Blocks {
     }
 }
 
+/// Rows a sub-range holds on average after refining: fewer cost more digest
+/// bytes than they save in rows read, more read more unchanged rows per change.
+const REFINED_ROWS: i64 = 2;
+/// Most sub-ranges a block is cut into.
+const MAX_PARTS: i64 = 64;
+/// Rows of differing blocks worth at least this many bytes on the wire are
+/// worth a second, finer digest round (one more round trip) before reading.
+const REFINE_MIN_BYTES: i64 = 256 << 10;
+
+/// Whether hashing the differing key-range blocks again, finer, should pay:
+/// enough of their rows would be read (by the table's estimated bytes per row)
+/// and a block holds rows enough to cut; a table whose blocks mostly differ is read whole.
+fn refine_parts(plan: &TablePlan, blocks: &Blocks) -> Option<Ranges> {
+    let Cut::KeyRange(r) = blocks.cut else { return None };
+    let rows_per_block = plan.rows.max(0) / blocks.present.max(1);
+    let row_bytes = plan.bytes.max(0) / plan.rows.max(1);
+    let read = blocks.differing.len() as i64 * rows_per_block * row_bytes;
+    if blocks.mostly_differ() || blocks.differing.is_empty() || read < refine_min_bytes() {
+        return None;
+    }
+    r.refine((rows_per_block / REFINED_ROWS).clamp(2, MAX_PARTS))
+}
+
+/// [`REFINE_MIN_BYTES`], or `PGBRANCHDIFF_REFINE_MIN_BYTES` when set: the
+/// generated differential test sets 0, so that its small tables take the
+/// second round too.
+fn refine_min_bytes() -> i64 {
+    static MIN: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| {
+        std::env::var("PGBRANCHDIFF_REFINE_MIN_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(REFINE_MIN_BYTES)
+    })
+}
+
+/// Hashes the rows of the differing key-range blocks again in finer
+/// sub-ranges, both sides at once, reading them by index (one range read per
+/// run of consecutive blocks, joined with the runs' bounds), so that only the
+/// rows of differing sub-ranges are read: the block size adapts to how
+/// sparse the differences turned out to be. Blocks unchanged when refining
+/// would not pay ([`refine_parts`]).
+pub async fn refine(
+    plan: &TablePlan,
+    (p, c): (&Side, &Side),
+    conn: usize,
+    blocks: Blocks,
+    shard: Option<Shard>,
+) -> Result<Blocks> {
+    let Some(fine) = refine_parts(plan, &blocks) else { return Ok(blocks) };
+    let Cut::KeyRange(coarse) = blocks.cut else { return Ok(blocks) };
+    let (starts, lasts) = coarse.run_arrays(&blocks.differing);
+    let fine_blocks = blocks.differing.len() as i64 * fine.parts;
+    let context = format!("hashing the differing blocks of {} again", plan.qualified());
+    let sql = |parent: bool| {
+        let col = column_ref(&plan.columns[0], parent);
+        let shard = shard.map(|s| format!(" WHERE {}", shard_condition(plan, parent, s))).unwrap_or_default();
+        let rows = format!(
+            "SELECT {} AS b, {} AS h FROM {} JOIN ROWS FROM (pg_catalog.unnest({starts}), pg_catalog.unnest({lasts})) AS pgbd_r(s, l) \
+             ON {col} >= pgbd_r.s AND {col} <= pgbd_r.l{shard}",
+            fine.block_expr(plan, parent),
+            row_hash(plan, parent),
+            side_query(plan, parent).from,
+        );
+        digest_sql(&rows, "")
+    };
+    let (psql, csql) = (sql(true), sql(false));
+    let ((pd, pb), (cd, cb)) = tokio::try_join!(
+        fetch_digests(p, conn, &psql, fine_blocks, &context),
+        fetch_digests(c, conn, &csql, fine_blocks, &context)
+    )?;
+    let (differing, present) = differing(&pd, &cd);
+    let bytes = (blocks.bytes.0 + pb, blocks.bytes.1 + cb);
+    Ok(Blocks { bytes, refined: Some(Refined { ranges: fine, present, differing }), ..blocks })
+}
+
 /// `WHERE` clause selecting the rows of the differing blocks on one side (within the shard).
 pub fn filter(plan: &TablePlan, blocks: &Blocks, parent: bool, shard: Option<Shard>) -> String {
+    if let Some(r) = &blocks.refined {
+        if r.differing.is_empty() {
+            return "false".into();
+        }
+        let f = r.ranges.filter(plan, parent, &r.differing);
+        return match shard {
+            Some(s) => format!("{} AND {f}", shard_condition(plan, parent, s)),
+            None => f,
+        };
+    }
     if blocks.differing.is_empty() {
         return "false".into();
     }

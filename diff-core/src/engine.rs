@@ -340,7 +340,8 @@ async fn diff_table(
             let cut = block_hash::cut(&plan, (p, c), conn).await?;
             let jobs = p.connections();
             let conns: Vec<usize> = (0..parts).map(|k| (conn + k) % jobs).collect();
-            Some(block_hash::compare(&plan, (p, c), &conns, cut, shard).await?)
+            let blocks = block_hash::compare(&plan, (p, c), &conns, cut, shard).await?;
+            Some(block_hash::refine(&plan, (p, c), conn, blocks, shard).await?)
         }
         _ => None,
     };
@@ -386,6 +387,9 @@ async fn diff_table(
         summary.child.identity_checked = s.child_scanned.0;
         summary.child.bytes += s.child_scanned.1;
     }
+    let refined = blocks
+        .as_ref()
+        .and_then(|b| b.refined.as_ref().map(|r| (b.differing.len(), r.ranges.parts, r.differing.len())));
     if let Some(b) = blocks {
         summary.strategy = ReadStrategy::Hash;
         summary.parent.bytes += b.bytes.0;
@@ -395,11 +399,18 @@ async fn diff_table(
             block_hash::Cut::KeyRange(_) => BlockCut::KeyRange,
         };
         let (count, differing) = (b.cut.count() as u64, b.differing.len() as u64);
-        summary.blocks = Some(BlockStats { by, count, differing, parts: b.parts });
+        let (refined_parts, refined_differing) =
+            b.refined.as_ref().map_or((0, 0), |r| (r.ranges.parts as u64, r.differing.len() as u64));
+        summary.blocks = Some(BlockStats { by, count, differing, parts: b.parts, refined_parts, refined_differing });
     }
-    summary.reason = match whole {
-        true => format!("{reason}; most blocks differed: the whole table streamed"),
-        false => reason,
+    summary.reason = match (whole, refined) {
+        (true, _) => format!("{reason}; most blocks differed: the whole table streamed"),
+        (false, Some((blocks, parts, differing))) => {
+            format!(
+                "{reason}; {blocks} differing blocks hashed again in {parts} parts each: {differing} parts differed"
+            )
+        }
+        (false, None) => reason,
     };
     summary.fallback = fallback;
     summary.millis = started.elapsed().as_millis() as u64;

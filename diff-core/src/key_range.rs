@@ -26,9 +26,14 @@ const MAX_VALUES_PER_ROW: i128 = 64;
 /// thousands of index scans costs more than it saves).
 const MAX_OR_RANGES: usize = 128;
 
+/// Differing blocks past [`MAX_OR_RANGES`] runs are read as a list of their key values (an index
+/// lookup each) when they hold at most this many values; beyond, one bounded scan.
+const MAX_LISTED_VALUES: i128 = 1 << 20;
+
 /// Blocks as ranges of the leading key column: block `b` holds the values
 /// `lo + b·width ..< lo + (b+1)·width`, values below `lo` going to block 0
-/// and above `hi` to the last.
+/// and above `hi` to the last. A refined cut ([`Ranges::refine`]) cuts each
+/// such range into `parts` sub-ranges of `sub` values: block `b·parts + s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ranges {
     /// Smallest value on either side.
@@ -37,8 +42,12 @@ pub struct Ranges {
     pub hi: i64,
     /// Values per block.
     pub width: i64,
-    /// Blocks: `(hi - lo) / width + 1`.
+    /// Block numbers: `((hi - lo) / width + 1) · parts`.
     pub count: i64,
+    /// Sub-ranges per range of `width` values (1: not refined).
+    pub parts: i64,
+    /// Values per sub-range (`width` when not refined).
+    pub sub: i64,
 }
 
 /// Whether the table's rows can be cut by ranges of its leading key column:
@@ -82,7 +91,15 @@ impl Ranges {
         let target = target.max(1) as i128;
         let width = ((span + target - 1) / target).max(1);
         let count = (span - 1) / width + 1;
-        Some(Ranges { lo, hi, width: width as i64, count: count as i64 })
+        Some(Ranges { lo, hi, width: width as i64, count: count as i64, parts: 1, sub: width as i64 })
+    }
+
+    /// These ranges each cut into about `parts` sub-ranges (never empty ones), or
+    /// None when a range holds too few values to cut.
+    pub fn refine(&self, parts: i64) -> Option<Ranges> {
+        let sub = (self.width + parts.max(1) - 1) / parts.max(1);
+        let parts = (self.width + sub - 1) / sub;
+        (self.parts == 1 && parts > 1).then_some(Ranges { count: self.count * parts, parts, sub, ..*self })
     }
 
     /// The block number of a row on one side. Clamped first, so the
@@ -91,33 +108,62 @@ impl Ranges {
         let (lo, hi, w) = (self.lo, self.hi, self.width);
         let col = column(&plan.columns[0], parent);
         // Quoted literals: -9223372036854775808 unquoted would be numeric.
-        format!("((LEAST(GREATEST(({col})::int8, '{lo}'::int8), '{hi}'::int8) - '{lo}'::int8) / '{w}'::int8)::int4")
+        let d = format!("(LEAST(GREATEST(({col})::int8, '{lo}'::int8), '{hi}'::int8) - '{lo}'::int8)");
+        if self.parts == 1 {
+            return format!("({d} / '{w}'::int8)::int4");
+        }
+        let (parts, sub) = (self.parts, self.sub);
+        format!("({d} / '{w}'::int8 * {parts} + {d} % '{w}'::int8 / '{sub}'::int8)::int4")
     }
 
-    /// First value of block `b` (`b < count`, so no overflow).
-    fn start(&self, b: i64) -> i64 {
-        self.lo + b * self.width
+    /// Values `start ..< end` of block `b` (wide integers: the last block may end past int8).
+    fn bounds(&self, b: i64) -> (i128, i128) {
+        let (range, s) = ((b / self.parts) as i128, (b % self.parts) as i128);
+        let (w, sub) = (self.width as i128, self.sub as i128);
+        let first = self.lo as i128 + range * w;
+        (first + (s * sub).min(w), first + ((s + 1) * sub).min(w))
+    }
+
+    /// Values `start ..= last` of blocks `a..b`, None where the run is open
+    /// (block 0 takes every value below `lo`, the block holding `hi` every value above).
+    fn run_bounds(&self, (a, b): (i64, i64)) -> (Option<i64>, Option<i64>) {
+        let start = (a > 0).then(|| self.bounds(a).0 as i64);
+        let end = self.bounds(b - 1).1;
+        (start, (end <= self.hi as i128).then(|| (end - 1) as i64))
     }
 
     /// The condition selecting blocks `a..b` on one side, as a range of the
     /// column (open at the table's ends, where clamped rows live); None for
     /// all blocks.
-    pub fn condition(&self, plan: &TablePlan, parent: bool, (a, b): (i64, i64)) -> Option<String> {
+    pub fn condition(&self, plan: &TablePlan, parent: bool, run: (i64, i64)) -> Option<String> {
         let col = column(&plan.columns[0], parent);
-        let mut parts = vec![];
-        if a > 0 {
-            parts.push(format!("{col} >= '{}'::int8", self.start(a)));
-        }
-        if b < self.count {
-            parts.push(format!("{col} < '{}'::int8", self.start(b)));
-        }
+        let (start, last) = self.run_bounds(run);
+        let parts: Vec<String> =
+            [start.map(|s| format!("{col} >= '{s}'::int8")), last.map(|l| format!("{col} <= '{l}'::int8"))]
+                .into_iter()
+                .flatten()
+                .collect();
         (!parts.is_empty()).then(|| parts.join(" AND "))
+    }
+
+    /// Runs of the differing blocks as inclusive key bounds, for a join with
+    /// `unnest(starts, lasts)` (open ends as int8's extremes): one index range
+    /// read per run, however many runs there are.
+    pub fn run_arrays(&self, differing: &[i32]) -> (String, String) {
+        let (mut starts, mut lasts) = (vec![], vec![]);
+        for r in runs(differing) {
+            let (s, l) = self.run_bounds(r);
+            starts.push(s.unwrap_or(i64::MIN).to_string());
+            lasts.push(l.unwrap_or(i64::MAX).to_string());
+        }
+        (format!("'{{{}}}'::int8[]", starts.join(",")), format!("'{{{}}}'::int8[]", lasts.join(",")))
     }
 
     /// The condition selecting the rows of the differing blocks on one side:
     /// contiguous blocks merged into one key range, each an index range read;
-    /// past [`MAX_OR_RANGES`] ranges, the span from the first to the last,
-    /// filtered by block number.
+    /// past [`MAX_OR_RANGES`] ranges, every key value they hold as one list
+    /// (an index lookup each) when there are at most [`MAX_LISTED_VALUES`];
+    /// else the span from the first to the last, filtered by block number.
     pub fn filter(&self, plan: &TablePlan, parent: bool, differing: &[i32]) -> String {
         let runs = runs(differing);
         let cond = |r| self.condition(plan, parent, r).unwrap_or_else(|| "true".into());
@@ -125,9 +171,44 @@ impl Ranges {
             let parts: Vec<String> = runs.into_iter().map(|r| format!("({})", cond(r))).collect();
             return format!("({})", parts.join(" OR "));
         }
+        if let Some(listed) = self.listed(plan, parent, differing) {
+            return listed;
+        }
         let span = (runs[0].0, runs[runs.len() - 1].1);
         let list: Vec<String> = differing.iter().map(i32::to_string).collect();
         format!("{} AND {} = ANY ('{{{}}}'::int4[])", cond(span), self.block_expr(plan, parent), list.join(","))
+    }
+
+    /// The differing blocks' key values as one list the key's index looks up
+    /// (`= ANY` of an array built on the server from the runs' bounds), the
+    /// open ends as conditions of their own; None past [`MAX_LISTED_VALUES`].
+    fn listed(&self, plan: &TablePlan, parent: bool, differing: &[i32]) -> Option<String> {
+        let runs = runs(differing);
+        let (lo, hi) = (self.lo as i128, self.hi as i128);
+        let values: i128 = runs.iter().map(|&(a, b)| self.bounds(b - 1).1.min(hi + 1) - self.bounds(a).0.max(lo)).sum();
+        if values > MAX_LISTED_VALUES {
+            return None;
+        }
+        let col = column(&plan.columns[0], parent);
+        let (starts, ends): (Vec<String>, Vec<String>) = runs
+            .iter()
+            .map(|&(a, b)| (self.bounds(a).0.max(lo).to_string(), (self.bounds(b - 1).1.min(hi + 1) - 1).to_string()))
+            .unzip();
+        let mut parts = vec![format!(
+            "{col} = ANY (ARRAY(SELECT pg_catalog.generate_series(pgbd_r.s, pgbd_r.l) \
+             FROM ROWS FROM (pg_catalog.unnest('{{{}}}'::int8[]), pg_catalog.unnest('{{{}}}'::int8[])) AS pgbd_r(s, l)))",
+            starts.join(","),
+            ends.join(",")
+        )];
+        // Rows outside [lo, hi] belong to the first and last blocks (none when the bounds hold).
+        let (first, last) = (runs[0], runs[runs.len() - 1]);
+        if self.run_bounds(first).0.is_none() {
+            parts.push(format!("{col} < '{}'::int8", self.lo));
+        }
+        if self.run_bounds(last).1.is_none() {
+            parts.push(format!("{col} > '{}'::int8", self.hi));
+        }
+        Some(format!("({})", parts.join(" OR ")))
     }
 }
 
@@ -155,9 +236,9 @@ mod tests {
         // Not a multiple: the last block is shorter.
         let r = Ranges::new(-5, 1000, 100, 1000).unwrap();
         assert_eq!((r.width, r.count), (11, 92));
-        assert!(r.start(r.count - 1) <= 1000 && r.start(r.count - 1) + r.width > 1000);
+        assert!(r.bounds(r.count - 1).0 <= 1000 && r.bounds(r.count - 1).1 > 1000);
         // More blocks than values: one value a block.
-        assert_eq!(Ranges::new(7, 9, 100, 3).unwrap(), Ranges { lo: 7, hi: 9, width: 1, count: 3 });
+        assert_eq!(Ranges::new(7, 9, 100, 3).unwrap(), Ranges { lo: 7, hi: 9, width: 1, count: 3, parts: 1, sub: 1 });
         // A single value.
         assert_eq!(Ranges::new(7, 7, 100, 1).unwrap().count, 1);
     }
@@ -168,7 +249,26 @@ mod tests {
         assert!(Ranges::new(1, 64_002, 10, 1000).is_none());
         assert!(Ranges::new(i64::MIN, i64::MAX, 10, i64::MAX).is_none());
         let r = Ranges::new(i64::MIN, i64::MIN + 999, 10, 1000).unwrap();
-        assert_eq!(r.start(9), i64::MIN + 900);
+        assert_eq!(r.bounds(9).0, i64::MIN as i128 + 900);
+    }
+
+    #[test]
+    fn refined_ranges_cut_each_range_and_stay_open_at_the_ends() {
+        // Width 10 over 1..=1000: block 5 holds 51..=60.
+        let r = Ranges::new(1, 1000, 100, 1000).unwrap();
+        assert_eq!(r.run_bounds((5, 6)), (Some(51), Some(60)));
+        // Four parts of 3 values: 3 + 3 + 3 + 1.
+        let f = r.refine(4).unwrap();
+        assert_eq!((f.parts, f.sub, f.count), (4, 3, 400));
+        assert_eq!([f.bounds(20), f.bounds(21), f.bounds(23)], [(51, 54), (54, 57), (60, 61)]);
+        assert_eq!(f.run_bounds((20, 24)), r.run_bounds((5, 6)));
+        // Block 0 takes every value below lo, the block holding hi every value above.
+        assert_eq!(f.run_bounds((0, 1)), (None, Some(3)));
+        assert_eq!(f.run_bounds((399, 400)), (Some(1000), None));
+        // Never empty sub-ranges; a range of one value, or a refined one, is not cut again.
+        assert_eq!(r.refine(7).unwrap().parts, 5);
+        assert!(r.refine(1).is_none() && f.refine(2).is_none());
+        assert!(Ranges::new(7, 9, 100, 3).unwrap().refine(4).is_none());
     }
 
     #[test]

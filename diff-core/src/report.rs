@@ -172,6 +172,10 @@ pub struct BlockStats {
     pub differing: u64,
     /// Connections per side that hashed the blocks (`--jobs` splits a large table).
     pub parts: u64,
+    /// Sub-ranges each differing block was cut into when hashed again (0: not hashed again).
+    pub refined_parts: u64,
+    /// Sub-ranges whose digests differed: then only their rows were read.
+    pub refined_differing: u64,
 }
 
 /// Result of one table once it is done.

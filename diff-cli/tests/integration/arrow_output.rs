@@ -100,7 +100,7 @@ fn assert_same(doc: &J, arrow: &J) -> BTreeMap<(String, String, String), Vec<Str
         for side in ["parent", "child"] {
             assert_eq!(t["stats"][side]["bytes"], a[format!("{side}_bytes")], "{name}");
         }
-        for k in ["by", "count", "differing", "parts"] {
+        for k in ["by", "count", "differing", "parts", "refined_parts", "refined_differing"] {
             let json = t["stats"].get("blocks").map_or(J::Null, |b| b[k].clone());
             assert_eq!(json, a[format!("blocks_{k}")], "{name} blocks.{k}");
         }

@@ -99,6 +99,8 @@ pub(crate) fn tables(
             ("blocks_count", blocks(&|b| b.count)),
             ("blocks_differing", blocks(&|b| b.differing)),
             ("blocks_parts", blocks(&|b| b.parts)),
+            ("blocks_refined_parts", blocks(&|b| b.refined_parts)),
+            ("blocks_refined_differing", blocks(&|b| b.refined_differing)),
             ("parent_rows", num(&|s| s.parent.rows)),
             ("parent_bytes", num(&|s| s.parent.bytes)),
             ("parent_identity_checked", num(&|s| s.parent.identity_checked)),
