@@ -1702,8 +1702,8 @@ struct Outcome {
 fn child_locale(method: Method, seed: u64, version: i32) -> &'static str {
     let icu = match method {
         Method::Template => false,
-        Method::Restore => seed % 3 == 0,
-        Method::SecondCluster => seed % 3 != 0,
+        Method::Restore => seed.is_multiple_of(3),
+        Method::SecondCluster => !seed.is_multiple_of(3),
     };
     if icu && version >= 150000 {
         " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'und'"
@@ -1823,7 +1823,7 @@ fn run_case(seed: u64) -> Outcome {
         }
         // On even seeds, every differing key-range block is hashed again in finer ranges
         // (a table must otherwise be large for that to pay).
-        let refine = if strategy == "hash" && seed % 2 == 0 { "0" } else { "" };
+        let refine = if strategy == "hash" && seed.is_multiple_of(2) { "0" } else { "" };
         let run = harness::cli(&args, &[("RUST_BACKTRACE", "1"), ("PGBRANCHDIFF_REFINE_MIN_BYTES", refine)]);
         if run.code != 0 && run.code != 1 {
             outcome.problems.push(format!("[{strategy}] exit {}: {}", run.code, condense(&run.stderr)));
