@@ -140,6 +140,11 @@ fn null_hash(i: usize) -> i64 {
 /// of row hashes is no sum over each column apart (two rows swapping one
 /// column's values change it).
 fn columns_hash(cols: &[ColumnPlan], q: &crate::plan::Query, parent: bool, seed: i64) -> String {
+    mix(seed, &columns_xor(cols, q, parent))
+}
+
+/// The column hashes of these columns combined by XOR, before the final mix.
+fn columns_xor(cols: &[ColumnPlan], q: &crate::plan::Query, parent: bool) -> String {
     if cols.is_empty() {
         return "0::int8".into();
     }
@@ -155,7 +160,17 @@ fn columns_hash(cols: &[ColumnPlan], q: &crate::plan::Query, parent: bool, seed:
     if !bytes.is_empty() {
         hashes.push(format!("pg_catalog.hash_array_extended(ARRAY[{}]::bytea[], 0)", bytes.join(", ")));
     }
-    format!("pg_catalog.hashint4extended({seed}, {})", hashes.join(" # "))
+    hashes.join(" # ")
+}
+
+/// The combined column hashes `x` mixed once more, keyed by `seed`.
+fn mix(seed: i64, x: &str) -> String {
+    format!("pg_catalog.hashint4extended({seed}, {x})")
+}
+
+/// A key hash's block number out of `n`.
+fn hash_block(h: &str, n: i64) -> String {
+    format!("((({h}) & 9223372036854775807) % {n})::int4")
 }
 
 /// The row hash of one side.
@@ -195,10 +210,7 @@ impl Cut {
     pub fn block_expr(&self, plan: &TablePlan, parent: bool) -> String {
         match self {
             Cut::KeyHash(n) => {
-                format!(
-                    "((({}) & 9223372036854775807) % {n})::int4",
-                    columns_hash(&plan.columns[..plan.nkey], side_query(plan, parent), parent, 1)
-                )
+                hash_block(&columns_hash(&plan.columns[..plan.nkey], side_query(plan, parent), parent, 1), *n)
             }
             Cut::KeyRange(r) => r.block_expr(plan, parent),
         }
@@ -281,12 +293,23 @@ async fn digests(side: &Side, conn: usize, plan: &TablePlan, parent: bool, scope
         [rows, scope.shard.map(|s| shard_condition(plan, parent, s))].into_iter().flatten().collect();
     let filter = if rows.is_empty() { String::new() } else { format!(" WHERE {}", rows.join(" AND ")) };
     let part = blocks.map(|b| format!(" WHERE {b}")).unwrap_or_default();
-    let rows = format!(
-        "SELECT {} AS b, {} AS h FROM {}{filter}",
-        scope.cut.block_expr(plan, parent),
-        row_hash(plan, parent),
-        q.from
-    );
+    let rows = match scope.cut {
+        // A keyless table's block is its whole row's hash: the column hashes are
+        // computed once per row (`OFFSET 0` keeps the planner from inlining them twice).
+        Cut::KeyHash(n) if plan.nkey == plan.columns.len() => format!(
+            "SELECT {} AS b, {} AS h FROM (SELECT {} AS x FROM {}{filter} OFFSET 0) AS pgbd_x",
+            hash_block(&mix(1, "x"), n),
+            mix(0, "x"),
+            columns_xor(&plan.columns, q, parent),
+            q.from
+        ),
+        _ => format!(
+            "SELECT {} AS b, {} AS h FROM {}{filter}",
+            scope.cut.block_expr(plan, parent),
+            row_hash(plan, parent),
+            q.from
+        ),
+    };
     let context = format!("hashing the blocks of {}", plan.qualified());
     fetch_digests(side, conn, &digest_sql(&rows, &part), scope.range.1 - scope.range.0, &context).await
 }
