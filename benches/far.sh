@@ -12,7 +12,8 @@
 # /tmp/bench` with `shopbench generate --scale SCALE` run on it (conninfo in $S). Starts cluster B
 # in /tmp/bench-far on port 54339 (kept for later runs; stop it with cluster.sh stop). Branches are
 # restored once per scale (far<SCALE>_scattered, …); FAR_PREPARE_ONLY=1 stops after restoring them;
-# FAR_BRANCHES="scattered" runs only those.
+# FAR_BRANCHES="scattered" runs only those; "sparse dense" adds two more (1 in 700 and 1 in 70 of
+# orders' rows changed, evenly).
 set -euo pipefail
 scale=$1; mbit=${2:-0}; delay=${3:-0}
 here=$(cd "$(dirname "$0")" && pwd); root=$(dirname "$here")
@@ -42,6 +43,16 @@ if [ "$(psql_b postgres -Atc "SELECT count(*) FROM pg_database WHERE datname = '
   psql_b far${scale}_clustered -c "UPDATE orders SET status = 'clustered' WHERE id <= $scale * 10000 AND id % 7 = 0"
   psql_b far${scale}_clustered -c "VACUUM ANALYZE orders"
 fi
+# sparse and dense (run only when FAR_BRANCHES names them): orders' rows changed evenly over all its
+# keys, 1 in 700 and 1 in 70 — ten times the changes, for how cost grows with them.
+for kind in ${FAR_BRANCHES:-}; do
+  case $kind in sparse) every=700;; dense) every=70;; *) continue;; esac
+  if [ "$(psql_b postgres -Atc "SELECT count(*) FROM pg_database WHERE datname = 'far${scale}_$kind'")" = 0 ]; then
+    copy_to_b "$parent" far${scale}_$kind
+    psql_b far${scale}_$kind -c "UPDATE orders SET status = '$kind' WHERE id % $every = 0"
+    psql_b far${scale}_$kind -c "VACUUM ANALYZE orders"
+  fi
+done
 [ -n "${FAR_PREPARE_ONLY:-}" ] && exit 0   # restore the branches only (untimed), run later
 
 tmp=$(mktemp -d)

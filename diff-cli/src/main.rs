@@ -60,7 +60,10 @@ fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
@@ -74,6 +77,22 @@ fn main() -> ExitCode {
         }
         Err(e) => fail(e),
     }
+}
+
+/// Help and version as clap prints them; a usage error as one line in the
+/// style of every other error, exit status 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    {
+        e.exit();
+    }
+    // The message is clap's first paragraph (a list of missing arguments included), on one line.
+    let text = e.render().to_string();
+    let first: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+    eprintln!("pgbranchdiff: error: {} (see --help)", first.join(" ").trim_start_matches("error: "));
+    ExitCode::from(2)
 }
 
 fn fail(e: anyhow::Error) -> ExitCode {

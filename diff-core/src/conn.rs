@@ -332,7 +332,7 @@ impl ConnConfig {
         let fail = |e: tokio_postgres::Error| Error::Connect {
             side: self.side,
             endpoint: self.endpoint(),
-            message: self.redact(&pg_message(&e)),
+            message: self.redact(&with_hint(pg_message(&e))),
         };
         // Like libpq, no TLS over a unix socket.
         if self.is_socket() || self.ssl_mode() == Ok(SslMode::Disable) {
@@ -357,8 +357,8 @@ impl ConnConfig {
         let mut cfg = self.to_pg();
         let opened = crate::socket::open(&cfg, received)
             .await
-            .map_err(|e| fail(self.redact(&format!("error connecting to server: {e}"))))?;
-        let pg_fail = |e: tokio_postgres::Error| fail(self.redact(&pg_message(&e)));
+            .map_err(|e| fail(self.redact(&format!("error connecting to server: {e}{}", self.unreachable_hint(&e)))))?;
+        let pg_fail = |e: tokio_postgres::Error| fail(self.redact(&with_hint(pg_message(&e))));
         // Like libpq, no TLS over a unix socket.
         if self.is_socket() || self.ssl_mode() == Ok(SslMode::Disable) {
             cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
@@ -395,12 +395,34 @@ impl ConnConfig {
         })
     }
 
+    /// What to check when no server answered: like psql, whether one runs there.
+    fn unreachable_hint(&self, e: &std::io::Error) -> &'static str {
+        match e.kind() {
+            std::io::ErrorKind::NotFound if self.is_socket() => {
+                " (no server socket there: is the server running, on that port and socket directory?)"
+            }
+            std::io::ErrorKind::ConnectionRefused => {
+                " (is the server running and accepting TCP connections on that port?)"
+            }
+            _ => "",
+        }
+    }
+
     /// Removes the password from a message, in case a server or library echoes it.
     pub(crate) fn redact(&self, msg: &str) -> String {
         match self.params.get("password") {
             Some(p) if !p.is_empty() => msg.replace(p.as_str(), "********"),
             _ => msg.to_string(),
         }
+    }
+}
+
+/// A connection error's message, with where a missing password may come from.
+fn with_hint(message: String) -> String {
+    if message.contains("password missing") {
+        format!("{message} (give it with password=, PGPASSWORD or a ~/.pgpass entry)")
+    } else {
+        message
     }
 }
 

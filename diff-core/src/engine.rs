@@ -389,7 +389,7 @@ async fn diff_table(
     }
     let refined = blocks
         .as_ref()
-        .and_then(|b| b.refined.as_ref().map(|r| (b.differing.len(), r.ranges.parts, r.differing.len())));
+        .and_then(|b| b.refined.as_ref().map(|r| (b.differing.len(), r.ranges.parts, r.differing.len(), r.scanned)));
     if let Some(b) = blocks {
         summary.strategy = ReadStrategy::Hash;
         summary.parent.bytes += b.bytes.0;
@@ -405,9 +405,10 @@ async fn diff_table(
     }
     summary.reason = match (whole, refined) {
         (true, _) => format!("{reason}; most blocks differed: the whole table streamed"),
-        (false, Some((blocks, parts, differing))) => {
+        (false, Some((blocks, parts, differing, scanned))) => {
+            let how = if scanned { "one scan" } else { "index ranges" };
             format!(
-                "{reason}; {blocks} differing blocks hashed again in {parts} parts each: {differing} parts differed"
+                "{reason}; {blocks} differing blocks hashed again ({how}) in {parts} parts each: {differing} parts differed"
             )
         }
         (false, None) => reason,

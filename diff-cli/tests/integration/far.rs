@@ -396,6 +396,8 @@ const SPARSE_SETUP: &str = "
     CREATE TABLE split_b PARTITION OF split FOR VALUES FROM (50000) TO (100000);
     CREATE TABLE split_c PARTITION OF split FOR VALUES FROM (100000) TO (MAXVALUE);
     INSERT INTO split SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 150000) g;
+    CREATE TABLE dense (id bigint PRIMARY KEY, pad text);
+    INSERT INTO dense SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 100000) g;
     ANALYZE;";
 
 const SPARSE_CHANGES: &str = "
@@ -404,10 +406,19 @@ const SPARSE_CHANGES: &str = "
     DELETE FROM spread WHERE id IN (1200 + 1, 150000 + 7);          -- 2, next to updated rows
     UPDATE few SET pad = 'y' WHERE id BETWEEN 20000 AND 24760 AND id % 40 = 0;  -- 120 in one range
     UPDATE split SET pad = 'z' WHERE id % 750 = 0;                  -- 200, across the partitions
-    DELETE FROM split WHERE id = 49999;";
+    DELETE FROM split WHERE id = 49999;
+    UPDATE dense SET pad = 'd' WHERE id % 50 = 0;                   -- 2000, a third of the blocks";
 
-const SPARSE_EXPECTED: &[(&str, (u64, u64, u64))] =
-    &[("public.spread", (0, 501, 2)), ("public.few", (0, 120, 0)), ("public.split", (0, 200, 1))];
+/// Tables, their (inserted, updated, deleted) counts, and the most bytes hashing them may
+/// receive per side, in percent of what streaming them does.
+const SPARSE_EXPECTED: &[(&str, (u64, u64, u64), u64)] = &[
+    ("public.spread", (0, 501, 2), 2),
+    ("public.few", (0, 120, 0), 2),
+    ("public.split", (0, 200, 1), 2),
+    // One row in 50 changed: every change costs its sub-range's rows (a 16th of a 17-row
+    // block, about 2) where reading the blocks whole would cost a third of the table.
+    ("public.dense", (0, 2000, 0), 10),
+];
 
 #[test]
 fn sparse_changes_are_hashed_again_in_finer_ranges() {
@@ -424,14 +435,18 @@ fn sparse_changes_are_hashed_again_in_finer_ranges() {
     let stream = run(&p, &c, &["--strategy", "stream"]);
     let hash = run(&p, &c, &["--strategy", "hash"]);
     assert_eq!(without_stats(&hash), without_stats(&stream), "hash and stream disagree");
-    for (name, want) in SPARSE_EXPECTED {
+    for (name, want, most) in SPARSE_EXPECTED {
         let t = table(&hash, name);
         let k = &t["counts"];
         let got = (k["inserted"].as_u64().unwrap(), k["updated"].as_u64().unwrap(), k["deleted"].as_u64().unwrap());
         assert_eq!(got, *want, "{name}");
         let stats = &t["stats"];
         assert_eq!(stats["blocks"]["by"], "key_range", "{name}: {stats}");
-        assert!(stats["reason"].as_str().unwrap().contains("hashed again"), "{name}: {stats}");
+        let reason = stats["reason"].as_str().unwrap();
+        assert!(reason.contains("hashed again"), "{name}: {stats}");
+        // Many differing blocks are hashed again by one scan where `= ANY` is hashed (PostgreSQL 14 on).
+        let scanned = *name == "public.dense" && a.version_num >= 140_000;
+        assert_eq!(reason.contains("(one scan)"), scanned, "{name}: {reason}");
         let refined =
             (stats["blocks"]["refined_parts"].as_u64().unwrap(), stats["blocks"]["refined_differing"].as_u64());
         assert!(refined.0 > 1 && refined.1 >= Some(got.1 / 2), "{name}: {stats}");
@@ -440,7 +455,7 @@ fn sparse_changes_are_hashed_again_in_finer_ranges() {
         let streamed = &table(&stream, name)["stats"];
         for side in ["parent", "child"] {
             let (h, s) = (stats[side]["bytes"].as_u64().unwrap(), streamed[side]["bytes"].as_u64().unwrap());
-            assert!(h * 100 < s * 2, "{name} {side}: {h} bytes hashed against {s} streamed");
+            assert!(h * 100 < s * most, "{name} {side}: {h} bytes hashed against {s} streamed");
         }
     }
     // In shards and across connections the answer stays the same.
@@ -454,7 +469,7 @@ fn sparse_changes_are_hashed_again_in_finer_ranges() {
             *e = (e.0 + ins, e.1 + upd, e.2 + del);
         }
     }
-    for (name, want) in SPARSE_EXPECTED {
+    for (name, want, _) in SPARSE_EXPECTED {
         assert_eq!(sharded.get(*name), Some(want), "{name} in two shards");
     }
 

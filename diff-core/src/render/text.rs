@@ -326,6 +326,15 @@ fn schema_line(c: &SchemaChange, paint: &Paint, indent: &str) -> String {
     line
 }
 
+/// How an attribute an object lacks reads: no ACL means the owner's default privileges, not none.
+fn absent(attr: &str) -> &'static str {
+    if attr.ends_with("privileges") {
+        "(defaults)"
+    } else {
+        "(none)"
+    }
+}
+
 /// A change's attributes in short (`type integer → bigint`, `name old → new`); long or
 /// multi-line values only say that they changed (text shows them as a diff). Text and
 /// Markdown both use it, so they say the same.
@@ -338,8 +347,8 @@ pub(crate) fn details(c: &SchemaChange) -> Vec<String> {
         match (c.before.get(k), c.after.get(k)) {
             (Some(b), Some(a)) if is_long(b, a) => details.push(format!("{k} changed")),
             (Some(b), Some(a)) => details.push(format!("{k} {b} → {a}")),
-            (Some(b), None) if !whole => details.push(format!("{k} {b} → (none)")),
-            (None, Some(a)) if !whole => details.push(format!("{k} (none) → {a}")),
+            (Some(b), None) if !whole => details.push(format!("{k} {b} → {}", absent(k))),
+            (None, Some(a)) if !whole => details.push(format!("{k} {} → {a}", absent(k))),
             // A view's or function's definition reads as lines under the change, not escaped on one.
             (Some(v), None) | (None, Some(v)) if v.contains('\n') => {
                 details.push(format!("{k} ({} lines)", v.trim().lines().count()))
