@@ -660,3 +660,48 @@ fn check_pairs(p: &str, c: &str, want: &[(String, (u64, u64, u64), bool)]) {
     }
     assert_eq!(without_stats(&hash), without_stats(&stream), "hash and stream disagree");
 }
+
+/// A hosted branch is a physical clone on another server: same system
+/// identifier, OIDs and pages, and after the fork both servers hand out the
+/// same transaction ids. The same UPDATE on each then writes its new row
+/// version at the same ctid with the same xmin, holding different values:
+/// (ctid, xmin) proves nothing across the two, and every strategy must read
+/// the row.
+#[test]
+fn a_physical_clone_elsewhere_is_not_settled_by_tuple_identity() {
+    let (origin, clone) = crate::harness::cluster_and_physical_clone(|base| {
+        let mut c = postgres::Client::connect(&format!("{base} dbname=postgres"), postgres::NoTls).unwrap();
+        c.batch_execute("CREATE DATABASE fork").unwrap();
+        let mut c = postgres::Client::connect(&format!("{base} dbname=fork"), postgres::NoTls).unwrap();
+        c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)").unwrap();
+        c.batch_execute("INSERT INTO t SELECT g, 'same' FROM generate_series(1, 2000) g").unwrap();
+        c.batch_execute("VACUUM (FREEZE, ANALYZE) t").unwrap();
+    });
+    let (p, c) = (format!("{} dbname=fork", origin.0.base), format!("{} dbname=fork", clone.0.base));
+    exec_on(&origin.0, "fork", "UPDATE t SET v = 'parent' WHERE id = 7");
+    exec_on(&clone.0, "fork", "UPDATE t SET v = 'branch' WHERE id = 7");
+    // The premise, from PostgreSQL itself: one system identifier, and the row's
+    // versions at the same ctid with the same xmin on both servers.
+    let fact = |conn: &str| {
+        let mut client = postgres::Client::connect(conn, postgres::NoTls).unwrap();
+        let row = client
+            .query_one(
+                "SELECT (SELECT system_identifier::text FROM pg_control_system()), ctid::text, xmin::text, v \
+                 FROM t WHERE id = 7",
+                &[],
+            )
+            .unwrap();
+        (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, String>(2), row.get::<_, String>(3))
+    };
+    let (pf, cf) = (fact(&p), fact(&c));
+    assert_eq!((&pf.0, &pf.1, &pf.2), (&cf.0, &cf.1, &cf.2), "the clone should share identifier, ctid and xmin");
+    assert_ne!(pf.3, cf.3);
+
+    for extra in [&[][..], &["--strategy", "hash"], &["--strategy", "stream"]] {
+        let doc = run(&p, &c, extra);
+        let t = table(&doc, "public.t");
+        let counts = (&t["counts"]["inserted"], &t["counts"]["updated"], &t["counts"]["deleted"]);
+        assert_eq!(counts, (&Value::from(0), &Value::from(1), &Value::from(0)), "{extra:?}: {t}");
+        assert_ne!(t["stats"]["strategy"], "identity", "{extra:?}: {}", t["stats"]);
+    }
+}

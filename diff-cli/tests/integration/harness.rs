@@ -417,3 +417,59 @@ pub fn python_venv(name: &str, packages: &[&str], imports: &str) -> PathBuf {
     assert!(ready(&py), "{packages:?} were installed into {} but cannot be imported", venv.display());
     py
 }
+
+/// A cluster of one test's own, stopped and removed when dropped.
+pub struct Owned(pub Cluster);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        stop(Some(&self.0));
+    }
+}
+
+/// A new cluster set up by `setup` (which gets its conninfo base), and a
+/// physical clone of it, like a hosted branch: the cluster is stopped, its
+/// data directory copied, and both started, each on its own port. The clone
+/// keeps the system identifier, OIDs, pages and transaction counter, so from
+/// the fork on both servers hand out the same transaction ids. Autovacuum is
+/// off on both, so that only the test's own statements take transaction ids.
+pub fn cluster_and_physical_clone(setup: impl FnOnce(&str)) -> (Owned, Owned) {
+    let mut origin = Owned(start());
+    let mut c = postgres::Client::connect(&format!("{} dbname=postgres", origin.0.base), postgres::NoTls).unwrap();
+    c.batch_execute("ALTER SYSTEM SET autovacuum = off").unwrap();
+    drop(c);
+    setup(&origin.0.base);
+    let (bin, dir) = origin.0.stop.clone().expect("started here");
+    run_pg(&bin.join("pg_ctl"), &["-D", dir.join("data").to_str().unwrap(), "-m", "fast", "-w", "stop"]);
+    let copy = tempfile::Builder::new().prefix("pgbd-clone-").tempdir_in("/tmp").unwrap().keep();
+    let mut clone =
+        Owned(Cluster { base: String::new(), tls: None, version_num: 0, stop: Some((bin.clone(), copy.clone())) });
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let status = Command::new("cp").arg("-a").arg(dir.join("data")).arg(copy.join("data")).status().unwrap();
+    assert!(status.success(), "copying {}", dir.display());
+    if is_root() {
+        Command::new("chown").args(["-R", "postgres:postgres"]).arg(&copy).status().unwrap();
+    }
+    // Unix sockets only (the origin restarts without TLS).
+    let serve = |dir: &Path, port: u16| {
+        let o = format!(
+            "-p {port} -k {} -c listen_addresses='' -c fsync=off -c full_page_writes=off -c synchronous_commit=off",
+            dir.display()
+        );
+        let (data, log) = (dir.join("data"), dir.join("log"));
+        run_pg(
+            &bin.join("pg_ctl"),
+            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-o", &o, "start"],
+        );
+        format!("host={} port={port} user=postgres", dir.display())
+    };
+    let port = origin.0.base.split_whitespace().find_map(|w| w.strip_prefix("port=")).unwrap().parse().unwrap();
+    origin.0.base = serve(&dir, port);
+    origin.0.tls = None;
+    clone.0.base = serve(&copy, free_port());
+    for c in [&mut origin, &mut clone] {
+        c.0.version_num =
+            with_version(Cluster { base: c.0.base.clone(), tls: None, version_num: 0, stop: None }).version_num;
+    }
+    (origin, clone)
+}
