@@ -554,9 +554,11 @@ pub async fn refine(
         let shard = shard.map(|s| shard_condition(plan, parent, s));
         let rows = if scan {
             // Many blocks: one scan, the rows' coarse blocks looked up in a hashed `= ANY`.
-            let list: Vec<String> = blocks.differing.iter().map(i32::to_string).collect();
-            let cond = format!("{} = ANY ('{{{}}}'::int4[])", coarse.block_expr(plan, parent), list.join(","));
-            let cond = shard.map_or(cond.clone(), |s| format!("{s} AND {cond}"));
+            let cond = block_in(&coarse.block_expr(plan, parent), &blocks.differing);
+            let cond = match shard {
+                Some(s) => format!("{s} AND {cond}"),
+                None => cond,
+            };
             format!("SELECT {fine_block} AS b, {h} AS h FROM {from} WHERE {cond}")
         } else {
             let col = column_ref(&plan.columns[0], parent);
@@ -578,6 +580,12 @@ pub async fn refine(
     Ok(Blocks { bytes, refined: Some(Refined { ranges: fine, present, differing, scanned: scan }), ..blocks })
 }
 
+/// `block = ANY (blocks)`: from PostgreSQL 14 on a hash lookup per row, the list being a constant.
+fn block_in(block: &str, blocks: &[i32]) -> String {
+    let list: Vec<String> = blocks.iter().map(i32::to_string).collect();
+    format!("{block} = ANY ('{{{}}}'::int4[])", list.join(","))
+}
+
 /// `WHERE` clause selecting the rows of the differing blocks on one side (within the shard).
 pub fn filter(plan: &TablePlan, blocks: &Blocks, parent: bool, shard: Option<Shard>) -> String {
     if let Some(r) = &blocks.refined {
@@ -595,10 +603,7 @@ pub fn filter(plan: &TablePlan, blocks: &Blocks, parent: bool, shard: Option<Sha
     }
     let f = match &blocks.cut {
         Cut::KeyRange(r) => r.filter(plan, parent, &blocks.differing),
-        Cut::KeyHash(_) => {
-            let list: Vec<String> = blocks.differing.iter().map(i32::to_string).collect();
-            format!("{} = ANY ('{{{}}}'::int4[])", blocks.cut.block_expr(plan, parent), list.join(","))
-        }
+        Cut::KeyHash(_) => block_in(&blocks.cut.block_expr(plan, parent), &blocks.differing),
     };
     match shard {
         Some(s) => format!("{} AND {f}", shard_condition(plan, parent, s)),
