@@ -105,6 +105,16 @@ fn bad_input_is_one_line_and_exit_2() {
     assert!(run.stderr.contains("127.0.0.1:1/shop") && run.stderr.contains("parent"), "{}", run.stderr);
     assert!(!run.stderr.contains("hunter2") && !run.stdout.contains("hunter2"));
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("is the server running and accepting TCP connections"), "{}", run.stderr);
+    // No socket in the directory: the same question, for a unix socket.
+    let run = cli(&["--quiet", "host=/nonexistent port=5999 dbname=x", "host=/nonexistent port=5999 dbname=y"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("/nonexistent:5999/x") && run.stderr.contains("no server socket there"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     // A database that does not exist is named.
     let missing = format!("{} dbname=no_such_db password=hunter2", c.base);
     let run = cli(&["--quiet", &conn("postgres"), &missing], &[]);
@@ -124,8 +134,14 @@ fn bad_input_is_one_line_and_exit_2() {
             run.stderr
         );
     }
+    // Usage errors: clap's message, on one line in the same style, missing arguments named.
     let run = cli(&["only-one-arg"], &[]);
     assert_eq!(run.code, 2);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("pgbranchdiff: error: ") && run.stderr.contains("<CHILD>"), "{}", run.stderr);
+    let run = cli(&["--jobs", "0", "a", "b"], &[]);
+    assert_eq!((run.code, run.stderr.lines().count()), (2, 1), "{}", run.stderr);
+    assert!(run.stderr.contains("'--jobs <N>'"), "{}", run.stderr);
 }
 
 #[test]

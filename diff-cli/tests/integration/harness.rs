@@ -50,10 +50,15 @@ pub fn second_cluster() -> &'static Cluster {
 }
 
 fn with_version(c: Cluster) -> Cluster {
-    let mut client = postgres::Client::connect(&format!("{} dbname=postgres", c.base), postgres::NoTls)
-        .unwrap_or_else(|e| panic!("test server not reachable ({}): {e}", c.base));
+    Cluster { version_num: version_num(&c.base), ..c }
+}
+
+/// `server_version_num` of the server at `base`.
+fn version_num(base: &str) -> i32 {
+    let mut client = postgres::Client::connect(&format!("{base} dbname=postgres"), postgres::NoTls)
+        .unwrap_or_else(|e| panic!("test server not reachable ({base}): {e}"));
     let v: String = client.query_one("SHOW server_version_num", &[]).unwrap().get(0);
-    Cluster { version_num: v.parse().unwrap(), ..c }
+    v.parse().unwrap()
 }
 
 pub fn bindir() -> PathBuf {
@@ -468,8 +473,7 @@ pub fn cluster_and_physical_clone(setup: impl FnOnce(&str)) -> (Owned, Owned) {
     origin.0.tls = None;
     clone.0.base = serve(&copy, free_port());
     for c in [&mut origin, &mut clone] {
-        c.0.version_num =
-            with_version(Cluster { base: c.0.base.clone(), tls: None, version_num: 0, stop: None }).version_num;
+        c.0.version_num = version_num(&c.0.base);
     }
     (origin, clone)
 }

@@ -439,3 +439,15 @@ fn generation_expression_changed() {
         (json!("stored: (qty * 2)"), json!("stored: (qty * 3)"))
     );
 }
+
+/// A table without an ACL has its owner's default privileges, and the text report says so
+/// rather than "(none)" when a GRANT gives it one.
+#[test]
+fn privileges_first_granted_read_from_the_defaults() {
+    let pair = branch("privdefault", "CREATE TABLE t (id int);", "GRANT SELECT ON t TO PUBLIC;");
+    let (p, c) = (conn(&pair.parent), conn(&pair.child));
+    let run = cli(&["--schema-only", "--color", "never", &p, &c], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stdout.contains("privileges (defaults) → {"), "{}", run.stdout);
+    assert!(!run.stdout.contains("(none)"), "{}", run.stdout);
+}
